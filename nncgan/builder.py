@@ -1,0 +1,126 @@
+"""Validated graph -> NNabla computation graphs with shared parameters.
+
+One ParameterScope is one set of NNabla parameters (named '<scope>/<affine|conv|...>/<W|b|...>'
+as NNC names them) in the global parameter registry, whichever network uses it. A parameter
+whose LRateMultiplier is 0 in a network enters that network as an unlinked view with
+need_grad=False: it reads the same memory but backward never computes its gradient.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+import numpy as np
+import nnabla as nn
+import nnabla.functions as F
+from nnabla.parameter import get_parameter_or_create
+
+from .graph.model import Graph, Network
+from .layers import get as get_layer_type
+
+
+@dataclass
+class Generator:
+    """An input drawn afresh for every step: NNC's Input with Generator Normal/Uniform/Constant."""
+
+    var: nn.Variable
+    kind: str
+    multiplier: float
+
+    def draw(self, rng):
+        shape = self.var.shape
+        if self.kind == "Uniform":
+            self.var.d = rng.uniform(-1.0, 1.0, shape) * self.multiplier
+        elif self.kind == "Normal":
+            self.var.d = rng.standard_normal(shape) * self.multiplier
+        else:
+            self.var.d = self.multiplier
+
+
+@dataclass
+class BuiltNetwork:
+    name: str
+    batch_size: int
+    data: Dict[str, List[nn.Variable]]                 # dataset variable -> Inputs it feeds
+    generators: List[Generator]
+    outputs: Dict[str, nn.Variable]                    # layer name (and output alias) -> Variable
+    loss: nn.Variable = None                           # weighted sum of the loss layers' means
+    loss_terms: Dict[str, Tuple[float, nn.Variable]] = field(default_factory=dict)
+    trainable: Dict[str, Tuple[nn.Variable, float]] = field(default_factory=dict)  # path -> (param, mult)
+
+    def feed(self, batch, rng):
+        """Set the dataset inputs from `batch` ({variable: array}) and draw every generator."""
+        for var, targets in self.data.items():
+            for v in targets:
+                v.d = batch[var]
+        for g in self.generators:
+            g.draw(rng)
+
+
+class _LayerContext:
+    """What a layer type's build() may ask for: its parameters and its inputs' logits."""
+
+    def __init__(self, layer, lt, net_name, in_vars, logits, rng, trainable):
+        self.layer, self.lt, self.net_name = layer, lt, net_name
+        self.in_vars, self.logits, self.rng, self.trainable = in_vars, logits, rng, trainable
+        self.shapes = lt.param_shapes(layer.settings, layer.in_shapes)
+
+    def param(self, pname):
+        layer, lt = self.layer, self.lt
+        path = layer.param_path(pname, lt.param_prefix)
+        learns = pname not in lt.fixed_params
+        init = lt.initializer(layer.settings, pname, layer.in_shapes)
+        init.rng = self.rng  # NNabla initializers draw from their own rng: make it the run's
+        var = get_parameter_or_create(path, self.shapes[pname], init, need_grad=learns)
+        mult = layer.lr_mult.get(pname, 0.0)
+        if learns and mult > 0:
+            self.trainable[path] = (var, mult)
+            return var
+        # Frozen here (or a running statistic): same memory, but no gradient is computed for it.
+        return var.get_unlinked_variable(need_grad=False)
+
+    def logit_of(self, i):
+        return self.logits.get(id(self.in_vars[i]))
+
+
+def build_network(net: Network, batch_size: int, rng=None) -> BuiltNetwork:
+    """Build `net` for `batch_size` samples. Parameters are created on first use (from `rng`)."""
+    rng = rng if rng is not None else np.random.RandomState(0)
+    built = BuiltNetwork(net.name, batch_size, {}, [], {})
+    vars_, logits, loss_sum = {}, {}, []
+    for layer in net.layers:
+        lt = get_layer_type(layer.type)
+        if lt.is_input:
+            v = nn.Variable((batch_size,) + tuple(layer.shape), need_grad=False)
+            s = layer.settings
+            if s["generator"]:
+                built.generators.append(Generator(v, s["generator"], s["multiplier"]))
+            else:
+                built.data.setdefault(s["dataset"], []).append(v)
+            vars_[layer.name] = v
+            continue
+        xs = [vars_[i] for i in layer.inputs]
+        ctx = _LayerContext(layer, lt, net.name, xs, logits, rng, built.trainable)
+        y = lt.build(layer.settings, xs, ctx)
+        if layer.type == "Sigmoid":
+            logits[id(y)] = xs[0]
+        vars_[layer.name] = y
+        if lt.is_loss:
+            weight = layer.settings["weight"]
+            built.loss_terms[layer.name] = (weight, y)
+            term = F.mean(y)
+            loss_sum.append(term if weight == 1.0 else term * weight)
+    built.outputs = dict(vars_)
+    for alias, name in net.outputs.items():
+        built.outputs[alias] = vars_[name]
+    if loss_sum:
+        built.loss = loss_sum[0] if len(loss_sum) == 1 else F.add_n(*loss_sum)
+    return built
+
+
+def build_all(graph: Graph, batch_size: int, seed: int):
+    """The networks the optimizers train, built once; parameters initialised from `seed`."""
+    rng = np.random.RandomState(seed)
+    built = {}
+    for opt in graph.optimizers:
+        if opt.network not in built:
+            built[opt.network] = build_network(graph.networks[opt.network], batch_size, rng)
+    return built, rng

@@ -1,0 +1,142 @@
+"""The `nncgan` command: check, train and infer. User errors exit 2 with a message, no traceback."""
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import GraphError, NncganError
+
+
+def _quiet_nnabla():
+    from nnabla.logger import logger
+    logger.setLevel(logging.WARNING)
+
+
+def _parse(path, base_dir=None):
+    from .graph.parse import parse_graph
+    return parse_graph(path, base_dir=base_dir)
+
+
+def cmd_check(args):
+    from .describe import describe
+    print(describe(_parse(args.graph)))
+    return 0
+
+
+def cmd_train(args):
+    from . import context, run as runs
+    from .train.loop import train
+    graph = _parse(args.graph)
+    if args.batch_size:
+        graph.config.batch_size = args.batch_size
+    if args.resume:
+        run = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
+        info = runs.read_info(run)
+        # A resumed run keeps training the graph it started with, whatever happened to the file since.
+        graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info["graph"]))
+        if args.batch_size:
+            graph.config.batch_size = args.batch_size
+        elif info.get("batch_size"):
+            graph.config.batch_size = info["batch_size"]
+        runs.update_info(run, status="running")
+    else:
+        run = runs.new_run(graph, args.out, args.runs_dir)
+        runs.update_info(run, batch_size=graph.config.batch_size)
+    backend = context.select(args.context)
+    print(f"nncgan: training {graph.path} in {run} on {backend}")
+    train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet)
+    print(f"nncgan: done; draw samples with: nncgan infer --run {run} --label 7")
+    return 0
+
+
+def cmd_infer(args):
+    import numpy as np
+    import nnabla as nn
+    from . import context, run as runs
+    from .images import grid, save_tile
+    from .sampling import Sampler
+    from .train import checkpoint
+    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    info = runs.read_info(run)
+    graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+    context.select(args.context)
+    nn.clear_parameters()
+    folder = checkpoint.latest(run)
+    checkpoint.load(run)
+    sampler = Sampler(graph, args.num)
+    labels = None
+    if args.label is not None:
+        sampler.check_label(args.label)
+        labels = np.full(args.num, args.label)
+    elif sampler.conditional:
+        labels = np.arange(args.num) % sampler.classes
+    images = sampler.draw(labels, np.random.RandomState(args.seed))
+    out = Path(args.out) if args.out else run / "infer" / (
+        f"label_{args.label}_seed{args.seed}.png" if args.label is not None else f"samples_seed{args.seed}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows, cols = grid(args.num)
+    save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
+                                             "seed": args.seed, "num": args.num})
+    print(f"nncgan: {args.num} images{'' if args.label is None else f' of label {args.label}'} "
+          f"from {folder} -> {out}")
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="validate a graph and show its networks, shared scopes and optimizers")
+    c.add_argument("graph")
+    c.set_defaults(func=cmd_check)
+
+    t = sub.add_parser("train", help="train a graph; each run is a folder under runs/")
+    t.add_argument("graph")
+    t.add_argument("--epochs", type=int, help="train up to this many epochs (default: config.max_epoch)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
+    t.add_argument("--out", help="the run folder (default: runs/<time>-<graph name>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out (or the latest run of this graph)")
+    t.add_argument("--data-dir", help="directory holding the dataset files (e.g. the four MNIST .gz files)")
+    t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    i = sub.add_parser("infer", help="draw images from the last saved epoch of a run")
+    i.add_argument("--label", type=int, help="the class to draw (conditional graphs)")
+    i.add_argument("--run", help="the run folder (default: the most recent run)")
+    i.add_argument("--num", type=int, default=100, help="number of images (default 100, a 10x10 tile)")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--out", help="the PNG to write (default: RUN/infer/label_<L>_seed<S>.png)")
+    i.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
+    i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+    i.set_defaults(func=cmd_infer)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    for name in ("epochs", "batch_size", "num"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)
+            return 2
+    _quiet_nnabla()
+    try:
+        return args.func(args)
+    except GraphError as e:
+        print(f"nncgan: {len(e.problems)} problem(s) in the graph:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return e.exit_code
+    except NncganError as e:
+        print(f"nncgan: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("nncgan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Where NNabla computes: the CUDA/cuDNN extension when installed, the CPU otherwise."""
+import nnabla as nn
+from nnabla.ext_utils import get_extension_context
+
+CHOICES = ("auto", "cpu", "cudnn")
+
+
+def cuda_available():
+    try:
+        import nnabla_ext.cudnn  # noqa: F401
+        return True
+    except Exception:  # not installed, or installed without a usable driver
+        return False
+
+
+def select(name="auto", type_config="float", log=print):
+    """Set NNabla's default context; returns the backend used ('cudnn' or 'cpu')."""
+    backend = "cpu"
+    if name in ("auto", "cudnn"):
+        if cuda_available():
+            backend = "cudnn"
+        else:
+            log("nncgan: nnabla-ext-cuda (cuDNN) is not available; computing on the CPU")
+    nn.set_default_context(get_extension_context(backend, type_config=type_config))
+    return backend

@@ -1,0 +1,56 @@
+"""`nncgan check`: each network's layers and shapes, shared scopes, and what each optimizer trains."""
+from collections import defaultdict
+
+from .layers import get as get_layer_type
+
+
+def _params(layer):
+    lt = get_layer_type(layer.type)
+    if not lt.params or not layer.in_shapes:
+        return {}
+    shapes = lt.param_shapes(layer.settings, layer.in_shapes)
+    return {layer.param_path(p, lt.param_prefix): (p, s) for p, s in shapes.items()}
+
+
+def describe(graph):
+    lines = [f"{graph.path}: graph '{graph.name}' is valid",
+             f"dataset {graph.dataset.name}: " + ", ".join(f"{v} {s}" for v, s in graph.dataset.variables.items()),
+             f"batch {graph.config.batch_size}, max epoch {graph.config.max_epoch}, seed {graph.config.seed}", ""]
+    users = defaultdict(set)
+    for net in graph.networks.values():
+        lines.append(f"network {net.name}")
+        for l in net.layers:
+            lt = get_layer_type(l.type)
+            mults = " ".join(f"{p}x{m:g}" for p, m in l.lr_mult.items())
+            src = f" <- {', '.join(l.inputs)}" if l.inputs else ""
+            scope = f"  scope {l.scope}" if lt.params and l.scope != l.name else ""
+            lines.append(f"  {l.name:<22} {l.type:<20} {str(l.shape):<16}{src}"
+                         + (f"  [{mults}]" if mults else "") + scope)
+            for path in _params(l):
+                users[l.scope].add(net.name)
+        lines.append("")
+    shared = {s: n for s, n in users.items() if len(n) > 1}
+    lines.append("parameter scopes shared across networks:")
+    for s, nets in sorted(shared.items()):
+        lines.append(f"  {s:<22} {', '.join(sorted(nets))}")
+    lines.append("")
+    lines.append("optimizers, in the order they run each iteration:")
+    for o in graph.optimizers:
+        net = graph.networks[o.network]
+        trained, frozen = [], 0
+        for l in net.layers:
+            for path, (p, shape) in _params(l).items():
+                m = l.lr_mult.get(p, 0.0)
+                if m > 0:
+                    trained.append(f"{path} x{m:g}")
+                else:
+                    frozen += 1
+        settings = ", ".join(f"{k} {v:g}" for k, v in o.solver_settings.items())
+        lines.append(f"  {o.name}: network {o.network}, {o.solver}({settings}), "
+                     f"update every {o.update_interval} iteration(s); trains {len(trained)} parameters, "
+                     f"{frozen} frozen or running statistics")
+        lines += [f"      {t}" for t in trained]
+    lines.append("")
+    for e in graph.executors.values():
+        lines.append(f"executor {e.name}: network {e.network}, output {e.output}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Graph files: reading YAML with line numbers, and the validated graph model."""

@@ -1,0 +1,110 @@
+"""The validated graph: what the builder and trainer read. Built only by `graph.parse`."""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+
+@dataclass
+class Where:
+    """Where something was written, for error messages: file, line, network, layer, block."""
+
+    file: str
+    line: int
+    network: Optional[str] = None
+    layer: Optional[str] = None
+    block: Optional[str] = None
+    used_at: Optional[int] = None   # line of the `use:` entry that brought a block layer in
+
+    def __str__(self):
+        parts = [f"{self.file}:{self.line}:"]
+        if self.network:
+            parts.append(f"network '{self.network}',")
+        if self.layer:
+            parts.append(f"layer '{self.layer}'")
+        if self.block:
+            parts.append(f"(block '{self.block}', used at line {self.used_at})")
+        return " ".join(parts).rstrip(",")
+
+
+@dataclass
+class Layer:
+    name: str
+    type: str
+    inputs: List[str]
+    settings: dict
+    scope: str                          # ParameterScope
+    lr_mult: Dict[str, float]           # parameter -> LRateMultiplier in this network
+    where: Where
+    shape: Tuple[int, ...] = ()         # output shape without the batch axis
+    in_shapes: List[Tuple[int, ...]] = field(default_factory=list)
+    shape_like: Optional[str] = None    # a loss target drawn by a generator takes its prediction's shape
+
+    def param_path(self, pname, prefix):
+        """NNabla's parameter name, as NNC writes it: '<scope>/affine/W'."""
+        return f"{self.scope}/{prefix}/{pname}"
+
+
+@dataclass
+class Network:
+    name: str
+    layers: List[Layer]                 # in an order that builds (inputs first)
+    outputs: Dict[str, str]             # alias -> layer name
+    where: Where
+
+    def layer(self, name):
+        return next((l for l in self.layers if l.name == name), None)
+
+    @property
+    def losses(self):
+        from ..layers import get
+        return [l for l in self.layers if get(l.type).is_loss]
+
+
+@dataclass
+class Optimizer:
+    name: str
+    network: str
+    solver: str
+    solver_settings: dict
+    update_interval: int
+    where: Where
+
+
+@dataclass
+class Executor:
+    name: str
+    network: str
+    output: str                         # layer name in the network
+    where: Where
+
+
+@dataclass
+class Config:
+    batch_size: int
+    max_epoch: int
+    seed: int
+    save_best: bool = False
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    dir: Optional[str]
+    variables: Dict[str, Tuple[int, ...]]
+    classes: int
+
+
+@dataclass
+class Graph:
+    path: str
+    name: str
+    dataset: DatasetSpec
+    config: Config
+    networks: Dict[str, Network]
+    optimizers: List[Optimizer]
+    executors: Dict[str, Executor]
+    text: str = ""                      # the file as written, copied into each run
+
+    @property
+    def executor(self):
+        """The default executor: the first one (infer and the per-epoch tiles use it)."""
+        return next(iter(self.executors.values()))

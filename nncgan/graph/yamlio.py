@@ -1,0 +1,94 @@
+"""Safe YAML reading that remembers where every mapping and key came from.
+
+Only plain YAML is accepted (SafeLoader: no tags that build objects); mappings become
+`Node`s, dicts that know their own line and the line of each key, so every error can
+point at the file and line a user has to edit.
+"""
+import os
+
+import yaml
+
+from ..errors import GraphError
+
+MAX_GRAPH_BYTES = 1 << 20  # a graph is a description, not data
+
+
+class Node(dict):
+    """A YAML mapping with the source line of itself and of each key (1-based)."""
+
+    line = 0
+    key_lines = None
+
+    def line_of(self, key):
+        return (self.key_lines or {}).get(key, self.line)
+
+
+class Seq(list):
+    """A YAML sequence with its source line and the line of each item."""
+
+    line = 0
+    item_lines = None
+
+    def line_of(self, index):
+        lines = self.item_lines or []
+        return lines[index] if index < len(lines) else self.line
+
+
+class _LineLoader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key]})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        out = Node(super().construct_mapping(node, deep=True))
+        out.line = node.start_mark.line + 1
+        out.key_lines = seen
+        return out
+
+    def construct_sequence(self, node, deep=False):
+        out = Seq(super().construct_sequence(node, deep=True))
+        out.line = node.start_mark.line + 1
+        out.item_lines = [item.start_mark.line + 1 for item in node.value]
+        return out
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
+
+
+def load_text(text, path):
+    """Parse YAML text; errors name `path` and the line."""
+    if len(text.encode("utf-8", "replace")) > MAX_GRAPH_BYTES:
+        raise GraphError(f"{path}: the graph file is larger than {MAX_GRAPH_BYTES} bytes")
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 -- _LineLoader is a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise GraphError(f"{where}: not valid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise GraphError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, Node):
+        raise GraphError(f"{path}:1: a graph file must be a YAML mapping (networks:, optimizers:, ...)")
+    return data
+
+
+def load_file(path):
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_GRAPH_BYTES + 1)
+    except OSError as e:
+        raise GraphError(f"{path}: cannot read the graph file: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise GraphError(f"{path}: the graph file is not UTF-8 text (byte {e.start})") from None
+    return load_text(text, path)

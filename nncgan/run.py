@@ -1,0 +1,73 @@
+"""Run folders under runs/: one per `nncgan train`, holding the graph it ran and its epochs."""
+import json
+import os
+import time
+from pathlib import Path
+
+from .errors import RunError
+
+RUNS_DIR = "runs"
+GRAPH_COPY = "graph.yaml"
+RUN_INFO = "run.json"
+
+
+def new_run(graph, out=None, runs_dir=RUNS_DIR):
+    """Create the run folder (`out`, or runs/<time>-<graph name>) and copy the graph into it."""
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path(runs_dir) / f"{stamp}-{graph.name}"
+        n = 1
+        while out.exists():
+            n += 1
+            out = Path(runs_dir) / f"{stamp}-{graph.name}-{n}"
+    out = Path(out)
+    if (out / RUN_INFO).exists():
+        raise RunError(f"{out} already holds a run; resume it with --resume, or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / GRAPH_COPY).write_text(graph.text, encoding="utf-8")
+        write_info(out, {"graph": os.path.abspath(graph.path), "name": graph.name,
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "running"})
+    except OSError as e:
+        raise RunError(f"cannot write the run folder {out}: {e.strerror}") from None
+    return out
+
+
+def read_info(run):
+    try:
+        return json.loads((Path(run) / RUN_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise RunError(f"{run} is not an nncgan run folder (no readable {RUN_INFO})") from None
+
+
+def write_info(run, info):
+    path = Path(run) / RUN_INFO
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def update_info(run, **changes):
+    info = read_info(run)
+    info.update(changes)
+    write_info(run, info)
+
+
+def latest_run(runs_dir=RUNS_DIR, name=None):
+    """The most recently started run (of graph `name`, if given) that has a saved epoch."""
+    from .train.checkpoint import has_checkpoint
+    root = Path(runs_dir)
+    candidates = []
+    for d in root.iterdir() if root.is_dir() else []:
+        if (d / RUN_INFO).is_file() and has_checkpoint(d):
+            try:
+                info = read_info(d)
+            except RunError:
+                continue
+            if name is None or info.get("name") == name:
+                candidates.append((info.get("started", ""), d.stat().st_mtime, d))
+    if not candidates:
+        what = f" of graph '{name}'" if name else ""
+        raise RunError(f"no run{what} with a saved epoch under {root}/; train one first "
+                       f"(nncgan train graphs/cgan_mnist.yaml) or pass --run DIR")
+    return max(candidates)[2]

@@ -1,0 +1,26 @@
+"""NNC's optimizer solvers (Adam, Sgd, Momentum, ...) by name, on nnabla.solvers."""
+import nnabla.solvers as S
+
+# name -> (constructor, {setting: default}, the setting that is the learning rate)
+SOLVERS = {
+    "Adam": (S.Adam, {"alpha": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "alpha"),
+    "AdamW": (S.AdamW, {"alpha": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 1e-4}, "alpha"),
+    "Sgd": (S.Sgd, {"lr": 0.001}, "lr"),
+    "Momentum": (S.Momentum, {"lr": 0.001, "momentum": 0.9}, "lr"),
+    "Nesterov": (S.Nesterov, {"lr": 0.001, "momentum": 0.9}, "lr"),
+    "Adagrad": (S.Adagrad, {"lr": 0.01, "eps": 1e-8}, "lr"),
+    "RMSprop": (S.RMSprop, {"lr": 0.001, "decay": 0.9, "eps": 1e-8}, "lr"),
+    "Adadelta": (S.Adadelta, {"lr": 1.0, "decay": 0.95, "eps": 1e-6}, "lr"),
+}
+
+
+def learning_rate_key(name):
+    return SOLVERS[name][2]
+
+
+def make(name, settings, lr_scale=1.0):
+    """A solver whose every step is `lr_scale` times the configured one (an LRateMultiplier)."""
+    ctor, defaults, lr_key = SOLVERS[name]
+    kwargs = dict(defaults, **settings)
+    kwargs[lr_key] = kwargs[lr_key] * lr_scale
+    return ctor(**kwargs)

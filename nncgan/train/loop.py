@@ -1,0 +1,126 @@
+"""The training loop: NNC's optimizers in order on each minibatch, the last epoch saved each epoch."""
+import signal
+
+import numpy as np
+import nnabla as nn
+from tqdm import tqdm
+
+from .. import run as runs
+from ..builder import build_all
+from ..data.batches import iterator, to_batch
+from ..data.registry import DATASETS
+from ..errors import RunError
+from ..sampling import Sampler
+from . import checkpoint, progress
+from .solvers import OptimizerStep
+
+SAMPLES_PER_CLASS = 10
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the epoch in progress is abandoned, the last saved one kept."""
+
+
+def _rng_state(rng):
+    name, keys, pos, has_gauss, cached = rng.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_rng_state(rng, state):
+    name, keys, pos, has_gauss, cached = state
+    rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False):
+    """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state."""
+    cfg = graph.config
+    max_epoch = max_epoch or cfg.max_epoch
+    info = DATASETS[graph.dataset.name]
+    arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+
+    nn.clear_parameters()
+    nets, rng = build_all(graph, cfg.batch_size, cfg.seed)
+    steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
+    solvers = {k: s for step in steps for k, s in step.solvers.items()}
+    sampler = _tile_sampler(graph)
+
+    state = {"epoch": 0, "iteration": 0, "losses": {}}
+    if resume:
+        state = checkpoint.load(run, solvers)
+        _set_rng_state(rng, state["rng"])
+        log(f"resuming {run} after epoch {state['epoch']}")
+    if state["epoch"] >= max_epoch:
+        log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
+        return state
+    di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
+                                     resume_from=state["iteration"] - 1 if resume else None)
+
+    with _stop_on_signals():
+        try:
+            for epoch in range(state["epoch"] + 1, max_epoch + 1):
+                sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
+                                    f"epoch {epoch}/{max_epoch}", quiet)
+                state.update(epoch=epoch, rng=_rng_state(rng))
+                state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
+                checkpoint.save(run, epoch, solvers, state)
+                _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
+                    + f"  (saved {run})")
+        except Interrupted:
+            runs.update_info(run, status="interrupted")
+            raise RunError(f"interrupted during epoch {state['epoch'] + 1}; " + (f"epoch {state['epoch']} is kept in " if state['epoch'] else "no epoch was complete yet in ") + f"
+                           f"{run}. Resume with: nncgan train {graph.path} --resume --out {run}") from None
+    runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
+                     epochs=state["epoch"])
+    return state
+
+
+def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet):
+    sums = {s.opt.name: 0.0 for s in steps}
+    bar = tqdm(range(iters), desc=desc, disable=quiet, dynamic_ncols=True, leave=True)
+    for i in bar:
+        batch = to_batch(di.variables, di.next(), images)
+        losses = {s.opt.name: s(batch, rng, state["iteration"]) for s in steps}
+        if not all(np.isfinite(v) for v in losses.values()):
+            bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not np.isfinite(v))
+            raise RunError(f"the loss diverged ({bad}) at iteration {i + 1} of {desc}; "
+                           f"the last saved epoch is kept")
+        monitors.add(state["iteration"], losses)
+        state["iteration"] += 1
+        for k, v in losses.items():
+            sums[k] += v
+        if i % 10 == 0:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+    return sums
+
+
+def _tile_sampler(graph):
+    """The executor network at tile size: one row per label (10 images each), or a 10x10 grid."""
+    probe = Sampler(graph, 1)
+    rows = probe.classes or 10
+    return Sampler(graph, rows * SAMPLES_PER_CLASS)
+
+
+def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
+    # The same latents every epoch (a fixed seed), so tiles of successive epochs compare.
+    rng = np.random.RandomState(graph.config.seed + 7919)
+    rows = sampler.classes or 10
+    labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
+    progress.save_samples(run, epoch, sampler.draw(labels, rng), rows, SAMPLES_PER_CLASS)
+    progress.save_learning_curve(run, opt_names, iters)
+
+
+class _stop_on_signals:
+    """Turn Ctrl-C and SIGTERM into `Interrupted`, raised between steps of Python code."""
+
+    def __enter__(self):
+        def handler(signum, frame):
+            raise Interrupted()
+        self.old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
+            signal.signal(s, h)
+        return False

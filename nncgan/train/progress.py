@@ -1,0 +1,74 @@
+"""What a run shows each epoch: loss series (nnabla monitors), sample tiles, a learning curve."""
+import os
+from pathlib import Path
+
+import numpy as np
+from nnabla.monitor import Monitor, MonitorSeries
+
+from ..images import save_tile
+
+MONITOR_DIR = "monitor"
+SAMPLES_DIR = "samples"
+CURVE = "learning_curve.png"
+
+
+def series_file(run, opt_name):
+    return Path(run) / MONITOR_DIR / f"{opt_name}-loss.series.txt"  # MonitorSeries' naming
+
+
+class LossMonitors:
+    """One nnabla MonitorSeries per optimizer: the mean loss of every `interval` iterations."""
+
+    def __init__(self, run, opt_names, interval, resume_from=None):
+        if resume_from is not None:  # drop points logged after the saved epoch
+            for name in opt_names:
+                _truncate_series(series_file(run, name), resume_from)
+        monitor = Monitor(str(Path(run) / MONITOR_DIR))
+        self.series = {n: MonitorSeries(f"{n} loss", monitor, interval=interval, verbose=False)
+                       for n in opt_names}
+
+    def add(self, iteration, losses):
+        for name, value in losses.items():
+            self.series[name].add(iteration, value)
+
+
+def _truncate_series(path, last_iteration):
+    if not path.is_file():
+        return
+    keep = [l for l in path.read_text().splitlines() if l.split() and int(l.split()[0]) <= last_iteration]
+    path.write_text("".join(l + "\n" for l in keep))
+
+
+def read_series(path):
+    if not Path(path).is_file():
+        return np.zeros((0, 2))
+    rows = [l.split() for l in Path(path).read_text().splitlines() if l.strip()]
+    return np.array([[float(a), float(b)] for a, b in rows]) if rows else np.zeros((0, 2))
+
+
+def save_learning_curve(run, opt_names, iters_per_epoch):
+    """learning_curve.png: each optimizer's loss against epochs, from the monitor series."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name in opt_names:
+        s = read_series(series_file(run, name))
+        if len(s):
+            ax.plot((s[:, 0] + 1) / iters_per_epoch, s[:, 1], label=name, marker="." if len(s) < 30 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{Path(run).name}")
+    fig.tight_layout()
+    tmp = Path(run) / f".{CURVE}.tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, Path(run) / CURVE)
+
+
+def save_samples(run, epoch, images, rows, cols):
+    d = Path(run) / SAMPLES_DIR
+    d.mkdir(exist_ok=True)
+    return save_tile(images, d / f"epoch_{epoch:04d}.png", rows, cols, info={"epoch": epoch})

@@ -1,0 +1,44 @@
+"""One NNabla solver per (optimizer, LRateMultiplier): a multiplier is a real multiplier.
+
+NNC documents LRateMultiplier as scaling a parameter's learning rate; nnabla's own NNP
+trainer only tells zero from non-zero. Grouping an optimizer's parameters by multiplier and
+giving each group its own solver with learning rate x multiplier makes 0.5 really halve the
+step, for every solver type, while 0 leaves the parameter out altogether.
+"""
+from collections import defaultdict
+
+from .. import solvers as solver_registry
+
+
+def group_name(opt_name, mult, n_groups):
+    return opt_name if n_groups == 1 else f"{opt_name}-x{mult:g}"
+
+
+class OptimizerStep:
+    """Runs one NNC optimizer: forward and backward of its network, then its solvers' updates."""
+
+    def __init__(self, opt, network):
+        self.opt, self.network = opt, network
+        groups = defaultdict(dict)
+        for path, (var, mult) in network.trainable.items():
+            groups[mult][path] = var
+        self.solvers = {}
+        for mult, params in sorted(groups.items()):
+            solver = solver_registry.make(opt.solver, opt.solver_settings, lr_scale=mult)
+            solver.set_parameters(params)
+            self.solvers[group_name(opt.name, mult, len(groups))] = solver
+
+    def __call__(self, batch, rng, iteration):
+        """One iteration; with update_interval N, gradients accumulate over N and update once."""
+        n = self.opt.update_interval
+        if iteration % n == 0:
+            for s in self.solvers.values():
+                s.zero_grad()
+        net = self.network
+        net.feed(batch, rng)
+        net.loss.forward(clear_no_need_grad=True)
+        net.loss.backward(clear_buffer=True)
+        if (iteration + 1) % n == 0:
+            for s in self.solvers.values():
+                s.update()
+        return float(net.loss.d)
