@@ -52,5 +52,7 @@ def describe(graph):
         lines += [f"      {t}" for t in trained]
     lines.append("")
     for e in graph.executors.values():
-        lines.append(f"executor {e.name}: network {e.network}, output {e.output}")
+        aliases = [a for a, l in graph.networks[e.network].outputs.items() if l == e.output]
+        shown = f"{aliases[0]} (layer {e.output})" if aliases else e.output
+        lines.append(f"executor {e.name}: network {e.network}, output {shown}")
     return "\n".join(lines)

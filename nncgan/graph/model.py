@@ -56,7 +56,7 @@ class Network:
     @property
     def losses(self):
         from ..layers import get
-        return [l for l in self.layers if get(l.type).is_loss]
+        return [l for l in self.layers if get(l.type) is not None and get(l.type).is_loss]
 
 
 @dataclass

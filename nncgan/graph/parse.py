@@ -23,8 +23,10 @@ MISSING = object()
 
 
 def _suggest(word, options):
-    near = difflib.get_close_matches(str(word), [str(o) for o in options], n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    options = [str(o) for o in options]
+    lower = {o.lower(): o for o in options}  # case slips (Relu for ReLU) are the commonest
+    near = difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(lower[n]) for n in near)}?" if near else ""
 
 
 def _is_num(v):
@@ -281,7 +283,11 @@ class _Parser:
         if lt is None:
             self.p.add(w, f"unknown layer type '{ltype}'{_suggest(ltype, known_types())} "
                           f"Known types: {', '.join(known_types())}")
-            return []
+            # Kept as a shapeless stand-in so that layers reading it report nothing spurious.
+            given = e.get("inputs", e.get("input", [prev] if prev else []))
+            given = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+            return [Layer(full, str(ltype), [self.resolve(g, placeholders, ctx) for g in given
+                                             if isinstance(g, str)], {}, full, {}, w, shape=None)]
         allowed = LAYER_KEYS + tuple(lt.settings)
         self.p.keys(e, allowed, w, f"a {ltype} layer")
 
@@ -484,6 +490,9 @@ class _Parser:
 
     def infer_shape(self, l, by_name, dataset):
         lt = get_layer_type(l.type)
+        if lt is None:  # already reported
+            l.shape = None
+            return
         in_shapes = [by_name[i].shape for i in self.deps(l)]
         if any(s is None for s in in_shapes):
             l.shape = None
@@ -524,7 +533,7 @@ class _Parser:
             mults = {}
             for l in net.layers:
                 lt = get_layer_type(l.type)
-                if not lt.params or l.shape is None or not l.in_shapes:
+                if lt is None or not lt.params or l.shape is None or not l.in_shapes:
                     continue
                 try:
                     shapes = lt.param_shapes(l.settings, l.in_shapes)
