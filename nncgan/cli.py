@@ -9,8 +9,9 @@ from .errors import GraphError, NncganError
 
 
 def _quiet_nnabla():
-    from nnabla.logger import logger
-    logger.setLevel(logging.WARNING)
+    # nnabla calls logging.basicConfig(INFO) on import; configuring the root logger first keeps
+    # its start-up chatter ("Initializing CPU extension...") off the user's terminal.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
 
 
 def _parse(path, base_dir=None):
@@ -136,6 +137,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("nncgan: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `nncgan check ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -159,3 +159,14 @@ def test_bce_after_sigmoid_is_fused_and_finite(tmp_path):
     fused.forward()
     assert np.all(np.isfinite(fused.d)) and fused.d[0, 0] == pytest.approx(200.0)
     assert logit.shape == (4, 1)
+
+
+def test_cudnn_request_falls_back_to_cpu_with_one_notice(monkeypatch):
+    from nncgan import context
+    monkeypatch.setattr(context, "cuda_available", lambda: False)
+    said = []
+    assert context.select("cudnn", log=said.append) == "cpu"
+    assert len(said) == 1 and "CPU" in said[0]
+    assert nn.get_current_context().backend[0].startswith("cpu")
+    said.clear()
+    assert context.select("cpu", log=said.append) == "cpu" and said == []
