@@ -69,9 +69,11 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     + f"  (saved {run})")
         except Interrupted:
             runs.update_info(run, status="interrupted")
-            kept = f"epoch {state['epoch']} is kept in" if state["epoch"] else "no epoch was complete yet in"
-            raise RunError(f"interrupted during epoch {state['epoch'] + 1}; {kept} {run}. "
-                           f"Resume with: nncgan train {graph.path} --resume --out {run}") from None
+            if not state["epoch"]:
+                raise RunError(f"interrupted during epoch 1, before any epoch was saved in {run}; "
+                               f"start again with: nncgan train {graph.path}") from None
+            raise RunError(f"interrupted during epoch {state['epoch'] + 1}; epoch {state['epoch']} is kept in "
+                           f"{run}. Resume with: nncgan train {graph.path} --resume --out {run}") from None
     runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
                      epochs=state["epoch"])
     return state
