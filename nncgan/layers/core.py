@@ -116,55 +116,54 @@ class _ConvBase(LayerType):
             return init.make(s["b_init"], 1, 1)
         return init.make(s["w_init"], in_shapes[0][0] // s["group"], s["out_maps"], s["kernel_shape"])
 
-
-@register
-class Convolution(_ConvBase):
-    type_name = "Convolution"
-    param_prefix = "conv"
-
     def out_shape(self, s, in_shapes):
         k, p, st, d = self.geometry(s, in_shapes[0])
-        sp = tuple((i + 2 * pi - di * (ki - 1) - 1) // si + 1
-                   for i, ki, pi, si, di in zip(in_shapes[0][1:], k, p, st, d))
+        sp = tuple(self.spatial(i, ki, pi, si, di) for i, ki, pi, si, di in zip(in_shapes[0][1:], k, p, st, d))
         if min(sp) < 1:
-            raise ShapeError(f"an input large enough for kernel {k}, got shape {in_shapes[0]}")
+            raise ShapeError(f"an output of at least one pixel; kernel {k}, pad {p}, stride {st} "
+                             f"on input {in_shapes[0]} give {sp}")
         return (s["out_maps"],) + sp
 
     def param_shapes(self, s, in_shapes):
-        shapes = {"W": (s["out_maps"], in_shapes[0][0] // s["group"]) + s["kernel_shape"]}
+        shapes = {"W": self.w_shape(in_shapes[0][0], s["out_maps"], s["group"]) + s["kernel_shape"]}
         if s["with_bias"]:
             shapes["b"] = (s["out_maps"],)
         return shapes
 
     def build(self, s, xs, ctx):
         k, p, st, d = self.geometry(s, xs[0].shape[1:])
-        return F.convolution(xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
-                             base_axis=1, pad=p, stride=st, dilation=d, group=s["group"])
+        return self.fn(xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
+                       base_axis=1, pad=p, stride=st, dilation=d, group=s["group"])
+
+
+@register
+class Convolution(_ConvBase):
+    type_name = "Convolution"
+    param_prefix = "conv"
+    fn = staticmethod(F.convolution)
+
+    @staticmethod
+    def spatial(i, k, p, s, d):
+        return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+    @staticmethod
+    def w_shape(in_maps, out_maps, group):
+        return (out_maps, in_maps // group)
 
 
 @register
 class Deconvolution(_ConvBase):
     type_name = "Deconvolution"
     param_prefix = "deconv"
+    fn = staticmethod(F.deconvolution)
 
-    def out_shape(self, s, in_shapes):
-        k, p, st, d = self.geometry(s, in_shapes[0])
-        sp = tuple((i - 1) * si - 2 * pi + di * (ki - 1) + 1
-                   for i, ki, pi, si, di in zip(in_shapes[0][1:], k, p, st, d))
-        if min(sp) < 1:
-            raise ShapeError(f"padding smaller than the output, got pad {p} for input {in_shapes[0]}")
-        return (s["out_maps"],) + sp
+    @staticmethod
+    def spatial(i, k, p, s, d):
+        return (i - 1) * s - 2 * p + d * (k - 1) + 1
 
-    def param_shapes(self, s, in_shapes):
-        shapes = {"W": (in_shapes[0][0], s["out_maps"] // s["group"]) + s["kernel_shape"]}
-        if s["with_bias"]:
-            shapes["b"] = (s["out_maps"],)
-        return shapes
-
-    def build(self, s, xs, ctx):
-        k, p, st, d = self.geometry(s, xs[0].shape[1:])
-        return F.deconvolution(xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
-                               base_axis=1, pad=p, stride=st, dilation=d, group=s["group"])
+    @staticmethod
+    def w_shape(in_maps, out_maps, group):
+        return (in_maps, out_maps // group)
 
 
 @register

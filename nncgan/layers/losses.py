@@ -32,29 +32,15 @@ class BinaryCrossEntropy(_Loss):
         return F.binary_cross_entropy(xs[0], xs[1])
 
 
-@register
-class SigmoidCrossEntropy(_Loss):
-    type_name = "SigmoidCrossEntropy"
-    doc = "BCE on logits"
-
-    def build(self, s, xs, ctx):
-        return F.sigmoid_cross_entropy(xs[0], xs[1])
+def _elementwise_loss(name, fn, doc):
+    cls = type(name, (_Loss,), {"type_name": name, "doc": doc,
+                                "build": lambda self, s, xs, ctx: fn(xs[0], xs[1])})
+    return register(cls)
 
 
-@register
-class SquaredError(_Loss):
-    type_name = "SquaredError"
-
-    def build(self, s, xs, ctx):
-        return F.squared_error(xs[0], xs[1])
-
-
-@register
-class AbsoluteError(_Loss):
-    type_name = "AbsoluteError"
-
-    def build(self, s, xs, ctx):
-        return F.absolute_error(xs[0], xs[1])
+SigmoidCrossEntropy = _elementwise_loss("SigmoidCrossEntropy", F.sigmoid_cross_entropy, "BCE on logits")
+SquaredError = _elementwise_loss("SquaredError", F.squared_error, "(prediction - target)^2")
+AbsoluteError = _elementwise_loss("AbsoluteError", F.absolute_error, "|prediction - target| (L1)")
 
 
 @register
