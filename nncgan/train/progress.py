@@ -26,6 +26,8 @@ class LossMonitors:
         monitor = Monitor(str(Path(run) / MONITOR_DIR))
         self.series = {n: MonitorSeries(f"{n} loss", monitor, interval=interval, verbose=False)
                        for n in opt_names}
+        for s in self.series.values():  # count the first interval from where the run resumes
+            s.flush_at = resume_from or 0
 
     def add(self, iteration, losses):
         for name, value in losses.items():
