@@ -60,15 +60,19 @@ class _Problems:
         return ok
 
 
-def parse_graph(path, base_dir=None):
+def parse_graph(path, base_dir=None, raw=None, text=None):
     """Read, validate and resolve the graph file at `path`; raise GraphError listing every problem.
 
     Relative paths in the graph resolve against `base_dir` (default: the graph file's folder).
+    `raw` and `text`, when given, are the already loaded (e.g. overridden) tree and the text a
+    run keeps of it; errors still name `path` and the lines the tree was loaded from.
     """
     path = os.fspath(path)
-    raw = load_file(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    if raw is None:
+        raw = load_file(path)
+    if text is None:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     return _Parser(path, raw, text, base_dir or os.path.dirname(os.path.abspath(path))).parse()
 
 
