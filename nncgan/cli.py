@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import GraphError, NncganError
+from .errors import GraphError, NncganError, RunError
 
 
 def _quiet_nnabla():
@@ -19,16 +19,36 @@ def _parse(path, base_dir=None):
     return parse_graph(path, base_dir=base_dir)
 
 
+def _parse_with_overrides(args):
+    """The graph with its --set overrides applied, each printed; returns (graph, applied)."""
+    from .graph import overrides
+    graph, applied = overrides.load(args.graph, args.set)
+    for line in overrides.describe(applied):
+        print(f"nncgan: {line}")
+    return graph, applied
+
+
 def cmd_check(args):
     from .describe import describe
-    print(describe(_parse(args.graph)))
+    print(describe(_parse_with_overrides(args)[0]))
+    return 0
+
+
+def cmd_render(args):
+    from .graph.render import render
+    from .graph.overrides import load
+    graph, applied = load(args.graph, args.set)  # overrides are in the header, stdout stays YAML
+    print(render(graph, applied), end="")
     return 0
 
 
 def cmd_train(args):
     from . import context, run as runs
     from .train.loop import train
-    graph = _parse(args.graph)
+    if args.resume and args.set:
+        raise RunError("--set cannot be used with --resume: a resumed run trains the graph it started "
+                       "with (its graph.yaml); start a new run to change it")
+    graph = _parse_with_overrides(args)[0]
     if args.batch_size:
         graph.config.batch_size = args.batch_size
     if args.resume:
@@ -84,13 +104,25 @@ def cmd_infer(args):
     return 0
 
 
+def _add_set(parser):
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                        help="change a key of the graph, e.g. optimizers.Generator.solver.alpha=0.001 "
+                             "(repeatable; list items by index: networks.Generator.layers.0.size=50)")
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="validate a graph and show its networks, shared scopes and optimizers")
     c.add_argument("graph")
+    _add_set(c)
     c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("render", help="print the graph fully resolved: blocks expanded, defaults filled")
+    r.add_argument("graph")
+    _add_set(r)
+    r.set_defaults(func=cmd_render)
 
     t = sub.add_parser("train", help="train a graph; each run is a folder under runs/")
     t.add_argument("graph")
@@ -102,6 +134,7 @@ def build_parser():
     t.add_argument("--data-dir", help="directory holding the dataset files (e.g. the four MNIST .gz files)")
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_set(t)
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("infer", help="draw images from the last saved epoch of a run")
