@@ -110,6 +110,12 @@ def _add_set(parser):
                              "(repeatable; list items by index: networks.Generator.layers.0.size=50)")
 
 
+def cmd_runs(args):
+    from .runs_table import collect, table
+    print(table(collect(args.runs_dir)))
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,6 +152,10 @@ def build_parser():
     i.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_infer)
+
+    r = sub.add_parser("runs", help="the runs under runs/, newest first: epochs, last losses, status")
+    r.add_argument("--runs-dir", default="runs", help="the folder holding the runs (default: runs)")
+    r.set_defaults(func=cmd_runs)
     return p
 
 

@@ -1,5 +1,7 @@
 """The training loop: NNC's optimizers in order on each minibatch, the last epoch saved each epoch."""
+import os
 import signal
+import socket
 
 import numpy as np
 import nnabla as nn
@@ -44,6 +46,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     solvers = {k: s for step in steps for k, s in step.solvers.items()}
     sampler = _tile_sampler(graph)
 
+    # `nncgan runs` tells a run still training from one whose process died by this pid.
+    runs.update_info(run, status="running", max_epoch=max_epoch, pid=os.getpid(), host=socket.gethostname())
     state = {"epoch": 0, "iteration": 0, "losses": {}}
     if resume:
         state = checkpoint.load(run, solvers)
@@ -51,6 +55,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         log(f"resuming {run} after epoch {state['epoch']}")
     if state["epoch"] >= max_epoch:
         log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
+        runs.update_info(run, status="finished")
         return state
     di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
