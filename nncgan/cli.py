@@ -77,7 +77,7 @@ def cmd_infer(args):
     from . import context, run as runs
     from .images import grid, save_tile
     from .sampling import Sampler
-    from .train import checkpoint
+    from .train import checkpoint, ema
     run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
     info = runs.read_info(run)
     graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
@@ -85,6 +85,7 @@ def cmd_infer(args):
     nn.clear_parameters()
     folder = checkpoint.latest(run)
     checkpoint.load(run)
+    used_ema = False if args.no_ema else ema.load_into_parameters(folder)
     sampler = Sampler(graph, args.num)
     labels = None
     if args.label is not None:
@@ -98,9 +99,9 @@ def cmd_infer(args):
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = grid(args.num)
     save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
-                                             "seed": args.seed, "num": args.num})
+                                             "seed": args.seed, "num": args.num, "ema": used_ema})
     print(f"nncgan: {args.num} images{'' if args.label is None else f' of label {args.label}'} "
-          f"from {folder} -> {out}")
+          f"from {folder}{' (EMA parameters)' if used_ema else ''} -> {out}")
     return 0
 
 
@@ -150,6 +151,8 @@ def build_parser():
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--out", help="the PNG to write (default: RUN/infer/label_<L>_seed<S>.png)")
     i.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
+    i.add_argument("--no-ema", action="store_true",
+                   help="draw with the trained parameters, not their average (runs with config.ema)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_infer)
 
