@@ -93,13 +93,14 @@ def cmd_infer(args):
         labels = np.full(args.num, args.label)
     elif sampler.conditional:
         labels = np.arange(args.num) % sampler.classes
-    images = sampler.draw(labels, np.random.RandomState(args.seed))
+    images = sampler.draw(labels, np.random.RandomState(args.seed), truncation=args.truncation)
     out = Path(args.out) if args.out else run / "infer" / (
         f"label_{args.label}_seed{args.seed}.png" if args.label is not None else f"samples_seed{args.seed}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = grid(args.num)
     save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
-                                             "seed": args.seed, "num": args.num, "ema": used_ema})
+                                             "seed": args.seed, "num": args.num, "ema": used_ema,
+                                             "truncation": args.truncation if args.truncation else "none"})
     print(f"nncgan: {args.num} images{'' if args.label is None else f' of label {args.label}'} "
           f"from {folder}{' (EMA parameters)' if used_ema else ''} -> {out}")
     return 0
@@ -151,6 +152,8 @@ def build_parser():
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--out", help="the PNG to write (default: RUN/infer/label_<L>_seed<S>.png)")
     i.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
+    i.add_argument("--truncation", type=float, metavar="T",
+                   help="redraw latent values beyond +-T until within (fewer, more typical images)")
     i.add_argument("--no-ema", action="store_true",
                    help="draw with the trained parameters, not their average (runs with config.ema)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
@@ -169,6 +172,10 @@ def main(argv=None):
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)
             return 2
+    t = getattr(args, "truncation", None)
+    if t is not None and not 0 < t < float("inf"):
+        print(f"nncgan: error: --truncation must be a positive number, got {t}", file=sys.stderr)
+        return 2
     _quiet_nnabla()
     try:
         return args.func(args)
