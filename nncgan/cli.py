@@ -48,6 +48,10 @@ def cmd_train(args):
     if args.resume and args.set:
         raise RunError("--set cannot be used with --resume: a resumed run trains the graph it started "
                        "with (its graph.yaml); start a new run to change it")
+    log = print
+    if args.log_file:
+        from .train.progress import file_log
+        log = file_log(args.log_file)
     graph = _parse_with_overrides(args)[0]
     if args.batch_size:
         graph.config.batch_size = args.batch_size
@@ -65,8 +69,9 @@ def cmd_train(args):
         run = runs.new_run(graph, args.out, args.runs_dir)
         runs.update_info(run, batch_size=graph.config.batch_size)
     backend = context.select(args.context)
-    print(f"nncgan: training {graph.path} in {run} on {backend}")
-    train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet)
+    log(f"nncgan: training {graph.path} in {run} on {backend}")
+    train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
+          log=log)
     print(f"nncgan: done; draw samples with: nncgan infer --run {run} --label 7")
     return 0
 
@@ -142,6 +147,7 @@ def build_parser():
     t.add_argument("--data-dir", help="directory holding the dataset files (e.g. the four MNIST .gz files)")
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
     _add_set(t)
     t.set_defaults(func=cmd_train)
 

@@ -3,6 +3,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 
 import numpy as np
 import nnabla as nn
@@ -96,8 +97,10 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
 def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None):
     sums = {s.opt.name: 0.0 for s in steps}
     bar = tqdm(range(iters), desc=desc, disable=quiet, dynamic_ncols=True, leave=True)
+    start, seen = time.perf_counter(), 0
     for i in bar:
         batch = to_batch(di.variables, di.next(), images)
+        seen += len(next(iter(batch.values())))
         losses = {s.opt.name: s(batch, rng, state["iteration"]) for s in steps}
         if not all(np.isfinite(v) for v in losses.values()):
             bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not np.isfinite(v))
@@ -109,8 +112,10 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
         state["iteration"] += 1
         for k, v in losses.items():
             sums[k] += v
-        if i % 10 == 0:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        if i % 10 == 0 or i == iters - 1:
+            rate = seen / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix({"iter": state["iteration"], **{k: f"{v:.3f}" for k, v in losses.items()},
+                             "img/s": f"{rate:.0f}"}, refresh=False)
     return sums
 
 
@@ -127,6 +132,7 @@ def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
     rows = sampler.classes or 10
     labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
     progress.save_samples(run, epoch, sampler.draw(labels, rng), rows, SAMPLES_PER_CLASS)
+    progress.save_progress_gif(run)
     progress.save_learning_curve(run, opt_names, iters)
 
 
