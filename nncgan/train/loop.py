@@ -78,8 +78,10 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 state.update(epoch=epoch, rng=_rng_state(rng))
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
-                checkpoint.save(run, epoch, solvers, state,
-                                extra={EMA_FILE: ema.save} if ema is not None else None)
+                if ema is None:
+                    checkpoint.save(run, epoch, solvers, state)
+                else:
+                    checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
                 with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
                     _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
