@@ -72,3 +72,24 @@ def test_ema_is_saved_with_each_epoch_and_used_by_infer_unless_no_ema(tmp_path, 
     assert cli.main(args + ["--out", "trunc.png", "--truncation", "0.25"]) == 0   # T in the metadata
     assert (a.text["truncation"], Image.open("trunc.png").text["truncation"]) == ("none", "0.25")
     assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_resumed_run_continues_the_same_average(tmp_path, small_mnist):
+    from nncgan import run as runs
+    from nncgan.train import loop
+
+    small_mnist["n"] = 64   # 2 iterations an epoch; the average starts within the first epoch
+
+    def train(name, epochs, resume=False):
+        graph, _ = overrides.load(CGAN, ["config.ema=0.5", "config.ema_start=1", "config.batch_size=32"])
+        if not resume:
+            runs.new_run(graph, tmp_path / name)
+        loop.train(graph, tmp_path / name, max_epoch=epochs, resume=resume, log=lambda *a: None, quiet=True)
+        return ema_mod.read(checkpoint.latest(tmp_path / name) / ema_mod.EMA_FILE)
+
+    straight = train("straight", 2)
+    train("broken", 1)
+    resumed = train("broken", 2, resume=True)
+    assert straight.keys() == resumed.keys() == G_TRAINED
+    for k in straight:
+        assert np.array_equal(straight[k], resumed[k]), k
