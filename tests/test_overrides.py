@@ -7,7 +7,6 @@ from nncgan import cli, run as runs
 from nncgan.errors import GraphError
 from nncgan.graph import overrides
 from nncgan.graph.parse import parse_graph
-from nncgan.train import loop
 
 from conftest import CGAN
 

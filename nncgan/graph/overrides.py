@@ -68,7 +68,7 @@ def _wrap(v, line):
     return v
 
 
-def _settable(parent, path, root):
+def _settable(parent, path):
     """Keys the graph language accepts in `parent` although the file leaves them out."""
     from .parse import CONFIG_KEYS, LAYER_KEYS
     if path == ["config"]:
@@ -124,7 +124,7 @@ def _apply_one(raw, text, file):
         elif isinstance(node, Node):
             key = next((k for k in node if str(k) == part), None)
             if key is None:
-                extra = _settable(node, walked, raw)
+                extra = _settable(node, walked)
                 if last and part in extra:
                     key = part
                 else:
@@ -139,7 +139,7 @@ def _apply_one(raw, text, file):
         walked.append(part)
         if last:
             present = key in node if isinstance(node, Node) else True
-            held = node[key] if present else _settable(node, walked[:-1], raw).get(key)
+            held = node[key] if present else _settable(node, walked[:-1]).get(key)
             if isinstance(held, tuple):  # a layer setting's default: validation checks the value
                 held = None
             if not _fits(held, value):
