@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import GraphError, NncganError
+from .errors import GraphError, NncganError, RunError
 
 
 def _quiet_nnabla():
@@ -19,16 +19,40 @@ def _parse(path, base_dir=None):
     return parse_graph(path, base_dir=base_dir)
 
 
+def _parse_with_overrides(args):
+    """The graph with its --set overrides applied, each printed; returns (graph, applied)."""
+    from .graph import overrides
+    graph, applied = overrides.load(args.graph, args.set)
+    for line in overrides.describe(applied):
+        print(f"nncgan: {line}")
+    return graph, applied
+
+
 def cmd_check(args):
     from .describe import describe
-    print(describe(_parse(args.graph)))
+    print(describe(_parse_with_overrides(args)[0]))
+    return 0
+
+
+def cmd_render(args):
+    from .graph.render import render
+    from .graph.overrides import load
+    graph, applied = load(args.graph, args.set)  # overrides are in the header, stdout stays YAML
+    print(render(graph, applied), end="")
     return 0
 
 
 def cmd_train(args):
     from . import context, run as runs
     from .train.loop import train
-    graph = _parse(args.graph)
+    if args.resume and args.set:
+        raise RunError("--set cannot be used with --resume: a resumed run trains the graph it started "
+                       "with (its graph.yaml); start a new run to change it")
+    log = print
+    if args.log_file:
+        from .train.progress import file_log
+        log = file_log(args.log_file)
+    graph = _parse_with_overrides(args)[0]
     if args.batch_size:
         graph.config.batch_size = args.batch_size
     if args.resume:
@@ -45,8 +69,9 @@ def cmd_train(args):
         run = runs.new_run(graph, args.out, args.runs_dir)
         runs.update_info(run, batch_size=graph.config.batch_size)
     backend = context.select(args.context)
-    print(f"nncgan: training {graph.path} in {run} on {backend}")
-    train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet)
+    log(f"nncgan: training {graph.path} in {run} on {backend}")
+    train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
+          log=log)
     print(f"nncgan: done; draw samples with: nncgan infer --run {run} --label 7")
     return 0
 
@@ -57,7 +82,7 @@ def cmd_infer(args):
     from . import context, run as runs
     from .images import grid, save_tile
     from .sampling import Sampler
-    from .train import checkpoint
+    from .train import checkpoint, ema
     run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
     info = runs.read_info(run)
     graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
@@ -65,6 +90,7 @@ def cmd_infer(args):
     nn.clear_parameters()
     folder = checkpoint.latest(run)
     checkpoint.load(run)
+    used_ema = False if args.no_ema else ema.load_into_parameters(folder)
     sampler = Sampler(graph, args.num)
     labels = None
     if args.label is not None:
@@ -72,15 +98,28 @@ def cmd_infer(args):
         labels = np.full(args.num, args.label)
     elif sampler.conditional:
         labels = np.arange(args.num) % sampler.classes
-    images = sampler.draw(labels, np.random.RandomState(args.seed))
+    images = sampler.draw(labels, np.random.RandomState(args.seed), truncation=args.truncation)
     out = Path(args.out) if args.out else run / "infer" / (
         f"label_{args.label}_seed{args.seed}.png" if args.label is not None else f"samples_seed{args.seed}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = grid(args.num)
     save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
-                                             "seed": args.seed, "num": args.num})
+                                             "seed": args.seed, "num": args.num, "ema": used_ema,
+                                             "truncation": args.truncation if args.truncation else "none"})
     print(f"nncgan: {args.num} images{'' if args.label is None else f' of label {args.label}'} "
-          f"from {folder} -> {out}")
+          f"from {folder}{' (EMA parameters)' if used_ema else ''} -> {out}")
+    return 0
+
+
+def _add_set(parser):
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                        help="change a key of the graph, e.g. optimizers.Generator.solver.alpha=0.001 "
+                             "(repeatable; list items by index: networks.Generator.layers.0.size=50)")
+
+
+def cmd_runs(args):
+    from .runs_table import collect, table
+    print(table(collect(args.runs_dir)))
     return 0
 
 
@@ -90,7 +129,13 @@ def build_parser():
 
     c = sub.add_parser("check", help="validate a graph and show its networks, shared scopes and optimizers")
     c.add_argument("graph")
+    _add_set(c)
     c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("render", help="print the graph fully resolved: blocks expanded, defaults filled")
+    r.add_argument("graph")
+    _add_set(r)
+    r.set_defaults(func=cmd_render)
 
     t = sub.add_parser("train", help="train a graph; each run is a folder under runs/")
     t.add_argument("graph")
@@ -102,6 +147,8 @@ def build_parser():
     t.add_argument("--data-dir", help="directory holding the dataset files (e.g. the four MNIST .gz files)")
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
+    _add_set(t)
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("infer", help="draw images from the last saved epoch of a run")
@@ -111,8 +158,16 @@ def build_parser():
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--out", help="the PNG to write (default: RUN/infer/label_<L>_seed<S>.png)")
     i.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
+    i.add_argument("--truncation", type=float, metavar="T",
+                   help="redraw latent values beyond +-T until within (fewer, more typical images)")
+    i.add_argument("--no-ema", action="store_true",
+                   help="draw with the trained parameters, not their average (runs with config.ema)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_infer)
+
+    r = sub.add_parser("runs", help="the runs under runs/, newest first: epochs, last losses, status")
+    r.add_argument("--runs-dir", default="runs", help="the folder holding the runs (default: runs)")
+    r.set_defaults(func=cmd_runs)
     return p
 
 
@@ -123,6 +178,10 @@ def main(argv=None):
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)
             return 2
+    t = getattr(args, "truncation", None)
+    if t is not None and not 0 < t < float("inf"):
+        print(f"nncgan: error: --truncation must be a positive number, got {t}", file=sys.stderr)
+        return 2
     _quiet_nnabla()
     try:
         return args.func(args)

@@ -5,6 +5,21 @@ from .builder import build_network
 from .errors import RunError
 
 
+def _latent(kind, multiplier, shape, rng):
+    return (rng.standard_normal(shape) if kind == "Normal" else rng.uniform(-1.0, 1.0, shape)) * multiplier
+
+
+def truncated(kind, multiplier, shape, rng, limit):
+    """Latents as the generator draws them, each value beyond +-limit redrawn until within
+    (the truncation trick: fewer, more typical samples). `limit` must be > 0."""
+    v = _latent(kind, multiplier, shape, rng)
+    bad = np.abs(v) > limit
+    while bad.any():
+        v[bad] = _latent(kind, multiplier, int(bad.sum()), rng)
+        bad = np.abs(v) > limit
+    return v
+
+
 class Sampler:
     """The executor network built for `n` images; parameters must exist already (trained or loaded)."""
 
@@ -23,14 +38,20 @@ class Sampler:
     def classes(self):
         return self.graph.dataset.classes if self.conditional else 0
 
-    def draw(self, labels, rng):
-        """Images (n, C, H, W) for `labels` (ignored when unconditional), latents drawn from `rng`."""
+    def draw(self, labels, rng, truncation=None):
+        """Images (n, C, H, W) for `labels` (ignored when unconditional), latents drawn from `rng`.
+
+        With `truncation` T, every Normal/Uniform latent value beyond +-T is redrawn until within.
+        """
         if self.conditional:
             labels = np.asarray(labels).reshape(self.n, 1)
             for v in self.built.data["y"]:
                 v.d = labels
         for g in self.built.generators:
-            g.draw(rng)
+            if truncation is not None and g.kind in ("Normal", "Uniform"):
+                g.var.d = truncated(g.kind, g.multiplier, g.var.shape, rng, truncation)
+            else:
+                g.draw(rng)
         self.output.forward(clear_buffer=True)
         return np.array(self.output.d)
 

@@ -83,6 +83,8 @@ class Config:
     max_epoch: int
     seed: int
     save_best: bool = False
+    ema: Optional[float] = None         # decay of the executor's parameter average; None: off
+    ema_start: int = 0                  # the iteration the average starts from
 
 
 @dataclass

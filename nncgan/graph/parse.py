@@ -16,7 +16,7 @@ from .yamlio import Node, Seq, load_file
 
 TOP_KEYS = ("nncgan", "name", "description", "dataset", "config", "defaults", "blocks", "networks",
             "optimizers", "executors")
-CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False}
+CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False, "ema": None, "ema_start": 0}
 LAYER_KEYS = ("name", "type", "input", "inputs", "scope", "lr_mult", "target")
 USE_KEYS = ("use", "inputs", "prefix", "scope_prefix", "lr_mult", "settings")
 MISSING = object()
@@ -60,15 +60,19 @@ class _Problems:
         return ok
 
 
-def parse_graph(path, base_dir=None):
+def parse_graph(path, base_dir=None, raw=None, text=None):
     """Read, validate and resolve the graph file at `path`; raise GraphError listing every problem.
 
     Relative paths in the graph resolve against `base_dir` (default: the graph file's folder).
+    `raw` and `text`, when given, are the already loaded (e.g. overridden) tree and the text a
+    run keeps of it; errors still name `path` and the lines the tree was loaded from.
     """
     path = os.fspath(path)
-    raw = load_file(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    if raw is None:
+        raw = load_file(path)
+    if text is None:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     return _Parser(path, raw, text, base_dir or os.path.dirname(os.path.abspath(path))).parse()
 
 
@@ -137,14 +141,22 @@ class _Parser:
         vals = dict(CONFIG_KEYS)
         for key, default in CONFIG_KEYS.items():
             v = node.get(key, default)
+            if key == "ema":  # a decay in (0, 1), or null for none
+                if v is not None and not (_is_num(v) and 0 < v < 1):
+                    self.p.add(self.where(node, key), f"config.ema must be a decay between 0 and 1 "
+                                                      f"(e.g. 0.999) or null, got {v!r}")
+                else:
+                    vals[key] = None if v is None else float(v)
+                continue
+            least = 0 if key in ("seed", "ema_start") else 1
             if isinstance(default, bool):
                 ok = isinstance(v, bool)
             else:
-                ok = isinstance(v, int) and not isinstance(v, bool) and v >= (0 if key == "seed" else 1)
+                ok = isinstance(v, int) and not isinstance(v, bool) and v >= least
             if not ok:
                 self.p.add(self.where(node, key), f"config.{key} must be "
                            + ("true or false" if isinstance(default, bool) else
-                              "an integer >= " + ("0" if key == "seed" else "1")) + f", got {v!r}")
+                              f"an integer >= {least}") + f", got {v!r}")
             else:
                 vals[key] = v
         if vals["save_best"]:

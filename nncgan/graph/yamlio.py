@@ -92,3 +92,33 @@ def load_file(path):
     except UnicodeDecodeError as e:
         raise GraphError(f"{path}: the graph file is not UTF-8 text (byte {e.start})") from None
     return load_text(text, path)
+
+
+
+class _Flow(dict):
+    """A mapping written on one line: a layer entry reads like the hand-written graphs."""
+
+
+def plain(v, flow=False):
+    """Node/Seq (and tuples) -> plain dicts and lists that yaml.safe_dump writes."""
+    if isinstance(v, dict):
+        out = {k: plain(x) for k, x in v.items()}
+        return _Flow(out) if flow else out
+    if isinstance(v, (list, tuple)):
+        return [plain(x, flow=True) for x in v]
+    return v
+
+
+class _Dumper(yaml.SafeDumper):
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)  # list items indented under their key
+
+
+_Dumper.add_representer(_Flow, lambda d, v: d.represent_mapping(
+    "tag:yaml.org,2002:map", v.items(), flow_style=True))
+
+
+def dump(data):
+    """YAML text for a graph: keys in their order, list items and innermost collections on one line."""
+    return yaml.dump(plain(data), Dumper=_Dumper, sort_keys=False, default_flow_style=None,
+                     allow_unicode=True, width=4096)

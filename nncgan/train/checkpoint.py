@@ -41,8 +41,12 @@ def solver_file(name):
     return f"solver-{name}.h5"
 
 
-def save(run, epoch, solvers, state):
-    """Write epoch `epoch` of the run: all NNabla parameters, each solver's state, `state`."""
+def save(run, epoch, solvers, state, extra=None):
+    """Write epoch `epoch` of the run: all NNabla parameters, each solver's state, `state`.
+
+    `extra` maps further file names to a function writing that file (given its path); they are
+    saved and checksummed with the epoch.
+    """
     root = Path(run) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"epoch_{epoch:04d}"
@@ -53,6 +57,8 @@ def save(run, epoch, solvers, state):
     nn.save_parameters(str(tmp / "parameters.protobuf"))
     for name, solver in solvers.items():
         solver.save_states(str(tmp / solver_file(name)))
+    for name, write in (extra or {}).items():
+        write(tmp / name)
     (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
     files = sorted(p.name for p in tmp.iterdir())
     (tmp / MANIFEST).write_text(json.dumps({f: _sha256(tmp / f) for f in files}, indent=1), encoding="utf-8")

@@ -1,5 +1,9 @@
 """The training loop: NNC's optimizers in order on each minibatch, the last epoch saved each epoch."""
+import contextlib
+import os
 import signal
+import socket
+import time
 
 import numpy as np
 import nnabla as nn
@@ -12,6 +16,7 @@ from ..data.registry import DATASETS
 from ..errors import RunError
 from ..sampling import Sampler
 from . import checkpoint, progress
+from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
 SAMPLES_PER_CLASS = 10
@@ -43,14 +48,24 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
     solvers = {k: s for step in steps for k, s in step.solvers.items()}
     sampler = _tile_sampler(graph)
+    ema = EMA.for_graph(graph, nets)
 
+    # `nncgan runs` tells a run still training from one whose process died by this pid.
+    runs.update_info(run, status="running", max_epoch=max_epoch, pid=os.getpid(), host=socket.gethostname())
     state = {"epoch": 0, "iteration": 0, "losses": {}}
     if resume:
         state = checkpoint.load(run, solvers)
         _set_rng_state(rng, state["rng"])
+        if ema is not None:
+            saved = checkpoint.latest(run) / EMA_FILE
+            if saved.is_file():
+                ema.load(saved)
+            else:
+                log(f"{run}: the saved epoch has no {EMA_FILE}; the average starts from its parameters")
         log(f"resuming {run} after epoch {state['epoch']}")
     if state["epoch"] >= max_epoch:
         log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
+        runs.update_info(run, status="finished")
         return state
     di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
@@ -60,11 +75,15 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
-                                    f"epoch {epoch}/{max_epoch}", quiet)
+                                    f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 state.update(epoch=epoch, rng=_rng_state(rng))
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
-                checkpoint.save(run, epoch, solvers, state)
-                _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                if ema is None:
+                    checkpoint.save(run, epoch, solvers, state)
+                else:
+                    checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
+                with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
+                    _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
                     + f"  (saved {run})")
         except Interrupted:
@@ -79,22 +98,28 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     return state
 
 
-def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet):
+def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None):
     sums = {s.opt.name: 0.0 for s in steps}
     bar = tqdm(range(iters), desc=desc, disable=quiet, dynamic_ncols=True, leave=True)
+    start, seen = time.perf_counter(), 0
     for i in bar:
         batch = to_batch(di.variables, di.next(), images)
+        seen += len(next(iter(batch.values())))
         losses = {s.opt.name: s(batch, rng, state["iteration"]) for s in steps}
         if not all(np.isfinite(v) for v in losses.values()):
             bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not np.isfinite(v))
             raise RunError(f"the loss diverged ({bad}) at iteration {i + 1} of {desc}; "
                            f"the last saved epoch is kept")
         monitors.add(state["iteration"], losses)
+        if ema is not None:
+            ema.update(state["iteration"])
         state["iteration"] += 1
         for k, v in losses.items():
             sums[k] += v
-        if i % 10 == 0:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        if i % 10 == 0 or i == iters - 1:
+            rate = seen / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix({"iter": state["iteration"], **{k: f"{v:.3f}" for k, v in losses.items()},
+                             "img/s": f"{rate:.0f}"}, refresh=False)
     return sums
 
 
@@ -111,6 +136,7 @@ def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
     rows = sampler.classes or 10
     labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
     progress.save_samples(run, epoch, sampler.draw(labels, rng), rows, SAMPLES_PER_CLASS)
+    progress.save_progress_gif(run)
     progress.save_learning_curve(run, opt_names, iters)
 
 

@@ -1,5 +1,6 @@
-"""What a run shows each epoch: loss series (nnabla monitors), sample tiles, a learning curve."""
+"""What a run shows each epoch: loss series (nnabla monitors), sample tiles, their GIF, a learning curve."""
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ from ..images import save_tile
 MONITOR_DIR = "monitor"
 SAMPLES_DIR = "samples"
 CURVE = "learning_curve.png"
+GIF = "progress.gif"
+GIF_FRAME_MS = 400
 
 
 def series_file(run, opt_name):
@@ -74,3 +77,36 @@ def save_samples(run, epoch, images, rows, cols):
     d = Path(run) / SAMPLES_DIR
     d.mkdir(exist_ok=True)
     return save_tile(images, d / f"epoch_{epoch:04d}.png", rows, cols, info={"epoch": epoch})
+
+
+def save_progress_gif(run):
+    """samples/progress.gif: the epoch tiles in order, one frame each (the last one held longer)."""
+    from PIL import Image
+    d = Path(run) / SAMPLES_DIR
+    paths = sorted(d.glob("epoch_*.png"))
+    if not paths:
+        return None
+    frames = []
+    for p in paths:
+        with Image.open(p) as im:
+            frames.append(im.convert("L"))
+    tmp = d / f".{GIF}.tmp"
+    durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FRAME_MS * 5]
+    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    os.replace(tmp, d / GIF)
+    return d / GIF
+
+
+def file_log(path, echo=print):
+    """A log function that also appends each message, time-stamped, to `path` (unattended runs)."""
+    from ..errors import RunError
+    try:
+        open(path, "a", encoding="utf-8").close()
+    except OSError as e:
+        raise RunError(f"cannot write the log file {path}: {e.strerror}") from None
+
+    def log(msg):
+        echo(msg)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+    return log

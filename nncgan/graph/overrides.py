@@ -1,0 +1,176 @@
+"""`--set path.to.key=value`: changes to a graph from the command line, strictly checked.
+
+A path walks the graph as written (mapping keys, list items by index:
+`networks.Generator.layers.0.size`). The value is read as YAML (`0.001`, `true`, `[1, 28, 28]`)
+and must be of the kind the key already holds: an int may replace a float, nothing else
+changes kind. A key the file leaves out may be set only where the graph language knows it
+(a config key, a solver setting, a layer's setting), so a typo is an error naming the
+nearest real keys, never a silently ignored new key.
+
+Overrides are applied to the loaded tree, which keeps the line of every key, so validation
+still points at the line of the file; the run folder gets the overridden graph as text.
+"""
+import difflib
+import os
+
+import yaml
+
+from .. import solvers
+from ..errors import GraphError
+from ..layers import get as get_layer_type
+from .yamlio import Node, Seq, dump, load_file
+
+
+def _kind(v):
+    if isinstance(v, bool):
+        return "true or false"
+    if isinstance(v, (int, float)):
+        return "a float" if isinstance(v, float) else "an integer"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    return "null"
+
+
+def _fits(held, new):
+    """Whether `new` may replace `held`: same kind, or an int where a float is held."""
+    if held is None or new is None:
+        return True  # null means "the default": any value may replace it, and it may be restored
+    if isinstance(held, bool) or isinstance(new, bool):
+        return isinstance(held, bool) and isinstance(new, bool)
+    if isinstance(held, float):
+        return isinstance(new, (int, float))
+    if isinstance(held, int):
+        return isinstance(new, int)
+    if isinstance(held, str):
+        # A string may become a mapping where the language allows either (w_init: {type:, multiplier:}).
+        return isinstance(new, (str, dict))
+    if isinstance(held, list):
+        return isinstance(new, list)
+    if isinstance(held, dict):
+        return isinstance(new, (dict, str))
+    return False
+
+
+def _wrap(v, line):
+    """Plain YAML data -> Node/Seq carrying `line`, so errors in a set value point at the key's line."""
+    if isinstance(v, dict):
+        out = Node({k: _wrap(x, line) for k, x in v.items()})
+        out.line, out.key_lines = line, {k: line for k in v}
+        return out
+    if isinstance(v, list):
+        out = Seq(_wrap(x, line) for x in v)
+        out.line, out.item_lines = line, [line] * len(v)
+        return out
+    return v
+
+
+def _settable(parent, path):
+    """Keys the graph language accepts in `parent` although the file leaves them out."""
+    from .parse import CONFIG_KEYS, LAYER_KEYS
+    if path == ["config"]:
+        return dict(CONFIG_KEYS)
+    if len(path) == 3 and path[0] == "optimizers" and path[2] == "solver" and \
+            parent.get("type") in solvers.SOLVERS:
+        return dict(solvers.SOLVERS[parent["type"]][1])
+    lt = get_layer_type(parent.get("type")) if "layers" in path else None
+    if lt is not None:
+        return {**{k: None for k in LAYER_KEYS}, **{k: s.default for k, s in lt.settings.items()}}
+    return {}
+
+
+def parse_assignment(text):
+    """'a.b.0.c=VALUE' -> (['a', 'b', '0', 'c'], value parsed as YAML)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise GraphError(f"--set {text}: expected PATH=VALUE, e.g. --set config.batch_size=32")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as e:
+        raise GraphError(f"--set {text}: the value is not valid YAML: {getattr(e, 'problem', e)}") from None
+    return key.strip().split("."), parsed
+
+
+def apply(raw, assignments, path="graph"):
+    """Apply each 'PATH=VALUE' to the loaded graph `raw` in place; return [(path, old, new)].
+
+    Every problem is collected and raised together as one GraphError.
+    """
+    applied, problems = [], []
+    for text in assignments:
+        try:
+            applied.append(_apply_one(raw, text, path))
+        except GraphError as e:
+            problems += e.problems
+    if problems:
+        raise GraphError(problems)
+    return applied
+
+
+def _apply_one(raw, text, file):
+    parts, value = parse_assignment(text)
+    node, walked = raw, []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        here = ".".join(walked) or "the top level"
+        if isinstance(node, Seq):
+            if not part.isdigit() or int(part) >= len(node):
+                raise GraphError(f"{file}:{node.line}: --set {text}: {here} is a list of {len(node)} "
+                                 f"item(s); give an index 0..{len(node) - 1}, got '{part}'")
+            key = int(part)
+        elif isinstance(node, Node):
+            key = next((k for k in node if str(k) == part), None)
+            if key is None:
+                extra = _settable(node, walked)
+                if last and part in extra:
+                    key = part
+                else:
+                    options = list(dict.fromkeys([str(k) for k in node] + list(extra)))
+                    near = difflib.get_close_matches(part, options, n=3, cutoff=0.5)
+                    prefix = ".".join(walked + [""])
+                    hint = f"; did you mean {' or '.join(repr(prefix + n) for n in near)}?" if near else ""
+                    raise GraphError(f"{file}:{node.line}: --set {text}: no key '{part}' in {here}{hint} "
+                                     f"Known: {', '.join(options) or '(none)'}")
+        else:
+            raise GraphError(f"--set {text}: {here} is {_kind(node)} ({node!r}), it has no key '{part}'")
+        walked.append(part)
+        if last:
+            present = key in node if isinstance(node, Node) else True
+            held = node[key] if present else _settable(node, walked[:-1]).get(key)
+            if isinstance(held, tuple):  # a layer setting's default: validation checks the value
+                held = None
+            if not _fits(held, value):
+                raise GraphError(f"{file}:{node.line_of(key)}: --set {text}: {'.'.join(walked)} holds "
+                                 f"{_kind(held)} ({held!r}), got {_kind(value)} ({value!r})")
+            line = node.line_of(key) if present else node.line
+            node[key] = _wrap(value, line)
+            if isinstance(node, Node) and not present:
+                node.key_lines = {**(node.key_lines or {}), key: line}
+            return ".".join(walked), held, value
+        node = node[key]
+
+
+def load(path, assignments=(), base_dir=None):
+    """Parse the graph at `path` with `assignments` applied; returns (Graph, [(path, old, new)]).
+
+    Without assignments the graph's text is the file as written; with them, it is the
+    overridden graph (what a run must keep to resume), headed by the list of overrides.
+    """
+    from .parse import parse_graph
+    path = os.fspath(path)
+    if not assignments:
+        return parse_graph(path, base_dir=base_dir), []
+    raw = load_file(path)
+    applied = apply(raw, assignments, path)
+    header = [f"# {os.path.basename(path)} with overrides from the command line:"]
+    header += [f"#   --set {a}" for a in assignments]
+    text = "\n".join(header) + "\n" + dump(raw)
+    return parse_graph(path, base_dir=base_dir, raw=raw, text=text), applied
+
+
+def describe(applied):
+    """One line per override, as the CLI prints them."""
+    return [f"override {p}: {old!r} -> {new!r}" for p, old, new in applied]
