@@ -20,7 +20,15 @@ def _load_mnist(split, data_dir=None, log=print):
     return {"x": images[:, None, :, :], "y": labels[:, None]}
 
 
+def _load_fashion_mnist(split, data_dir=None, log=print):
+    from .fashion_mnist import load_fashion_mnist
+    images, labels = load_fashion_mnist(split, data_dir, log=log)
+    return {"x": images[:, None, :, :], "y": labels[:, None]}
+
+
 DATASETS = {
     "mnist": DatasetInfo("mnist", {"x": (1, 28, 28), "y": (1,)}, 10, _load_mnist, ("x",),
                          "MNIST digits: x image (1,28,28) in [0,1], y label 0-9"),
+    "fashion-mnist": DatasetInfo("fashion-mnist", {"x": (1, 28, 28), "y": (1,)}, 10, _load_fashion_mnist, ("x",),
+                                 "Fashion-MNIST: x image (1,28,28) in [0,1], y label 0-9 (T-shirt/top ... Ankle boot)"),
 }
