@@ -185,7 +185,7 @@ def load_table(table, log=print):
     return Arrays(arrays, table.where)
 
 
-def dataset_info(path, **options):
+def dataset_info(path):
     """The registry entry of a CSV dataset: variables and shapes from the header and row 1."""
     from .registry import DatasetInfo
     table = CsvTable(path)

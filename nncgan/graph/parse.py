@@ -135,14 +135,15 @@ class _Parser:
             elif d is not None:  # relative to the graph file, like any path in a config file
                 paths[key] = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(d)))
         kind = next((k for k in registry.FILE_KINDS if k in paths), None)
-        if kind and len(kinds) == 1:
-            options = {k: node[k] for k in ("size", "layout") if k in node}
+        options = {k: node[k] for k in ("size", "layout") if k in node}
+        if options and kind != "folder":
+            self.p.add(self.where(node, next(iter(options))), "'size' and 'layout' apply only to 'folder' datasets")
+        elif kind and len(kinds) == 1:
             try:  # the files say which variables and shapes the Inputs may ask for
                 info = registry.file_dataset(kind, paths[kind], **options)
                 name = info.name
-            except (DataError, TypeError) as e:
-                self.p.add(self.where(node, kind), str(e) if isinstance(e, DataError) else
-                           f"'size' and 'layout' apply only to 'folder' datasets")
+            except DataError as e:
+                self.p.add(self.where(node, kind), str(e))
         d = paths.get("dir")
         return DatasetSpec(name or "", d, dict(info.variables) if info else {}, info.classes if info else 0)
 
