@@ -167,3 +167,14 @@ def test_cgan_fashion_graph_checks():
     g = parse_graph(path)
     assert (g.dataset.name, g.dataset.classes, g.dataset.variables["x"]) == ("fashion-mnist", 10, (1, 28, 28))
     assert main(["check", str(path)]) == 0
+
+
+def test_graph_dataset_from_the_debian_package_alone(tmp_path, monkeypatch, debian_dir):
+    """A fresh machine: no cache, no variable, no network; only the package's files."""
+    monkeypatch.setattr(fm, "DEBIAN_DIR", str(debian_dir))
+    monkeypatch.setattr("nncgan.data.idx.urllib_fetch", must_not_run)
+    lines = []
+    arrays = registry.resolve("fashion-mnist").load("train", None, log=lines.append)
+    assert arrays["x"].shape == (60000, 1, 28, 28) and arrays["y"][0, 0] == 9
+    assert lines[-1] == f"Fashion-MNIST: using the Debian package dataset-fashion-mnist in {debian_dir}"
+    assert files_in(tmp_path / "home" / ".cache" / "nncgan" / "fashion-mnist") == []  # read in place

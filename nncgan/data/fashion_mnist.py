@@ -51,7 +51,7 @@ class DebianPackage:
 
     strict = False
 
-    def __init__(self, path=DEBIAN_DIR):
+    def __init__(self, path):
         self.path = Path(path)
         self.label = f"Debian package {DEBIAN_PACKAGE} ({self.path})"
 
@@ -72,9 +72,11 @@ def load_fashion_mnist(split, data_dir=None, *, cache_dir=None, sources=None, lo
     return idx.load_idx(SPEC, split, sources, cache_dir=cache_dir, log=log)
 
 
-def default_sources(data_dir=None, *, debian_dir=DEBIAN_DIR, fetch=None):
-    """The standard chain; ``debian_dir`` and ``fetch`` are replaced by tests."""
-    return idx.explicit_sources(SPEC, data_dir) + [CacheDir(), DebianPackage(debian_dir), Mirrors(fetch=fetch)]
+def default_sources(data_dir=None, *, debian_dir=None, fetch=None):
+    """The standard chain; ``debian_dir`` (default: the module's DEBIAN_DIR, read at call time
+    so tests can move it) and ``fetch`` are replaced by tests."""
+    return idx.explicit_sources(SPEC, data_dir) + [
+        CacheDir(), DebianPackage(debian_dir or DEBIAN_DIR), Mirrors(fetch=fetch)]
 
 
 __all__ = ["load_fashion_mnist", "default_sources", "DebianPackage", "LocalDir", "SPEC", "CLASSES"]
