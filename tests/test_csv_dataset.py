@@ -229,3 +229,17 @@ def test_streamed_csv_gives_the_same_batches_as_in_memory(exported, monkeypatch)
         epochs.append(np.concatenate([y for (_, y), _ in batches]).ravel())
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled each epoch
     assert sorted(epochs[0]) == sorted(epochs[1])  # 120 = 3 batches of 40: every sample, each epoch
+
+
+def test_cli_exports_fashion_mnist(tmp_path, capsys):
+    from nncgan.cli import main
+    fashion = MNIST_DIR.parent / "fashion-mnist"
+    if not (fashion / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST files not found in {fashion}")
+    assert main(["dataset", "export", "fashion-mnist", str(tmp_path), "--split", "test", "--limit", "3",
+                 "--data-dir", str(fashion)]) == 0
+    assert (tmp_path / "fashion_mnist_test.csv").read_text().splitlines() == [
+        "x:image,y:label", "./validation/9/0.png,9", "./validation/2/1.png,2", "./validation/1/2.png,1"]
+    assert not (tmp_path / "fashion_mnist_training.csv").exists()
+    assert main(["dataset", "export", "cifar10", str(tmp_path)]) == 2
+    assert "cannot export 'cifar10'; exportable: mnist, fashion-mnist" in capsys.readouterr().err
