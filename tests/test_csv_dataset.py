@@ -243,3 +243,11 @@ def test_cli_exports_fashion_mnist(tmp_path, capsys):
     assert not (tmp_path / "fashion_mnist_training.csv").exists()
     assert main(["dataset", "export", "cifar10", str(tmp_path)]) == 2
     assert "cannot export 'cifar10'; exportable: mnist, fashion-mnist" in capsys.readouterr().err
+
+
+def test_streamed_csv_checks_image_sizes_before_training(two_rows, monkeypatch):
+    png(two_rows / "img" / "odd.png", (28, 30))
+    c = write_csv(two_rows / "c.csv", "x:image,y:label\nimg/0.png,0\nimg/1.png,1\nimg/odd.png,1\n")
+    monkeypatch.setenv("NNCGAN_MEMORY_LIMIT_MB", "0")
+    expect_error(c, f"row 3 (line 4): {two_rows / 'img' / 'odd.png'}: image of 'x' is 28x30 (height x width); "
+                    f"row 1's is 28x28", when="load")

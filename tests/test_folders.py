@@ -168,3 +168,10 @@ def test_dataset_section_problems(tmp_path, dataset, problem):
     g.write_text(CGAN.read_text().replace("  name: mnist ", dataset, 1))
     with pytest.raises(GraphError, match=problem):
         parse_graph(g)
+
+
+def test_streamed_folder_checks_every_image_before_training(tmp_path, monkeypatch):
+    png(tmp_path / "a" / "0.png")
+    png(tmp_path / "a" / "1.png", 7, 4)
+    monkeypatch.setenv("NNCGAN_MEMORY_LIMIT_MB", "0")
+    assert error_of(tmp_path).startswith(f"{tmp_path / 'a' / '1.png'}: image is (1, 7, 4)")

@@ -94,6 +94,21 @@ class CsvTable:
                 raise DataError(f"{self.where(i)}: {f}: no such file (the cell of '{var}' is {cell!r}, "
                                 f"relative to the CSV)")
 
+    def check_image_sizes(self, i):
+        """Height and width of row i's images from their headers alone (no pixels decoded), so a
+        streamed dataset's odd image stops the run before training, not in the middle of it."""
+        from PIL import Image
+        for var in self.images:
+            f = self.file_of(self._cells(i, var)[0])
+            try:
+                with Image.open(f) as im:
+                    hw = (im.height, im.width)
+            except Exception as e:  # PIL raises several types for what is not an image
+                raise DataError(f"{self.where(i)}: {f}: cannot read ({type(e).__name__}: {e})") from None
+            if hw != self.shapes[var][1:]:
+                raise DataError(f"{self.where(i)}: {f}: image of '{var}' is {hw[0]}x{hw[1]} (height x width); "
+                                f"row 1's is {self.shapes[var][1]}x{self.shapes[var][2]}")
+
     def sample(self, i):
         """Row i as a tuple of arrays, one per variable; DataError names the row and the file."""
         self.check_row(i)
@@ -175,6 +190,8 @@ def load_table(table, log=print):
     shapes = [table.shapes[v] for v in table.variables]
     dtypes = [table.dtypes[v] for v in table.variables]
     if not fits_in_memory(n, shapes, dtypes):
+        for i in range(n):
+            table.check_image_sizes(i)
         log(f"{table.path}: {n} samples, streamed from disk (more than the memory limit)")
         return CsvSamples(table)
     arrays = {v: np.empty((n,) + s, d) for v, s, d in zip(table.variables, shapes, dtypes)}

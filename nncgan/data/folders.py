@@ -47,6 +47,10 @@ def _open(path):
         raise DataError(f"{path}: cannot read the image ({e})") from None
 
 
+def _channels(mode):
+    return 1 if mode in ("1", "L", "I", "I;16", "F") else 3  # palette, RGBA, CMYK... -> RGB
+
+
 class ImageReader:
     """Reads an image file as uint8 (C, H, W): converted and resized to `shape`, or checked against it."""
 
@@ -55,7 +59,24 @@ class ImageReader:
 
     @staticmethod
     def natural_shape(im):
-        return (1 if im.mode in ("1", "L", "I", "I;16", "F") else 3, im.height, im.width)
+        return (_channels(im.mode), im.height, im.width)
+
+    def probe(self, path, crop=None):
+        """What read() would refuse, from the file's header alone (no pixels decoded)."""
+        try:
+            with Image.open(path) as im:
+                mode, w, h = im.mode, im.width, im.height
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise DataError(f"{path}: cannot read the image ({e})") from None
+        if crop is not None:
+            if w % 2:
+                raise DataError(f"{path}: width {w} is odd; a side-by-side image holds A and B "
+                                f"in two halves of equal width")
+            w //= 2
+        got = (_channels(mode), h, w)
+        if not self.resize and got != self.shape:
+            raise DataError(f"{path}: image is {got} (channels, height, width), the first image's is "
+                            f"{self.shape}; give the dataset a size: [C, H, W] to convert and resize every image")
 
     def read(self, path, crop=None):
         im = _open(path)
@@ -189,6 +210,9 @@ def load(root, size=None, layout=None, log=print):
     shapes = [readers[v].shape for v in files] + ([(1,)] if labels is not None else [])
     dtypes = [np.uint8] * len(files) + ([np.float32] if labels is not None else [])
     if not fits_in_memory(n, shapes, dtypes):
+        for reader, fs in zip(samples.readers, samples.files):
+            for path, crop in fs:  # headers only: an odd image stops the run before training
+                reader.probe(path, crop)
         log(f"{root}: {n} samples ({layout}), streamed from disk (more than the memory limit)")
         return samples
     arrays = {v: np.empty((n,) + s, d) for v, s, d in zip(samples.variables, shapes, dtypes)}
