@@ -178,3 +178,19 @@ def test_graph_dataset_from_the_debian_package_alone(tmp_path, monkeypatch, debi
     assert arrays["x"].shape == (60000, 1, 28, 28) and arrays["y"][0, 0] == 9
     assert lines[-1] == f"Fashion-MNIST: using the Debian package dataset-fashion-mnist in {debian_dir}"
     assert files_in(tmp_path / "home" / ".cache" / "nncgan" / "fashion-mnist") == []  # read in place
+
+
+def test_cli_trains_cgan_fashion_from_the_debian_package(tmp_path, monkeypatch, debian_dir, capsys):
+    """The issue's bar: `nncgan train` on a Fashion-MNIST graph with nothing but the package
+    installed. Only the first 64 images are kept, to stay fast."""
+    from nncgan.cli import main
+    monkeypatch.setattr(fm, "DEBIAN_DIR", str(debian_dir))
+    monkeypatch.setattr("nncgan.data.idx.urllib_fetch", must_not_run)
+    real = fm.load_fashion_mnist
+    monkeypatch.setattr(fm, "load_fashion_mnist", lambda *a, **k: tuple(v[:64] for v in real(*a, **k)))
+    monkeypatch.chdir(tmp_path)
+    graph = Path(__file__).resolve().parents[1] / "graphs" / "cgan_fashion.yaml"
+    assert main(["train", str(graph), "--epochs", "1", "--batch-size", "32", "--quiet", "--context", "cpu"]) == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert (run / "checkpoints" / "epoch_0001" / "parameters.h5").is_file()
+    assert (run / "samples" / "epoch_0001.png").is_file()
