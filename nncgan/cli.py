@@ -123,6 +123,12 @@ def cmd_runs(args):
     return 0
 
 
+def cmd_dataset_export(args):
+    from .data.export import export_csv
+    export_csv(args.dataset, args.dir, splits=args.split, limit=args.limit, data_dir=args.data_dir)
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -168,12 +174,21 @@ def build_parser():
     r = sub.add_parser("runs", help="the runs under runs/, newest first: epochs, last losses, status")
     r.add_argument("--runs-dir", default="runs", help="the folder holding the runs (default: runs)")
     r.set_defaults(func=cmd_runs)
+
+    d = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="action", required=True)
+    e = d.add_parser("export", help="write a built-in dataset as PNGs + NNC CSV files (x:image,y:label)")
+    e.add_argument("dataset", help="mnist or fashion-mnist")
+    e.add_argument("dir", help="output folder")
+    e.add_argument("--split", nargs="+", choices=("train", "test"), default=["train", "test"])
+    e.add_argument("--limit", type=int, help="the first N samples of each split only")
+    e.add_argument("--data-dir", help="directory holding the dataset files")
+    e.set_defaults(func=cmd_dataset_export)
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "num"):
+    for name in ("epochs", "batch_size", "num", "limit"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)

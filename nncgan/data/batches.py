@@ -1,21 +1,24 @@
 """Minibatches through NNabla's data iterator, shuffled per epoch from the run's seed.
 
 The order of epoch e depends only on (seed, e), so a run resumed at an epoch boundary sees
-exactly the batches an uninterrupted run would have seen.
+exactly the batches an uninterrupted run would have seen. The data is a dict of arrays held in
+memory, or a `samples.Samples` streamed from disk one sample at a time; the order is the same.
 """
 import numpy as np
 from nnabla.utils.data_iterator import data_iterator
 from nnabla.utils.data_source import DataSource
 
+from .samples import length_of, sample_of, variables_of
+
 
 class MemorySource(DataSource):
-    """Arrays held in memory, one epoch = as many whole batches as fit (the remainder is skipped)."""
+    """Arrays in memory or streamed samples; one epoch = as many whole batches as fit (the remainder is skipped)."""
 
     def __init__(self, arrays, batch_size, seed, first_epoch=0, shuffle=True):
         super().__init__(shuffle=shuffle)
         self._arrays = arrays
-        self._variables = tuple(arrays)
-        self._n = len(next(iter(arrays.values())))
+        self._variables = variables_of(arrays)
+        self._n = length_of(arrays)
         self._size = (self._n // batch_size) * batch_size
         self._seed, self._epoch = seed, first_epoch - 1  # the iterator's first reset() starts it
 
@@ -29,8 +32,7 @@ class MemorySource(DataSource):
         super().reset()
 
     def _get_data(self, position):
-        i = self._order[position]
-        return tuple(a[i] for a in self._arrays.values())
+        return sample_of(self._arrays, self._order[position])
 
 
 def iterator(arrays, batch_size, seed, first_epoch=0, shuffle=True):

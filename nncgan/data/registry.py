@@ -20,7 +20,47 @@ def _load_mnist(split, data_dir=None, log=print):
     return {"x": images[:, None, :, :], "y": labels[:, None]}
 
 
+def _load_fashion_mnist(split, data_dir=None, log=print):
+    from .fashion_mnist import load_fashion_mnist
+    images, labels = load_fashion_mnist(split, data_dir, log=log)
+    return {"x": images[:, None, :, :], "y": labels[:, None]}
+
+
 DATASETS = {
     "mnist": DatasetInfo("mnist", {"x": (1, 28, 28), "y": (1,)}, 10, _load_mnist, ("x",),
                          "MNIST digits: x image (1,28,28) in [0,1], y label 0-9"),
+    "fashion-mnist": DatasetInfo("fashion-mnist", {"x": (1, 28, 28), "y": (1,)}, 10, _load_fashion_mnist, ("x",),
+                                 "Fashion-MNIST: x image (1,28,28) in [0,1], y label 0-9 (T-shirt/top ... Ankle boot)"),
 }
+
+
+# File datasets (an NNC CSV, image folders) are described when the graph is parsed, from the
+# files themselves, and kept here under their name ("csv:/abs/path") for the trainer.
+FILE_KINDS = ("csv", "folder")
+_FILE_DATASETS = {}
+
+
+def file_dataset(kind, path, **options):
+    """DatasetInfo of a file dataset, read from its files now; raises DataError naming the file."""
+    if kind == "csv":
+        from .csv_dataset import dataset_info
+    elif kind == "folder":
+        from .folders import dataset_info
+    else:
+        raise ValueError(f"unknown file dataset kind {kind!r}")
+    info = dataset_info(path, **options)
+    _FILE_DATASETS[info.name] = info
+    return info
+
+
+def resolve(name):
+    """The dataset a parsed graph names: built in, or a file dataset described at parse time."""
+    if name in DATASETS:
+        return DATASETS[name]
+    if name in _FILE_DATASETS:
+        return _FILE_DATASETS[name]
+    kind, _, path = name.partition(":")
+    if kind == "csv" and path:  # a CSV carries all it needs in its own files
+        return file_dataset(kind, path)
+    from ..errors import DataError
+    raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")

@@ -8,8 +8,9 @@ import difflib
 import os
 
 from .. import solvers
+from ..data import registry
 from ..data.registry import DATASETS
-from ..errors import GraphError
+from ..errors import DataError, GraphError
 from ..layers import get as get_layer_type, known_types
 from .model import Config, DatasetSpec, Executor, Graph, Layer, Network, Optimizer, Where
 from .yamlio import Node, Seq, load_file
@@ -120,19 +121,34 @@ class _Parser:
     def parse_dataset(self):
         node = self.section("dataset")
         w = self.where(node)
-        self.p.keys(node, ("name", "dir"), w, "dataset", required=("name",) if node else ())
+        self.p.keys(node, ("name", "dir", "csv", "folder", "size", "layout"), w, "dataset")
+        kinds = [k for k in ("name",) + registry.FILE_KINDS if k in node]
+        if node and len(kinds) != 1:
+            self.p.add(w, "dataset needs exactly one of 'name' (built in: " + ", ".join(DATASETS)
+                          + "), 'csv' (an NNC CSV file) or 'folder' (image folders)")
         name = node.get("name")
         info = DATASETS.get(name)
         if name is not None and info is None:
             self.p.add(self.where(node, "name"), f"unknown dataset '{name}'{_suggest(name, DATASETS)} "
                                                  f"Known: {', '.join(DATASETS)}")
-        d = node.get("dir")
-        if d is not None:
-            if not isinstance(d, str):
-                self.p.add(self.where(node, "dir"), "dataset dir must be a path")
-                d = None
-            else:  # relative to the graph file, like any path in a config file
-                d = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(d)))
+        paths = {}
+        for key in ("dir",) + registry.FILE_KINDS:
+            d = node.get(key)
+            if d is not None and not isinstance(d, str):
+                self.p.add(self.where(node, key), f"dataset {key} must be a path")
+            elif d is not None:  # relative to the graph file, like any path in a config file
+                paths[key] = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(d)))
+        kind = next((k for k in registry.FILE_KINDS if k in paths), None)
+        options = {k: node[k] for k in ("size", "layout") if k in node}
+        if options and kind != "folder":
+            self.p.add(self.where(node, next(iter(options))), "'size' and 'layout' apply only to 'folder' datasets")
+        elif kind and len(kinds) == 1:
+            try:  # the files say which variables and shapes the Inputs may ask for
+                info = registry.file_dataset(kind, paths[kind], **options)
+                name = info.name
+            except DataError as e:
+                self.p.add(self.where(node, kind), str(e))
+        d = paths.get("dir")
         return DatasetSpec(name or "", d, dict(info.variables) if info else {}, info.classes if info else 0)
 
     def parse_config(self):

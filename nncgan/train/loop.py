@@ -12,7 +12,8 @@ from tqdm import tqdm
 from .. import run as runs
 from ..builder import build_all
 from ..data.batches import iterator, to_batch
-from ..data.registry import DATASETS
+from ..data.registry import resolve as resolve_dataset
+from ..data.samples import check_labels
 from ..errors import RunError
 from ..sampling import Sampler
 from . import checkpoint, progress
@@ -40,8 +41,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state."""
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
-    info = DATASETS[graph.dataset.name]
+    info = resolve_dataset(graph.dataset.name)
     arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    check_labels(graph, arrays, graph.dataset.name)  # before any training
 
     nn.clear_parameters()
     nets, rng = build_all(graph, cfg.batch_size, cfg.seed)

@@ -1,0 +1,102 @@
+"""What a dataset's load() returns besides a dict of arrays: samples read one at a time.
+
+A dataset that fits in memory is a dict {variable: array (N, ...)}; one that does not is a
+``Samples`` object, read per sample by the NNabla data source in ``batches.py``. Both answer
+``variables_of``, ``length_of``, ``sample_of`` and ``column_of`` so the trainer and the checks
+need not know which they hold.
+"""
+import os
+
+import numpy as np
+
+from ..errors import DataError
+
+MEMORY_LIMIT_MB = 2048  # above this a dataset is streamed; $NNCGAN_MEMORY_LIMIT_MB overrides
+
+
+def memory_limit_bytes():
+    value = os.environ.get("NNCGAN_MEMORY_LIMIT_MB", MEMORY_LIMIT_MB)
+    try:
+        return float(value) * 2 ** 20
+    except ValueError:
+        raise DataError(f"NNCGAN_MEMORY_LIMIT_MB must be a number of megabytes, got {value!r}") from None
+
+
+def fits_in_memory(n, shapes, dtypes):
+    per_sample = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in zip(shapes, dtypes))
+    return n * per_sample <= memory_limit_bytes()
+
+
+class Samples:
+    """Base of streamed datasets: ``variables``, ``len()``, ``sample(i)`` -> tuple of arrays,
+    ``column(var)`` -> the whole (N, ...) array of a cheap (non-image) variable."""
+
+    variables = ()
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def sample(self, i):
+        raise NotImplementedError
+
+    def column(self, var):
+        raise NotImplementedError
+
+    def where(self, i):
+        return f"sample {i + 1}"
+
+
+class Arrays(dict):
+    """{variable: array} that can say where sample i came from (a CSV row, a file), for errors."""
+
+    def __init__(self, arrays, where=None):
+        super().__init__(arrays)
+        self._where = where
+
+    def where(self, i):
+        return self._where(i) if self._where else f"sample {i + 1}"
+
+
+def where_of(data, i, source):
+    return data.where(i) if hasattr(data, "where") else f"{source}: sample {i + 1}"
+
+
+def variables_of(data):
+    return tuple(data.variables) if isinstance(data, Samples) else tuple(data)
+
+
+def length_of(data):
+    return len(data) if isinstance(data, Samples) else len(next(iter(data.values())))
+
+
+def sample_of(data, i):
+    return data.sample(i) if isinstance(data, Samples) else tuple(a[i] for a in data.values())
+
+
+def column_of(data, var):
+    return data.column(var) if isinstance(data, Samples) else data[var]
+
+
+def check_labels(graph, data, source):
+    """Every class index fed to a OneHot must lie in 0..n_class-1: the graph decides the classes.
+
+    Called once the data is loaded, before the first iteration, so a bad label stops the run
+    before any training rather than as an NNabla error mid-epoch.
+    """
+    for net in graph.networks.values():
+        by_name = {l.name: l for l in net.layers}
+        for layer in net.layers:
+            if layer.type != "OneHot" or not layer.inputs:
+                continue
+            src = by_name.get(layer.inputs[0])
+            var = src.settings.get("dataset") if src is not None and src.type == "Input" else None
+            if var is None or var not in variables_of(data):
+                continue
+            n_class = int(layer.settings["shape"][0])
+            labels = np.asarray(column_of(data, var)).reshape(length_of(data), -1)[:, 0]
+            bad = np.flatnonzero((labels < 0) | (labels >= n_class) | (labels != np.floor(labels)))
+            if bad.size:
+                i = int(bad[0])
+                raise DataError(f"{where_of(data, i, source)}: label {labels[i]:g} in '{var}', outside the "
+                                f"graph's classes 0..{n_class - 1} (OneHot '{layer.name}' in network "
+                                f"'{net.name}'); {bad.size} sample(s) in all")
