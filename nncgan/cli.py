@@ -26,14 +26,24 @@ def cmd_check(args):
 
 
 def cmd_train(args):
-    from . import context, run as runs
-    from .train.loop import train
+    from . import run as runs
     graph = _parse(args.graph)
     if args.batch_size:
         graph.config.batch_size = args.batch_size
     if args.resume:
         run = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
         info = runs.read_info(run)
+        with runs.locked(run):
+            return _train(args, graph, run, info)
+    run = runs.new_run(graph, args.out, args.runs_dir)
+    with runs.locked(run):
+        return _train(args, graph, run, None)
+
+
+def _train(args, graph, run, info):
+    from . import context, run as runs
+    from .train.loop import train
+    if info is not None:
         # A resumed run keeps training the graph it started with, whatever happened to the file since.
         graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info["graph"]))
         if args.batch_size:
@@ -42,7 +52,6 @@ def cmd_train(args):
             graph.config.batch_size = info["batch_size"]
         runs.update_info(run, status="running")
     else:
-        run = runs.new_run(graph, args.out, args.runs_dir)
         runs.update_info(run, batch_size=graph.config.batch_size)
     backend = context.select(args.context)
     print(f"nncgan: training {graph.path} in {run} on {backend}")
@@ -64,8 +73,8 @@ def cmd_infer(args):
     context.select(args.context)
     nn.clear_parameters()
     folder = checkpoint.latest(run)
+    sampler = Sampler(graph, args.num)  # built first, so load() checks the saved shapes against it
     checkpoint.load(run)
-    sampler = Sampler(graph, args.num)
     labels = None
     if args.label is not None:
         sampler.check_label(args.label)

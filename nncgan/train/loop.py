@@ -1,4 +1,5 @@
 """The training loop: NNC's optimizers in order on each minibatch, the last epoch saved each epoch."""
+import contextlib
 import signal
 
 import numpy as np
@@ -19,6 +20,14 @@ SAMPLES_PER_CLASS = 10
 
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM: the epoch in progress is abandoned, the last saved one kept."""
+
+    def __init__(self, while_saving=False):
+        super().__init__()
+        self.while_saving = while_saving
+
+
+class Diverged(Exception):
+    """A loss or a parameter became NaN or Inf; the message names optimizer, network and where."""
 
 
 def _rng_state(rng):
@@ -56,22 +65,38 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
-    with _stop_on_signals():
+    with _stop_on_signals() as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet)
                 state.update(epoch=epoch, rng=_rng_state(rng))
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
-                checkpoint.save(run, epoch, solvers, state)
-                _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
+                if bad:
+                    raise Diverged(f"parameter {bad} at the end of epoch {epoch}")
+                with signals.deferred():
+                    checkpoint.save(run, epoch, solvers, state)
+                try:
+                    _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                except OSError as e:
+                    raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
+                                   f"be written in {run}: {e.strerror or e}") from None
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
                     + f"  (saved {run})")
-        except Interrupted:
+        except Interrupted as e:
             runs.update_info(run, status="interrupted")
             kept = f"epoch {state['epoch']} is kept in" if state["epoch"] else "no epoch was complete yet in"
-            raise RunError(f"interrupted during epoch {state['epoch'] + 1}; {kept} {run}. "
+            when = (f"while saving epoch {state['epoch']}, which was finished first" if e.while_saving
+                    else f"during epoch {state['epoch'] + 1}")
+            raise RunError(f"interrupted {when}; {kept} {run}. "
                            f"Resume with: nncgan train {graph.path} --resume --out {run}") from None
+        except Diverged as e:
+            runs.update_info(run, status="diverged")
+            kept = (f"the last good epoch, {state['epoch']}, is kept in {run}" if state["epoch"]
+                    else f"no epoch was saved in {run}")
+            raise RunError(f"training diverged: {e}; {kept}. Lower the learning rate (or check the "
+                           f"data) and train again") from None
     runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
                      epochs=state["epoch"])
     return state
@@ -82,11 +107,15 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet):
     bar = tqdm(range(iters), desc=desc, disable=quiet, dynamic_ncols=True, leave=True)
     for i in bar:
         batch = to_batch(di.variables, di.next(), images)
-        losses = {s.opt.name: s(batch, rng, state["iteration"]) for s in steps}
-        if not all(np.isfinite(v) for v in losses.values()):
-            bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not np.isfinite(v))
-            raise RunError(f"the loss diverged ({bad}) at iteration {i + 1} of {desc}; "
-                           f"the last saved epoch is kept")
+        losses = {}
+        for s in steps:
+            loss = losses[s.opt.name] = s(batch, rng, state["iteration"])
+            # Checked after every update, so the message names the optimizer that broke it.
+            bad = f"its loss {loss}" if not np.isfinite(loss) else _nonfinite(
+                {k: v for k, (v, _) in s.network.trainable.items()})
+            if bad:
+                raise Diverged(f"optimizer '{s.opt.name}' (network '{s.network.name}') produced {bad} "
+                               f"at iteration {i + 1} of {iters} in {desc.split('/')[0]}")
         monitors.add(state["iteration"], losses)
         state["iteration"] += 1
         for k, v in losses.items():
@@ -94,6 +123,15 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet):
         if i % 10 == 0:
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
     return sums
+
+
+def _nonfinite(params):
+    """'name (NaN)' for the first parameter holding NaN or Inf, or None. A sum is a cheap screen."""
+    for name, var in params.items():
+        a = var.d
+        if not np.isfinite(a.sum()) and not np.isfinite(a).all():
+            return f"'{name}' {'NaN' if np.isnan(a).any() else 'Inf'}"
+    return None
 
 
 def _tile_sampler(graph):
@@ -113,10 +151,19 @@ def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
 
 
 class _stop_on_signals:
-    """Turn Ctrl-C and SIGTERM into `Interrupted`, raised between steps of Python code."""
+    """Turn Ctrl-C and SIGTERM into `Interrupted`, raised between steps of Python code.
+
+    Inside `deferred()` (an epoch being saved) a signal is held until the block ends: a save
+    abandoned half-way would throw away an epoch that took minutes to train.
+    """
 
     def __enter__(self):
+        self.saving, self.pending = False, None
+
         def handler(signum, frame):
+            if self.saving:
+                self.pending = signum
+                return
             raise Interrupted()
         self.old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
@@ -125,3 +172,13 @@ class _stop_on_signals:
         for s, h in self.old.items():
             signal.signal(s, h)
         return False
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.saving = True
+        try:
+            yield
+        finally:
+            self.saving = False
+        if self.pending is not None:
+            raise Interrupted(while_saving=True)
