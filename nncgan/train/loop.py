@@ -74,7 +74,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
                 bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
                 if bad:
-                    raise Diverged(f"parameter {bad} at the end of epoch {epoch}")
+                    raise Diverged(f"{bad} at the end of epoch {epoch}")
                 with signals.deferred():
                     checkpoint.save(run, epoch, solvers, state)
                 try:
@@ -127,10 +127,11 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet):
 
 def _nonfinite(params):
     """'name (NaN)' for the first parameter holding NaN or Inf, or None. A sum is a cheap screen."""
-    for name, var in params.items():
-        a = var.d
-        if not np.isfinite(a.sum()) and not np.isfinite(a).all():
-            return f"'{name}' {'NaN' if np.isnan(a).any() else 'Inf'}"
+    with np.errstate(all="ignore"):  # a sum of huge finite values may overflow: then look closer
+        for name, var in params.items():
+            a = var.d
+            if not np.isfinite(a.sum()) and not np.isfinite(a).all():
+                return f"parameter '{name}' {'NaN' if np.isnan(a).any() else 'Inf'}"
     return None
 
 
