@@ -132,9 +132,8 @@ def test_a_damaged_file_is_named_by_resume_and_infer_and_never_used(one_epoch, c
     assert not (run / "x.png").exists() and not (run / "checkpoints" / "epoch_0002").exists()
 
 
-def test_a_damaged_latest_epoch_is_an_error_even_beside_an_older_intact_one(tmp_path, small_mnist):
-    run = tmp_path / "r"
-    train(run, 1)
+def test_a_damaged_latest_epoch_is_an_error_even_beside_an_older_intact_one(one_epoch, tmp_path):
+    run = one_epoch
     keep = tmp_path / "epoch_0001"
     shutil.copytree(run / "checkpoints" / "epoch_0001", keep)
     nn.clear_parameters()

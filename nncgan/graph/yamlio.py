@@ -113,7 +113,8 @@ def _check_expansion(root):
         active.discard(key)
         if n > MAX_NODES:
             raise yaml.constructor.ConstructorError(
-                None, None, f"more than {MAX_NODES} values once aliases are expanded", node.start_mark)
+                None, None, f"more than {MAX_NODES} values (counting each alias as what it stands for)",
+                node.start_mark)
         sizes[key] = n
         return n
     size(root)
