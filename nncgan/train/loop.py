@@ -126,7 +126,7 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet):
 
 
 def _nonfinite(params):
-    """'name (NaN)' for the first parameter holding NaN or Inf, or None. A sum is a cheap screen."""
+    """The first parameter that is not finite, as "parameter 'NAME' NaN" (or Inf); else None."""
     with np.errstate(all="ignore"):  # a sum of huge finite values may overflow: then look closer
         for name, var in params.items():
             a = var.d
