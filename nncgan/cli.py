@@ -45,7 +45,8 @@ def _train(args, graph, run, info):
     from .train.loop import train
     if info is not None:
         # A resumed run keeps training the graph it started with, whatever happened to the file since.
-        graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info["graph"]))
+        base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
+        graph = _parse(run / runs.GRAPH_COPY, base_dir=base)
         if args.batch_size:
             graph.config.batch_size = args.batch_size
         elif info.get("batch_size"):

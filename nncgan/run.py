@@ -38,9 +38,12 @@ def new_run(graph, out=None, runs_dir=RUNS_DIR):
 
 def read_info(run):
     try:
-        return json.loads((Path(run) / RUN_INFO).read_text(encoding="utf-8"))
+        info = json.loads((Path(run) / RUN_INFO).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise RunError(f"{run} is not an nncgan run folder (no readable {RUN_INFO})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("graph", ""), str):
+        raise RunError(f"{Path(run) / RUN_INFO} is damaged (not a mapping with the graph's path)")
+    return info
 
 
 def write_info(run, info):

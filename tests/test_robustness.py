@@ -148,6 +148,15 @@ def test_a_damaged_latest_epoch_is_an_error_even_beside_an_older_intact_one(one_
     assert checkpoint.latest(run).name == "epoch_0001"
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", "{\"status\": \"running\"", "{\"graph\": 7}"])
+def test_a_damaged_run_json_is_named_by_resume_and_infer(one_epoch, capsys, text):
+    (one_epoch / runs.RUN_INFO).write_text(text)
+    for argv in (["train", CGAN, "--resume", "--out", one_epoch, "--epochs", 2, "--quiet"],
+                 ["infer", "--run", one_epoch, "--num", 4, "--out", one_epoch / "x.png"]):
+        rc, err = cli_err(capsys, argv)
+        assert rc == 2 and str(one_epoch) in err and runs.RUN_INFO in err, err
+
+
 def test_a_damaged_pointer_is_named_and_a_lost_one_falls_back_to_the_intact_epoch(one_epoch):
     pointer = one_epoch / "checkpoints" / "latest"
     pointer.write_text("../../etc")
