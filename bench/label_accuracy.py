@@ -7,8 +7,8 @@ and then reads generated digits, reporting how often digit D is read as D.
 Usage::
 
     python bench/label_accuracy.py train [--data-dir DIR] [--out MODEL.h5] [--epochs 3]
-    python bench/label_accuracy.py score --label D TILE.png [--cell 28] [--pad 2] [--model MODEL.h5]
-    python bench/label_accuracy.py score-dir DIR [--cell 28] [--pad 2] [--model MODEL.h5] [--require 0.95]
+    python bench/label_accuracy.py score --label D TILE.png [--cell 28] [--pad 2] [--min-conf 0.5] [--count N] [--model MODEL.h5]
+    python bench/label_accuracy.py score-dir DIR [same options as score] [--require 0.95]
 
 ``train`` reads the IDX gzip files in DIR (default ``<repo>/../shared/data/mnist``),
 prints the t10k test accuracy and saves the parameters (scope
@@ -17,7 +17,10 @@ prints the t10k test accuracy and saves the parameters (scope
 ``score`` takes a PNG tile: a grid of grayscale cell x cell images separated by
 ``pad`` pixels of gap and no outer border (width = cols*cell + (cols-1)*pad),
 or a ``.npy`` array of shape (N,1,28,28) or (N,28,28) with values in [0,1];
-``--count N`` uses only the first N cells (for partly filled grids).
+``--count N`` uses only the first N cells (for partly filled grids). A cell is
+read as D when the classifier's top class is D with probability >= ``--min-conf``
+(default 0.5; 0 means plain argmax), so noise or blank cells, which an MNIST
+classifier maps to some digit with low confidence, do not count as hits.
 ``score-dir`` scores every ``label_<D>.png`` / ``label_<D>.npy`` in DIR and
 prints the minimum and mean over labels; with ``--require P`` it exits 1 when
 the minimum is below P (otherwise it always exits 0).
@@ -66,15 +69,15 @@ def classifier(x, test=False):
 
 
 def predict(images, batch=500):
-    """Predicted class for each image of (N,1,28,28) float array (params must be loaded)."""
+    """Class probabilities (N,10) for a (N,1,28,28) float array (params must be loaded)."""
     x = nn.Variable((batch, 1, 28, 28))
-    y = classifier(x, test=True)
+    y = F.softmax(classifier(x, test=True))
     out = []
     for i in range(0, len(images), batch):
         chunk = images[i:i + batch]
         x.d[:len(chunk)] = chunk
         y.forward(clear_buffer=True)
-        out.append(y.d[:len(chunk)].argmax(1))
+        out.append(y.d[:len(chunk)].copy())
     return np.concatenate(out)
 
 
@@ -100,7 +103,7 @@ def train(args):
             loss.backward(clear_buffer=True)
             solver.update()
             total += float(loss.d)
-        acc = (predict(xte) == yte).mean()
+        acc = (predict(xte).argmax(1) == yte).mean()
         print(f"epoch {epoch + 1}: loss {total / steps:.4f}  test acc {acc:.2%}  "
               f"({time.time() - start:.0f}s)", flush=True)
     Path(args.out).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -129,10 +132,12 @@ def load_cells(path, cell=28, pad=2, count=None):
 
 
 def score_one(path, label, args):
-    pred = predict(load_cells(path, args.cell, args.pad, args.count))
-    hits, hist = int((pred == label).sum()), np.bincount(pred, minlength=10)
+    """Print and return the fraction of cells read as `label` with probability >= min_conf."""
+    prob = predict(load_cells(path, args.cell, args.pad, args.count))
+    pred, unsure = prob.argmax(1), prob.max(1) < args.min_conf
+    hits, hist = int(((pred == label) & ~unsure).sum()), np.bincount(pred, minlength=10)
     print(f"label {label}: {hits}/{len(pred)} = {hits / len(pred):.1%}   predicted "
-          + " ".join(f"{d}:{n}" for d, n in enumerate(hist) if n))
+          + " ".join(f"{d}:{n}" for d, n in enumerate(hist) if n) + f"   unsure(p<{args.min_conf:g}):{unsure.sum()}")
     return hits / len(pred)
 
 
@@ -160,6 +165,8 @@ def main(argv=None):
         sp.add_argument("--cell", type=int, default=28)
         sp.add_argument("--pad", type=int, default=2)
         sp.add_argument("--count", type=int, help="use only the first N cells")
+        sp.add_argument("--min-conf", type=float, default=0.5,
+                        help="a cell counts only if its top probability reaches this (0: plain argmax)")
         sp.add_argument("--model", default=str(MODEL))
     args = p.parse_args(argv)
     if args.cmd == "train":

@@ -43,8 +43,7 @@ def cmd_render(args):
 
 
 def cmd_train(args):
-    from . import context, run as runs
-    from .train.loop import train
+    from . import run as runs
     if args.resume and args.set:
         raise RunError("--set cannot be used with --resume: a resumed run trains the graph it started "
                        "with (its graph.yaml); start a new run to change it")
@@ -58,15 +57,26 @@ def cmd_train(args):
     if args.resume:
         run = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
         info = runs.read_info(run)
+        with runs.locked(run):
+            return _train(args, graph, run, info, log)
+    run = runs.new_run(graph, args.out, args.runs_dir)
+    with runs.locked(run):
+        return _train(args, graph, run, None, log)
+
+
+def _train(args, graph, run, info, log):
+    from . import context, run as runs
+    from .train.loop import train
+    if info is not None:
         # A resumed run keeps training the graph it started with, whatever happened to the file since.
-        graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info["graph"]))
+        base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
+        graph = _parse(run / runs.GRAPH_COPY, base_dir=base)
         if args.batch_size:
             graph.config.batch_size = args.batch_size
         elif info.get("batch_size"):
             graph.config.batch_size = info["batch_size"]
         runs.update_info(run, status="running")
     else:
-        run = runs.new_run(graph, args.out, args.runs_dir)
         runs.update_info(run, batch_size=graph.config.batch_size)
     backend = context.select(args.context)
     log(f"nncgan: training {graph.path} in {run} on {backend}")
@@ -89,9 +99,9 @@ def cmd_infer(args):
     context.select(args.context)
     nn.clear_parameters()
     folder = checkpoint.latest(run)
+    sampler = Sampler(graph, args.num)  # built first, so load() checks the saved shapes against it
     checkpoint.load(run)
     used_ema = False if args.no_ema else ema.load_into_parameters(folder)
-    sampler = Sampler(graph, args.num)
     labels = None
     if args.label is not None:
         sampler.check_label(args.label)

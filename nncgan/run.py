@@ -1,4 +1,6 @@
 """Run folders under runs/: one per `nncgan train`, holding the graph it ran and its epochs."""
+import contextlib
+import fcntl
 import json
 import os
 import time
@@ -9,6 +11,7 @@ from .errors import RunError
 RUNS_DIR = "runs"
 GRAPH_COPY = "graph.yaml"
 RUN_INFO = "run.json"
+LOCK = ".lock"
 
 
 def new_run(graph, out=None, runs_dir=RUNS_DIR):
@@ -35,9 +38,12 @@ def new_run(graph, out=None, runs_dir=RUNS_DIR):
 
 def read_info(run):
     try:
-        return json.loads((Path(run) / RUN_INFO).read_text(encoding="utf-8"))
+        info = json.loads((Path(run) / RUN_INFO).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise RunError(f"{run} is not an nncgan run folder (no readable {RUN_INFO})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("graph", ""), str):
+        raise RunError(f"{Path(run) / RUN_INFO} is damaged (not a mapping with the graph's path)")
+    return info
 
 
 def write_info(run, info):
@@ -71,3 +77,32 @@ def latest_run(runs_dir=RUNS_DIR, name=None):
         raise RunError(f"no run{what} with a saved epoch under {root}/; train one first "
                        f"(nncgan train graphs/cgan_mnist.yaml) or pass --run DIR")
     return max(candidates)[2]
+
+
+@contextlib.contextmanager
+def locked(run):
+    """Hold the run folder for as long as the block runs: a second `nncgan train` on it is refused.
+
+    flock is released by the kernel when the process dies, even by kill -9, so a lock is
+    never left stale. Taking it also proves, before any training, that the folder is writable.
+    """
+    path = Path(run) / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        probe = Path(run) / f".probe-{os.getpid()}"
+        probe.write_bytes(b"nncgan")
+        probe.unlink()
+    except OSError as e:
+        raise RunError(f"cannot write in the run folder {run}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise RunError(f"{run} is in use by another nncgan train (pid {other}); "
+                           f"wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

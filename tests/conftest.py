@@ -30,6 +30,10 @@ def small_mnist(monkeypatch):
     """Make the 'mnist' dataset the first `n` real training images (default 128), for quick runs."""
     if not mnist_available():
         pytest.skip(f"MNIST files not found in {MNIST_DIR}")
+    return use_small_mnist(monkeypatch)
+
+
+def use_small_mnist(monkeypatch):
     info = registry.DATASETS["mnist"]
     real_load = info.load
     state = {"n": 128}

@@ -11,6 +11,9 @@ import yaml
 from ..errors import GraphError
 
 MAX_GRAPH_BYTES = 1 << 20  # a graph is a description, not data
+MAX_DEPTH = 64             # nesting; PyYAML composes recursively and would hit Python's limit
+MAX_NODES = 100_000        # values after aliases are expanded (a "billion laughs" stays small in
+                           # the file but expands exponentially wherever the graph is walked)
 
 
 class Node(dict):
@@ -18,6 +21,9 @@ class Node(dict):
 
     line = 0
     key_lines = None
+    # Hashable by identity: a mapping written where a name belongs (`network: {a: 1}`) is then
+    # simply not found among the names, and reported as such, instead of crashing the lookup.
+    __hash__ = object.__hash__
 
     def line_of(self, key):
         return (self.key_lines or {}).get(key, self.line)
@@ -28,6 +34,7 @@ class Seq(list):
 
     line = 0
     item_lines = None
+    __hash__ = object.__hash__  # as Node's
 
     def line_of(self, index):
         lines = self.item_lines or []
@@ -35,6 +42,29 @@ class Seq(list):
 
 
 class _LineLoader(yaml.SafeLoader):
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            event = self.peek_event()
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  event.start_mark)
+            # A graph needs no explicit tags; PyYAML's own (!!float, !!timestamp, ...) crash with
+            # ValueError/IndexError on malformed values, and others would build objects.
+            tag = getattr(event, "tag", None)
+            if tag not in (None, "!"):
+                raise yaml.composer.ComposerError(None, None, f"tags such as '{tag}' are not allowed in a graph",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node):
+        _check_expansion(node)
+        return super().construct_document(node)
+
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
@@ -61,6 +91,33 @@ class _LineLoader(yaml.SafeLoader):
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
+
+
+def _check_expansion(root):
+    """Refuse documents whose aliases expand past MAX_NODES values, or refer to themselves."""
+    sizes, active = {}, set()
+
+    def size(node):
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise yaml.constructor.ConstructorError(None, None, "an alias refers to a value that contains it",
+                                                    node.start_mark)
+        active.add(key)
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(size(v) for v in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(key)
+        if n > MAX_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"more than {MAX_NODES} values (counting each alias as what it stands for)",
+                node.start_mark)
+        sizes[key] = n
+        return n
+    size(root)
 
 
 def load_text(text, path):

@@ -26,6 +26,14 @@ SAMPLES_PER_CLASS = 10
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM: the epoch in progress is abandoned, the last saved one kept."""
 
+    def __init__(self, while_saving=False):
+        super().__init__()
+        self.while_saving = while_saving
+
+
+class Diverged(Exception):
+    """A loss or a parameter became NaN or Inf; the message names optimizer, network and where."""
+
 
 def _rng_state(rng):
     name, keys, pos, has_gauss, cached = rng.get_state()
@@ -73,28 +81,44 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
-    with _stop_on_signals():
+    with _stop_on_signals() as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 state.update(epoch=epoch, rng=_rng_state(rng))
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
-                if ema is None:
-                    checkpoint.save(run, epoch, solvers, state)
-                else:
-                    checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
-                with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
-                    _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
+                if bad:
+                    raise Diverged(f"{bad} at the end of epoch {epoch}")
+                with signals.deferred():
+                    if ema is None:
+                        checkpoint.save(run, epoch, solvers, state)
+                    else:
+                        checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
+                try:
+                    with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
+                        _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                except OSError as e:
+                    raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
+                                   f"be written in {run}: {e.strerror or e}") from None
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
                     + f"  (saved {run})")
-        except Interrupted:
+        except Interrupted as e:
             runs.update_info(run, status="interrupted")
-            if not state["epoch"]:
+            if not state["epoch"] and not e.while_saving:
                 raise RunError(f"interrupted during epoch 1, before any epoch was saved in {run}; "
                                f"start again with: nncgan train {graph.path}") from None
-            raise RunError(f"interrupted during epoch {state['epoch'] + 1}; epoch {state['epoch']} is kept in "
-                           f"{run}. Resume with: nncgan train {graph.path} --resume --out {run}") from None
+            when = (f"while saving epoch {state['epoch']}, which was finished first" if e.while_saving
+                    else f"during epoch {state['epoch'] + 1}")
+            raise RunError(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
+                           f"Resume with: nncgan train {graph.path} --resume --out {run}") from None
+        except Diverged as e:
+            runs.update_info(run, status="diverged")
+            kept = (f"the last good epoch, {state['epoch']}, is kept in {run}" if state["epoch"]
+                    else f"no epoch was saved in {run}")
+            raise RunError(f"training diverged: {e}; {kept}. Lower the learning rate (or check the "
+                           f"data) and train again") from None
     runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
                      epochs=state["epoch"])
     return state
@@ -107,11 +131,15 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
     for i in bar:
         batch = to_batch(di.variables, di.next(), images)
         seen += len(next(iter(batch.values())))
-        losses = {s.opt.name: s(batch, rng, state["iteration"]) for s in steps}
-        if not all(np.isfinite(v) for v in losses.values()):
-            bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not np.isfinite(v))
-            raise RunError(f"the loss diverged ({bad}) at iteration {i + 1} of {desc}; "
-                           f"the last saved epoch is kept")
+        losses = {}
+        for s in steps:
+            loss = losses[s.opt.name] = s(batch, rng, state["iteration"])
+            # Checked after every update, so the message names the optimizer that broke it.
+            bad = f"its loss {loss}" if not np.isfinite(loss) else _nonfinite(
+                {k: v for k, (v, _) in s.network.trainable.items()})
+            if bad:
+                raise Diverged(f"optimizer '{s.opt.name}' (network '{s.network.name}') produced {bad} "
+                               f"at iteration {i + 1} of {iters} in {desc.split('/')[0]}")
         monitors.add(state["iteration"], losses)
         if ema is not None:
             ema.update(state["iteration"])
@@ -123,6 +151,16 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
             bar.set_postfix({"iter": state["iteration"], **{k: f"{v:.3f}" for k, v in losses.items()},
                              "img/s": f"{rate:.0f}"}, refresh=False)
     return sums
+
+
+def _nonfinite(params):
+    """The first parameter that is not finite, as "parameter 'NAME' NaN" (or Inf); else None."""
+    with np.errstate(all="ignore"):  # a sum of huge finite values may overflow: then look closer
+        for name, var in params.items():
+            a = var.d
+            if not np.isfinite(a.sum()) and not np.isfinite(a).all():
+                return f"parameter '{name}' {'NaN' if np.isnan(a).any() else 'Inf'}"
+    return None
 
 
 def _tile_sampler(graph):
@@ -143,10 +181,19 @@ def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
 
 
 class _stop_on_signals:
-    """Turn Ctrl-C and SIGTERM into `Interrupted`, raised between steps of Python code."""
+    """Turn Ctrl-C and SIGTERM into `Interrupted`, raised between steps of Python code.
+
+    Inside `deferred()` (an epoch being saved) a signal is held until the block ends: a save
+    abandoned half-way would throw away an epoch that took minutes to train.
+    """
 
     def __enter__(self):
+        self.saving, self.pending = False, None
+
         def handler(signum, frame):
+            if self.saving:
+                self.pending = signum
+                return
             raise Interrupted()
         self.old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
@@ -155,3 +202,13 @@ class _stop_on_signals:
         for s, h in self.old.items():
             signal.signal(s, h)
         return False
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.saving = True
+        try:
+            yield
+        finally:
+            self.saving = False
+        if self.pending is not None:
+            raise Interrupted(while_saving=True)
