@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .samples import Arrays, Samples, fits_in_memory
+from .samples import Arrays, Samples, fits_in_memory, read_all
 
 # NNabla's loader reads these with PIL; a cell with another extension is not an image.
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
@@ -194,10 +194,7 @@ def load_table(table, log=print):
             table.check_image_sizes(i)
         log(f"{table.path}: {n} samples, streamed from disk (more than the memory limit)")
         return CsvSamples(table)
-    arrays = {v: np.empty((n,) + s, d) for v, s, d in zip(table.variables, shapes, dtypes)}
-    for i in range(n):
-        for v, a in zip(table.variables, table.sample(i)):
-            arrays[v][i] = a
+    arrays = read_all(n, table.variables, shapes, dtypes, table.sample)
     log(f"{table.path}: {n} samples in memory")
     return Arrays(arrays, table.where)
 

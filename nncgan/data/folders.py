@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
-from .samples import Arrays, Samples, fits_in_memory
+from .samples import Arrays, Samples, fits_in_memory, read_all
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 LAYOUTS = ("classes", "paired", "side-by-side", "unpaired")
@@ -215,10 +215,7 @@ def load(root, size=None, layout=None, log=print):
                 reader.probe(path, crop)
         log(f"{root}: {n} samples ({layout}), streamed from disk (more than the memory limit)")
         return samples
-    arrays = {v: np.empty((n,) + s, d) for v, s, d in zip(samples.variables, shapes, dtypes)}
-    for i in range(n):
-        for v, a in zip(samples.variables, samples.sample(i)):
-            arrays[v][i] = a
+    arrays = read_all(n, samples.variables, shapes, dtypes, samples.sample)
     log(f"{root}: {n} samples ({layout}) in memory")
     return Arrays(arrays, samples.where)
 

@@ -27,6 +27,15 @@ def fits_in_memory(n, shapes, dtypes):
     return n * per_sample <= memory_limit_bytes()
 
 
+def read_all(n, variables, shapes, dtypes, sample):
+    """Every sample read into {variable: (n, ...) array}: the in-memory form of a streamed dataset."""
+    arrays = {v: np.empty((n,) + tuple(s), d) for v, s, d in zip(variables, shapes, dtypes)}
+    for i in range(n):
+        for v, a in zip(variables, sample(i)):
+            arrays[v][i] = a
+    return arrays
+
+
 class Samples:
     """Base of streamed datasets: ``variables``, ``len()``, ``sample(i)`` -> tuple of arrays,
     ``column(var)`` -> the whole (N, ...) array of a cheap (non-image) variable."""
