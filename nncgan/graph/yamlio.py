@@ -10,7 +10,8 @@ import yaml
 
 from ..errors import GraphError
 
-MAX_GRAPH_BYTES = 1 << 20  # a graph is a description, not data
+MAX_GRAPH_BYTES = 256 << 10  # a graph is a description, not data (the NNC sample is 7 KB; pure-Python
+                             # YAML reads ~100 KB/s, so this also bounds `check` to seconds)
 MAX_DEPTH = 64             # nesting; PyYAML composes recursively and would hit Python's limit
 MAX_NODES = 100_000        # values after aliases are expanded (a "billion laughs" stays small in
                            # the file but expands exponentially wherever the graph is walked)
