@@ -119,7 +119,8 @@ def dump(data):
 
 
 def fast(n):
-    return settings(max_examples=n, deadline=None, database=None,
+    # CI replays a fixed sequence, so a landing never hangs on a newly drawn case; locally each run explores anew.
+    return settings(max_examples=n, deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
