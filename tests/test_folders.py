@@ -86,6 +86,26 @@ def test_unpaired_sets_cycle_the_smaller(tmp_path):
     assert len(arrays["a"]) == 3 and np.array_equal(arrays["a"][2, 0], a[2]) and np.array_equal(arrays["b"][2, 0], b[0])
 
 
+@pytest.mark.parametrize("memory_mb", [None, "0"])
+def test_unpaired_sides_are_shuffled_independently_each_epoch(tmp_path, monkeypatch, memory_mb):
+    from nncgan.data.batches import iterator
+    for i in range(8):
+        png(tmp_path / "trainA" / f"{i}.png", seed=i)
+        png(tmp_path / "trainB" / f"{i}.png", seed=100 + i)
+    if memory_mb:
+        monkeypatch.setenv("NNCGAN_MEMORY_LIMIT_MB", memory_mb)
+    data = load(tmp_path)
+
+    def pairs(first_epoch):
+        di, iters = iterator(data, 8, seed=3, first_epoch=first_epoch)
+        a, b = di.next()
+        return sorted((int(x.sum()), int(y.sum())) for x, y in zip(a, b))
+    epoch0, epoch1 = pairs(0), pairs(1)
+    assert epoch0 != epoch1                      # A and B met differently in the two epochs
+    assert pairs(1) == epoch1                    # ... and a resumed epoch sees the same pairs
+    assert sorted(p[1] for p in epoch0) == sorted(p[1] for p in epoch1)   # every B image, once each
+
+
 def test_streamed_folder_reads_per_sample(tmp_path, monkeypatch):
     for k in range(2):
         png(tmp_path / str(k) / "0.png", seed=k)

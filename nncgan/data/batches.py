@@ -27,12 +27,14 @@ class MemorySource(DataSource):
         self._epoch += 1
         if self._shuffle:
             self._order = np.random.default_rng([self._seed, self._epoch]).permutation(self._n)[:self._size]
+            # the independent side of an unpaired set: its own order, from the same (seed, epoch)
+            self._order_b = np.random.default_rng([self._seed, self._epoch, 1]).permutation(self._n)[:self._size]
         else:
-            self._order = np.arange(self._size)
+            self._order = self._order_b = np.arange(self._size)
         super().reset()
 
     def _get_data(self, position):
-        return sample_of(self._arrays, self._order[position])
+        return sample_of(self._arrays, self._order[position], self._order_b[position])
 
 
 def iterator(arrays, batch_size, seed, first_epoch=0, shuffle=True):

@@ -8,7 +8,7 @@ folder's subfolders unless given:
 - ``side-by-side``: each image holds A on its left half and B on its right -> a, b
   (never guessed: a folder of plain images looks the same)
 - ``unpaired``: ``trainA/`` and ``trainB/`` of any sizes (CycleGAN) -> a, b; an epoch is as
-  long as the larger set, sample i pairs A[i mod |A|] with B[i mod |B|]
+  long as the larger set (the smaller cycled), B shuffled apart from A each epoch so pairs change
 
 With ``size`` every image is converted to C channels (1 grayscale, 3 RGB) and resized to
 H x W, which is how a folder is fitted to the graph's Inputs. Without it the first image sets
@@ -110,8 +110,9 @@ def _halves(left):
 class FolderSamples(Samples):
     """Per sample: (file, crop) for each variable, plus fixed labels; read when asked."""
 
-    def __init__(self, variables, readers, files, labels=None):
+    def __init__(self, variables, readers, files, labels=None, independent=()):
         self.variables = tuple(variables) + (("y",) if labels is not None else ())
+        self.independent = tuple(independent)  # drawn in their own order (unpaired B)
         self.readers, self.files, self.labels = readers, files, labels  # files: per variable, [(path, crop)]
         self.n = max(len(f) for f in files)
 
@@ -205,7 +206,8 @@ def scan(root, size=None, layout=None):
 def load(root, size=None, layout=None, log=print):
     """Every image read now when they fit in memory (errors before training), else streamed."""
     layout, files, labels, readers, _ = scan(root, size, layout)
-    samples = FolderSamples(list(files), [readers[v] for v in files], [files[v] for v in files], labels)
+    samples = FolderSamples(list(files), [readers[v] for v in files], [files[v] for v in files], labels,
+                            independent=("b",) if layout == "unpaired" else ())
     n = len(samples)
     shapes = [readers[v].shape for v in files] + ([(1,)] if labels is not None else [])
     dtypes = [np.uint8] * len(files) + ([np.float32] if labels is not None else [])
@@ -217,7 +219,7 @@ def load(root, size=None, layout=None, log=print):
         return samples
     arrays = read_all(n, samples.variables, shapes, dtypes, samples.sample)
     log(f"{root}: {n} samples ({layout}) in memory")
-    return Arrays(arrays, samples.where)
+    return Arrays(arrays, samples.where, samples.independent)
 
 
 def dataset_info(path, size=None, layout=None):

@@ -56,11 +56,16 @@ class Samples:
 
 
 class Arrays(dict):
-    """{variable: array} that can say where sample i came from (a CSV row, a file), for errors."""
+    """{variable: array} that can say where sample i came from (a CSV row, a file), for errors.
 
-    def __init__(self, arrays, where=None):
+    `independent` names variables drawn in an order of their own (the B side of an unpaired set),
+    so that the same A and B images do not meet every epoch.
+    """
+
+    def __init__(self, arrays, where=None, independent=()):
         super().__init__(arrays)
         self._where = where
+        self.independent = tuple(independent)
 
     def where(self, i):
         return self._where(i) if self._where else f"sample {i + 1}"
@@ -78,8 +83,14 @@ def length_of(data):
     return len(data) if isinstance(data, Samples) else len(next(iter(data.values())))
 
 
-def sample_of(data, i):
-    return data.sample(i) if isinstance(data, Samples) else tuple(a[i] for a in data.values())
+def sample_of(data, i, j=None):
+    """Sample i; with `j`, the data's independent variables (if any) are taken from sample j."""
+    first = data.sample(i) if isinstance(data, Samples) else tuple(a[i] for a in data.values())
+    ind = getattr(data, "independent", ())
+    if j is None or not ind:
+        return first
+    other = data.sample(j) if isinstance(data, Samples) else tuple(a[j] for a in data.values())
+    return tuple(o if v in ind else f for v, f, o in zip(variables_of(data), first, other))
 
 
 def column_of(data, var):
