@@ -13,6 +13,7 @@ import nnabla as nn
 import nnabla.functions as F
 from nnabla.parameter import get_parameter_or_create
 
+from .errors import GraphError
 from .graph.model import Graph, Network
 from .layers import get as get_layer_type
 
@@ -98,8 +99,12 @@ def build_network(net: Network, batch_size: int, rng=None) -> BuiltNetwork:
             vars_[layer.name] = v
             continue
         xs = [vars_[i] for i in layer.inputs]
-        ctx = _LayerContext(layer, lt, net.name, xs, logits, rng, built.trainable)
-        y = lt.build(layer.settings, xs, ctx)
+        try:
+            ctx = _LayerContext(layer, lt, net.name, xs, logits, rng, built.trainable)
+            y = lt.build(layer.settings, xs, ctx)
+        except (RuntimeError, ValueError, MemoryError) as e:  # NNabla's own refusal, said in its words
+            raise GraphError(f"{layer.where} NNabla cannot build this {layer.type}: "
+                             f"{str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}") from None
         if layer.type == "Sigmoid":
             logits[id(y)] = xs[0]
         vars_[layer.name] = y

@@ -133,3 +133,16 @@ def test_check_shows_layers_shapes_scopes_and_what_each_optimizer_trains(capsys)
     gen = out.split("  Generator: network Generator")[1].split("  DiscriminatorFake:")[0]
     assert "Affine/affine/W x1" in gen and "Convolution_3" not in gen and "trains 11 parameters" in gen
     assert "executor Executor: network RuntimeGenerator, output x2 (layer Sigmoid)" in out
+
+
+@pytest.mark.parametrize("old, new, piece", [
+    ("{name: Affine, type: Affine, out_shape: 512, with_bias: false}",
+     "{name: Affine, type: Affine, out_shape: [100000, 100000], with_bias: false}", "parameter W of shape (110, 100000, 100000)"),
+    ("{name: Z, type: Input, size: 100, generator: Uniform, multiplier: 1.0}",
+     "{name: Z, type: Input, size: [100000, 100000], generator: Uniform, multiplier: 1.0}", "input of shape (100000, 100000)"),
+    ("{name: Unpooling, type: Unpooling, kernel_shape: [7, 7]}",
+     "{name: Unpooling, type: Unpooling, kernel_shape: [70000, 70000]}", "output of shape (10, 70000, 70000)"),
+])
+def test_sizes_no_machine_trains_are_refused_before_nnabla(tmp_path, capsys, old, new, piece):
+    err = check(broken(tmp_path, old, new), capsys)
+    assert piece in err and "nncgan builds at most" in err

@@ -21,6 +21,7 @@ CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False
 LAYER_KEYS = ("name", "type", "input", "inputs", "scope", "lr_mult", "target")
 USE_KEYS = ("use", "inputs", "prefix", "scope_prefix", "lr_mult", "settings")
 MISSING = object()
+MAX_ELEMENTS = 1 << 28  # per sample or parameter: 1 GiB of float32 (the NNC sample's largest is 1.6 M)
 
 
 def _suggest(word, options):
@@ -535,8 +536,25 @@ class _Parser:
             names = ", ".join(f"'{i}' {s}" for i, s in zip(l.inputs, in_shapes))
             self.p.add(l.where, f"shape mismatch: {l.type} expected {err} (inputs: {names})")
             l.shape = None
+            return
+        self.check_size(l, l.shape, "output")
+
+    def check_size(self, l, shape, what):
+        """Refuse sizes no machine trains, before NNabla tries to allocate them."""
+        n = 1
+        for d in shape:
+            n *= int(d)
+        if n > MAX_ELEMENTS:
+            self.p.add(l.where, f"{what} of shape {tuple(shape)} has {n:,} elements; nncgan builds at most "
+                                f"{MAX_ELEMENTS:,} per sample and per parameter")
+            return False
+        return True
 
     def input_shape(self, l, by_name, dataset):
+        shape = self._input_shape(l, by_name, dataset)
+        return shape if shape is None or self.check_size(l, shape, "input") else None
+
+    def _input_shape(self, l, by_name, dataset):
         s = l.settings
         var = s.get("dataset")
         if l.shape_like:
@@ -568,6 +586,8 @@ class _Parser:
                 except Exception:
                     continue
                 for p, shape in shapes.items():
+                    if not self.check_size(l, shape, f"parameter {p}"):
+                        continue
                     path = l.param_path(p, lt.param_prefix)
                     if path in seen and seen[path][0] != tuple(shape):
                         first = seen[path][1]
