@@ -7,7 +7,7 @@ CHOICES = ("auto", "cpu", "cudnn")
 
 def cuda_available():
     try:
-        import nnabla_ext.cudnn  # noqa: F401
+        import nnabla_ext.cudnn  # noqa: F401  (importable = usable)
         return True
     except Exception:  # not installed, or installed without a usable driver
         return False

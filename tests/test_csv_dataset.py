@@ -1,7 +1,6 @@
 """NNC CSV datasets: export of MNIST as NNC's sample lays it out, read back through nnabla's
 CsvDataSource into identical arrays; vector columns; the graph's Inputs checked against the
 CSV; every bad input giving a DataError that names the CSV row and the file."""
-from pathlib import Path
 
 import numpy as np
 import pytest

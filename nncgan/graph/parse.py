@@ -381,13 +381,11 @@ class _Parser:
                 return []
             p = prev if prev is not None else ctx.get("prev")
             if p is None:
-                self.p.add(w, f"no 'input' given and no layer before this one to take it from")
+                self.p.add(w, "no 'input' given and no layer before this one to take it from")
                 return []
-            given = [p] if prev is not None else [p]
-            resolved = list(given)
             if lo > 1:
                 self.p.add(w, f"{lt.type_name} needs {lo} or more inputs: list them in 'inputs'")
-            return resolved
+            return [p]
         if isinstance(given, str):
             given = [given]
         if not isinstance(given, list) or not all(isinstance(g, str) for g in given):
