@@ -59,8 +59,8 @@ class BuiltNetwork:
 class _LayerContext:
     """What a layer type's build() may ask for: its parameters and its inputs' logits."""
 
-    def __init__(self, layer, lt, net_name, in_vars, logits, rng, trainable):
-        self.layer, self.lt, self.net_name = layer, lt, net_name
+    def __init__(self, layer, lt, in_vars, logits, rng, trainable):
+        self.layer, self.lt = layer, lt
         self.in_vars, self.logits, self.rng, self.trainable = in_vars, logits, rng, trainable
         self.shapes = lt.param_shapes(layer.settings, layer.in_shapes)
 
@@ -100,7 +100,7 @@ def build_network(net: Network, batch_size: int, rng=None) -> BuiltNetwork:
             continue
         xs = [vars_[i] for i in layer.inputs]
         try:
-            ctx = _LayerContext(layer, lt, net.name, xs, logits, rng, built.trainable)
+            ctx = _LayerContext(layer, lt, xs, logits, rng, built.trainable)
             y = lt.build(layer.settings, xs, ctx)
         except (RuntimeError, ValueError, MemoryError) as e:  # NNabla's own refusal, said in its words
             raise GraphError(f"{layer.where} NNabla cannot build this {layer.type}: "
