@@ -146,3 +146,13 @@ def test_check_shows_layers_shapes_scopes_and_what_each_optimizer_trains(capsys)
 def test_sizes_no_machine_trains_are_refused_before_nnabla(tmp_path, capsys, old, new, piece):
     err = check(broken(tmp_path, old, new), capsys)
     assert piece in err and "nncgan builds at most" in err
+
+
+@pytest.mark.parametrize("old, new, piece", [
+    ("network: DiscriminatorReal\n", "network: ~\n", "optimizer 'DiscriminatorReal': unknown network 'None'"),
+    ("Executor: {network: RuntimeGenerator, output: x2}", "Executor: {network: ~, output: x2}",
+     "executor 'Executor': unknown network 'None'"),
+    ("name: mnist          #", "name: ~          #", "unknown dataset 'None'"),
+])
+def test_null_where_a_name_belongs_is_reported(tmp_path, capsys, old, new, piece):
+    assert piece in check(broken(tmp_path, old, new), capsys)

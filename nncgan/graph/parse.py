@@ -128,14 +128,14 @@ class _Parser:
             self.p.add(w, "dataset needs exactly one of 'name' (built in: " + ", ".join(DATASETS)
                           + "), 'csv' (an NNC CSV file) or 'folder' (image folders)")
         name = node.get("name")
-        info = DATASETS.get(name)
-        if name is not None and info is None:
+        info = DATASETS.get(name) if isinstance(name, str) else None
+        if "name" in node and info is None:
             self.p.add(self.where(node, "name"), f"unknown dataset '{name}'{_suggest(name, DATASETS)} "
                                                  f"Known: {', '.join(DATASETS)}")
         paths = {}
         for key in ("dir",) + registry.FILE_KINDS:
             d = node.get(key)
-            if d is not None and not isinstance(d, str):
+            if key in node and not isinstance(d, str):
                 self.p.add(self.where(node, key), f"dataset {key} must be a path")
             elif d is not None:  # relative to the graph file, like any path in a config file
                 paths[key] = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(d)))
@@ -610,10 +610,10 @@ class _Parser:
             self.p.keys(o, ("network", "solver", "update_interval"), w, f"optimizer '{name}'",
                         required=("network", "solver"))
             net = o.get("network")
-            if net is not None and net not in networks:
+            if "network" in o and (not isinstance(net, str) or net not in networks):
                 self.p.add(self.where(o, "network"), f"optimizer '{name}': unknown network '{net}'"
                                                      f"{_suggest(net, networks)} Networks: {', '.join(networks)}")
-            elif net is not None and not networks[net].losses:
+            elif "network" in o and not networks[net].losses:
                 self.p.add(self.where(o, "network"), f"optimizer '{name}': network '{net}' has no loss layer")
             interval = o.get("update_interval", 1)
             if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
@@ -656,8 +656,9 @@ class _Parser:
                 self.p.add(w, f"executor '{name}' must be a mapping with network and output")
                 continue
             self.p.keys(e, ("network", "output"), w, f"executor '{name}'", required=("network", "output"))
-            net = networks.get(e.get("network"))
-            if e.get("network") is not None and net is None:
+            name_ = e.get("network")
+            net = networks.get(name_) if isinstance(name_, str) else None
+            if "network" in e and net is None:
                 self.p.add(self.where(e, "network"), f"executor '{name}': unknown network '{e.get('network')}'"
                                                      f"{_suggest(e.get('network'), networks)}")
                 continue
