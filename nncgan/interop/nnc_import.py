@@ -98,23 +98,30 @@ def compact_lr_mult(mults):
 
 
 def in_build_order(layers):
-    """Layers ordered so that each comes after its inputs, otherwise as listed (depth first)."""
+    """Layers ordered so that each comes after its inputs, otherwise as listed (depth first,
+    without recursion: an imported network may be thousands of layers long)."""
     by_name = {l["name"]: l for l in layers}
-    order, state = [], {}
+    order, placed = [], set()
 
-    def visit(l):
-        if state.get(l["name"]):
-            return  # placed, or on the current path (a cycle: the checker names it)
-        state[l["name"]] = "visiting"
+    def deps(l):
         target = [l["target"]] if isinstance(l.get("target"), str) else []
-        for i in l.get("inputs", []) + target:
-            if i in by_name:
-                visit(by_name[i])
-        state[l["name"]] = "done"
-        order.append(l)
+        return [i for i in l.get("inputs", []) + target if i in by_name]
 
-    for l in layers:
-        visit(l)
+    for first in layers:
+        stack, on_path = [(first, iter(deps(first)))], {first["name"]}
+        if first["name"] in placed:
+            continue
+        while stack:
+            layer, pending = stack[-1]
+            nxt = next((by_name[d] for d in pending if d not in placed and d not in on_path), None)
+            if nxt is None:  # all inputs placed (a cycle is left to the checker, which names it)
+                stack.pop()
+                on_path.discard(layer["name"])
+                placed.add(layer["name"])
+                order.append(layer)
+            else:
+                on_path.add(nxt["name"])
+                stack.append((nxt, iter(deps(nxt))))
     return order
 
 
