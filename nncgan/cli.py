@@ -81,8 +81,11 @@ def _train(args, graph, run, info, log):
     backend = context.select(args.context)
     log(f"nncgan: training {graph.path} in {run} on {backend}")
     train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
-          log=log)
-    print(f"nncgan: done; draw samples with: nncgan infer --run {run} --label 7")
+          log=log, evaluate=not args.no_eval)
+    from .eval.classifier import is_classifier
+    then = ("nncgan eval now reads generated images with it" if is_classifier(graph)
+            else f"draw samples with: nncgan infer --run {run} --label 7")
+    print(f"nncgan: done; {then}")
     return 0
 
 
@@ -118,6 +121,25 @@ def cmd_infer(args):
                                              "truncation": args.truncation if args.truncation else "none"})
     print(f"nncgan: {args.num} images{'' if args.label is None else f' of label {args.label}'} "
           f"from {folder}{' (EMA parameters)' if used_ema else ''} -> {out}")
+    return 0
+
+
+def cmd_eval(args):
+    from . import context
+    from .eval import report
+    context.select(args.context)
+    run = args.run
+    if run is None and (args.images_from == "generator" or args.dataset is None):
+        run = report.latest_gan_run(args.runs_dir)
+    if run is not None and args.images_from == "generator" and report.is_classifier_run(run):
+        print(report.classifier_test(run, args.data_dir))  # a classifier run: its test accuracy
+        return 0
+    result = report.evaluate(run, num=args.num, seed=args.seed, classifier=args.classifier,
+                             runs_dirs=[args.runs_dir], source=args.images_from, dataset=args.dataset,
+                             data_dir=args.data_dir, no_ema=args.no_ema)
+    print(report.table(result))
+    path = report.write_json(report.json_path(result), result)
+    print(f"nncgan: wrote {path}")
     return 0
 
 
@@ -184,6 +206,8 @@ def build_parser():
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
+    t.add_argument("--no-eval", action="store_true",
+                   help="do not score each epoch's samples with a trained classifier (nncgan eval's numbers)")
     _add_set(t)
     t.set_defaults(func=cmd_train)
 
@@ -200,6 +224,24 @@ def build_parser():
                    help="draw with the trained parameters, not their average (runs with config.ema)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_infer)
+
+    v = sub.add_parser("eval", help="sample quality of a run, read by a trained classifier: label accuracy, "
+                                     "Frechet distance, diversity, mode collapse")
+    v.add_argument("run", nargs="?", help="the run folder (default: the most recent GAN run)")
+    v.add_argument("--num", type=int, default=100, help="images per label (default 100)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--classifier", metavar="RUN", help="the classifier run to read images with (default: the "
+                                                          "latest finished run of graphs/classifier_<dataset>.yaml)")
+    v.add_argument("--images-from", choices=("generator", "test", "repeat"), default="generator",
+                   help="score the run's images (default), or real test images as if generated (test), or one "
+                        "test image repeated (repeat): checks of the numbers themselves")
+    v.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
+                   help="with --images-from test|repeat and no RUN: whose test images")
+    v.add_argument("--no-ema", action="store_true", help="draw with the trained parameters, not their average")
+    v.add_argument("--data-dir", help="directory holding the dataset files")
+    v.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
+    v.add_argument("--runs-dir", default="runs", help="where runs and classifier runs are looked for")
+    v.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("runs", help="the runs under runs/, newest first: epochs, last losses, status")
     r.add_argument("--runs-dir", default="runs", help="the folder holding the runs (default: runs)")

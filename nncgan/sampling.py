@@ -20,6 +20,14 @@ def truncated(kind, multiplier, shape, rng, limit):
     return v
 
 
+def data_inputs(graph, executor=None):
+    """Dataset variables the executor reads besides the label y: none for a generator, x for a classifier."""
+    ex = graph.executors[executor] if executor else graph.executor
+    net = graph.networks[ex.network]
+    return sorted({l.settings["dataset"] for l in net.layers
+                   if l.type == "Input" and l.settings.get("dataset")} - {"y"})
+
+
 class Sampler:
     """The executor network built for `n` images; parameters must exist already (trained or loaded)."""
 

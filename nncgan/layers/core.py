@@ -223,6 +223,24 @@ Identity = _activation("Identity", lambda x, s: F.identity(x))
 
 
 @register
+class Dropout(LayerType):
+    type_name = "Dropout"
+    doc = "zero each value with probability p while training (p: 0 in a runtime network turns it off)"
+    settings = {"p": Setting(float_(0.0), 0.5, doc="drop probability, 0 <= p < 1")}
+
+    def out_shape(self, s, in_shapes):
+        if s["p"] >= 1:
+            raise ShapeError(f"p below 1 (a drop probability), got {s['p']}")
+        return in_shapes[0]
+
+    def build(self, s, xs, ctx):
+        if s["p"] == 0:
+            return F.identity(xs[0])
+        # A seed from the run's rng: the masks, and so the run, are the same every time.
+        return F.dropout(xs[0], s["p"], seed=int(ctx.rng.randint(0, 2 ** 31 - 1)))
+
+
+@register
 class Concatenate(LayerType):
     type_name = "Concatenate"
     num_inputs = (2, None)

@@ -15,7 +15,8 @@ from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
 from ..data.samples import check_labels
 from ..errors import RunError
-from ..sampling import Sampler
+from ..sampling import Sampler, data_inputs
+from ..eval import hook as epoch_eval
 from . import checkpoint, progress
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
@@ -45,8 +46,10 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
-def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False):
-    """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state."""
+def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False, evaluate=True):
+    """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state.
+
+    With `evaluate`, each epoch is scored (nncgan.eval.hook) when a trained classifier fits."""
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
@@ -78,6 +81,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         runs.update_info(run, status="finished")
         return state
     di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    evaluator = epoch_eval.for_training(graph, run, sampler, data_dir or graph.dataset.dir, log,
+                                        resume_epoch=state["epoch"]) if evaluate else None
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
@@ -104,6 +109,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                                    f"be written in {run}: {e.strerror or e}") from None
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
                     + f"  (saved {run})")
+                if evaluator is not None:
+                    with ema.swapped() if ema is not None else contextlib.nullcontext():
+                        evaluator(epoch)
         except Interrupted as e:
             runs.update_info(run, status="interrupted")
             if not state["epoch"] and not e.while_saving:
@@ -164,19 +172,24 @@ def _nonfinite(params):
 
 
 def _tile_sampler(graph):
-    """The executor network at tile size: one row per label (10 images each), or a 10x10 grid."""
+    """The executor network at tile size: one row per label (10 images each), or a 10x10 grid.
+
+    None when the executor reads dataset images (a classifier): there is nothing to draw."""
+    if data_inputs(graph):
+        return None
     probe = Sampler(graph, 1)
     rows = probe.classes or 10
     return Sampler(graph, rows * SAMPLES_PER_CLASS)
 
 
 def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
-    # The same latents every epoch (a fixed seed), so tiles of successive epochs compare.
-    rng = np.random.RandomState(graph.config.seed + 7919)
-    rows = sampler.classes or 10
-    labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
-    progress.save_samples(run, epoch, sampler.draw(labels, rng), rows, SAMPLES_PER_CLASS)
-    progress.save_progress_gif(run)
+    if sampler is not None:
+        # The same latents every epoch (a fixed seed), so tiles of successive epochs compare.
+        rng = np.random.RandomState(graph.config.seed + 7919)
+        rows = sampler.classes or 10
+        labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
+        progress.save_samples(run, epoch, sampler.draw(labels, rng), rows, SAMPLES_PER_CLASS)
+        progress.save_progress_gif(run)
     progress.save_learning_curve(run, opt_names, iters)
 
 

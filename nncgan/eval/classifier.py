@@ -1,0 +1,141 @@
+"""The domain classifier `nncgan eval` reads images with: a finished run of a classifier graph.
+
+A classifier graph (graphs/classifier_mnist.yaml) is an ordinary nncgan graph whose executor reads
+the dataset variable x and outputs class scores; its executor network also names the penultimate
+layer as the output `features` (the Frechet distance's feature space). Its parameters are loaded
+into a parameter scope of their own, outside NNabla's global registry, so a GAN's parameters (which
+may carry the same names, e.g. 'Affine/affine/W') are neither overwritten nor saved with it.
+"""
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import nnabla as nn
+import nnabla.functions as F
+
+from .. import run as runs
+from ..builder import build_network
+from ..errors import RunError
+from ..train import checkpoint
+
+# dataset name -> the classifier graph trained for it (its `name:` and its file)
+GRAPHS = {"mnist": ("classifier_mnist", "graphs/classifier_mnist.yaml"),
+          "fashion-mnist": ("classifier_fashion", "graphs/classifier_fashion.yaml")}
+FEATURES = "features"           # the executor network's output naming the feature layer
+ENV = "NNCGAN_CLASSIFIER_RUNS"  # further folders (':'-separated) searched for classifier runs
+INFO = "classifier.json"        # RUN/eval/classifier.json: the test accuracy measured after training
+
+
+def train_command(dataset):
+    return f"nncgan train {GRAPHS[dataset][1]}" if dataset in GRAPHS else None
+
+
+def find(dataset, runs_dirs=("runs",)):
+    """The latest finished run of the classifier graph for `dataset`, searched in `runs_dirs`
+    (and $NNCGAN_CLASSIFIER_RUNS); RunError naming the command that trains one if there is none."""
+    if dataset not in GRAPHS:
+        raise RunError(f"no classifier graph for dataset '{dataset}'; nncgan eval knows "
+                       f"{', '.join(GRAPHS)} (or pass --classifier RUN)")
+    name = GRAPHS[dataset][0]
+    dirs = [Path(d) for d in runs_dirs] + [Path(d) for d in os.environ.get(ENV, "").split(":") if d]
+    found = []
+    for root in dict.fromkeys(d.resolve() for d in dirs):
+        for d in root.iterdir() if root.is_dir() else ():
+            try:
+                info = runs.read_info(d) if (d / runs.RUN_INFO).is_file() else None
+            except RunError:
+                continue
+            if info and info.get("name") == name and info.get("status") == "finished" \
+                    and checkpoint.has_checkpoint(d):
+                found.append((info.get("started", ""), d))
+    if not found:
+        where = ", ".join(f"{d}/" for d in dict.fromkeys(map(str, dirs)))
+        raise RunError(f"no trained classifier for dataset '{dataset}' (a finished run of graph "
+                       f"'{name}' under {where}); train one with: {train_command(dataset)} "
+                       f"(or pass --classifier RUN)")
+    return max(found)[1]
+
+
+class Classifier:
+    """A classifier graph's executor network: images (N, C, H, W) in [0, 1] -> probabilities, features."""
+
+    def __init__(self, run, batch_size=500):
+        """The last saved epoch of classifier run `run`, in a parameter scope of its own."""
+        from ..graph.parse import parse_graph
+        self.run = Path(run)
+        info = runs.read_info(run)
+        graph = parse_graph(self.run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+        self._scope = OrderedDict()  # private: never in nn.get_parameters(), never saved with a GAN
+        with nn.parameter_scope("classifier", self._scope):
+            self._build(graph, batch_size, where=self.run / runs.GRAPH_COPY)
+            self.epoch = checkpoint.load(run)["epoch"]
+        self.test_accuracy = read_test_accuracy(run)
+
+    @classmethod
+    def live(cls, graph, batch_size=500):
+        """The executor network on the parameters being trained now (a classifier graph's own run)."""
+        self = cls.__new__(cls)
+        self.run, self.epoch, self.test_accuracy = None, None, None
+        self._build(graph, batch_size, where=graph.path)
+        return self
+
+    def _build(self, graph, batch_size, where):
+        ex = graph.executor
+        net = graph.networks[ex.network]
+        if FEATURES not in net.outputs:
+            raise RunError(f"{where}: network '{net.name}' names no output '{FEATURES}' (the feature "
+                           f"layer for the Frechet distance), e.g. outputs: {{y: Affine_2, {FEATURES}: ReLU_3}}")
+        built = build_network(net, batch_size)
+        if "x" not in built.data or set(built.data) - {"x"}:
+            raise RunError(f"{where}: a classifier's executor must read the dataset variable x only "
+                           f"(it reads {', '.join(sorted(built.data)) or 'none'})")
+        self.graph, self.batch_size = graph, batch_size
+        self.dataset, self.classes = graph.dataset.name, graph.dataset.classes
+        self.inputs = built.data["x"]
+        self.image_shape = tuple(self.inputs[0].shape[1:])
+        self.probs = F.softmax(built.outputs[ex.output])
+        self.features_var = built.outputs[FEATURES]
+
+    def __call__(self, images):
+        """(probabilities (N, classes), features (N, D)) of float images in [0, 1]."""
+        images = np.asarray(images, np.float32)
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise RunError(f"the classifier{f' in {self.run}' if self.run else ''} reads images of shape "
+                           f"{self.image_shape}, got {tuple(images.shape[1:])}")
+        probs, feats = [], []
+        b = self.batch_size
+        for i in range(0, len(images), b):
+            chunk = images[i:i + b]
+            for v in self.inputs:
+                v.d[:len(chunk)] = chunk
+                v.d[len(chunk):] = 0
+            nn.forward_all([self.probs, self.features_var], clear_buffer=True)
+            probs.append(self.probs.d[:len(chunk)].copy())
+            feats.append(self.features_var.d[:len(chunk)].reshape(len(chunk), -1).copy())
+        return np.concatenate(probs), np.concatenate(feats).astype(np.float64)
+
+
+def is_classifier(graph):
+    """A graph whose executor reads dataset images and names a feature layer: a classifier graph."""
+    from ..sampling import data_inputs
+    return data_inputs(graph) == ["x"] and FEATURES in graph.networks[graph.executor.network].outputs
+
+
+def write_test_accuracy(run, epoch, accuracy, n):
+    import json
+    d = Path(run) / "eval"
+    d.mkdir(exist_ok=True)
+    tmp = d / f".{INFO}.tmp"
+    tmp.write_text(json.dumps({"epoch": epoch, "test_accuracy": accuracy, "test_samples": n}, indent=1) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, d / INFO)
+
+
+def read_test_accuracy(run):
+    import json
+    path = Path(run) / "eval" / INFO
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["test_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

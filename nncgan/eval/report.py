@@ -1,0 +1,201 @@
+"""`nncgan eval RUN`: draw images from a run for every label, score them, print a table, write JSON.
+
+RUN/eval/eval.json is one flat object (documented in docs/eval.md): what was evaluated (run, epoch,
+samples, seed, classifier run) and every number of `score.score`.
+"""
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import nnabla as nn
+
+from .. import run as runs
+from ..errors import RunError
+from . import classifier as C
+from .score import Reference, score
+
+EVAL_DIR = "eval"
+EVAL_JSON = "eval.json"
+SOURCES = ("generator", "test", "repeat")  # what is scored: the run's images, or real test images (checks)
+
+
+def load_classifier(dataset, explicit=None, runs_dirs=("runs",)):
+    run = Path(explicit) if explicit else C.find(dataset, runs_dirs)
+    clf = C.Classifier(run)
+    if clf.dataset != dataset:
+        raise RunError(f"the classifier in {run} was trained on '{clf.dataset}', but the run's "
+                       f"dataset is '{dataset}'; train one with: {C.train_command(dataset) or 'a classifier graph'}")
+    return clf
+
+
+def generated(run, num, seed, no_ema=False):
+    """(images, labels or None, epoch, used_ema, graph): `num` images per label from the run's last epoch."""
+    from ..graph.parse import parse_graph
+    from ..sampling import Sampler, data_inputs
+    from ..train import checkpoint, ema
+    info = runs.read_info(run)
+    graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+    if data_inputs(graph):
+        raise RunError(f"{run} is a run of '{graph.name}', whose executor reads dataset images: it draws "
+                       f"none, so there is nothing to evaluate (nncgan eval scores a GAN run)")
+    nn.clear_parameters()
+    folder = checkpoint.latest(run)
+    sampler = Sampler(graph, num)
+    epoch = checkpoint.load(run)["epoch"]
+    used_ema = False if no_ema else ema.load_into_parameters(folder)
+    images, labels = draw(sampler, num, np.random.RandomState(seed))
+    return images, labels, epoch, used_ema, graph
+
+
+def draw(sampler, num, rng):
+    """`num` images per label (10 x `num` for an unconditional executor) from a built Sampler of size num."""
+    if not sampler.conditional:
+        return np.concatenate([sampler.draw(None, rng) for _ in range(10)]), None
+    labels = np.repeat(np.arange(sampler.classes), num)
+    return np.concatenate([sampler.draw(np.full(num, c), rng) for c in range(sampler.classes)]), labels
+
+
+def real_as_generated(ref, num, seed, source):
+    """Real test images fed in as if generated: `num` per label ('test'), or one of them repeated
+    ('repeat', a deliberately collapsed set) under every label."""
+    rng = np.random.RandomState(seed)
+    labels = np.repeat(np.arange(ref.classes), num)
+    if source == "test":
+        return np.concatenate([ref.test_images_of(c, num, rng) for c in range(ref.classes)]), labels
+    one = ref.test_images_of(0, 1, rng)
+    return np.repeat(one, len(labels), axis=0), labels
+
+
+def evaluate(run=None, num=100, seed=0, classifier=None, runs_dirs=("runs",), source="generator",
+             dataset=None, data_dir=None, no_ema=False):
+    """Every number for `run`'s last epoch (source 'generator'), or for real test images fed in as if
+    generated ('test', 'repeat'; `run` or `dataset` says which data), as the flat dict of eval.json."""
+    from ..graph.parse import parse_graph
+    start = time.perf_counter()
+    head = {"run": None, "graph": None, "source": source, "seed": seed, "epoch": None, "ema": None}
+    if run is not None:
+        run = Path(run)
+        info = runs.read_info(run)
+        head.update(run=str(run), graph=info.get("name"))
+        runs_dirs = list(runs_dirs) + [str(run.parent)]
+        if source == "generator":
+            images, labels, epoch, used_ema, graph = generated(run, num, seed, no_ema)
+            head.update(epoch=epoch, ema=used_ema)
+        else:
+            graph = parse_graph(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+        dataset = graph.dataset.name
+    elif source == "generator" or dataset is None:
+        raise RunError("nothing to evaluate: give a run (or, with --images-from test|repeat, a --dataset)")
+    clf = load_classifier(dataset, classifier, runs_dirs)
+    ref = Reference(clf, num * clf.classes, seed, data_dir, log=lambda *a: None)
+    if source != "generator":
+        images, labels = real_as_generated(ref, num, seed, source)
+    head.update(dataset=dataset, samples_per_label=num if labels is not None else None,
+                classifier=str(clf.run.resolve()), classifier_epoch=clf.epoch,
+                classifier_test_accuracy=clf.test_accuracy)
+    result = {**head, **score(clf, ref, images, labels)}
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    result["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return result
+
+
+def json_path(result):
+    """RUN/eval/eval.json for a run's own images; eval-test.json / eval-repeat.json for the checks
+    on real images (in the run, or else in the classifier's run), so they never replace it."""
+    folder = Path(result["run"] or result["classifier"]) / EVAL_DIR
+    return folder / (EVAL_JSON if result["source"] == "generator" else f"eval-{result['source']}.json")
+
+
+def write_json(path, result):
+    path = Path(path)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp"
+        tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RunError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def _pct(v):
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _num(v):
+    return "-" if v is None else f"{v:.3f}"
+
+
+def table(r):
+    """The result as a few readable lines."""
+    what = {"generator": f"epoch {r['epoch']}{' (EMA parameters)' if r.get('ema') else ''}",
+            "test": "real test images fed in as if generated",
+            "repeat": "one real test image repeated (a deliberately collapsed set)"}[r["source"]]
+    acc = r["classifier_test_accuracy"]
+    lines = [f"{r['run'] or r['dataset']}: {what}; {r['samples']} images"
+             + (f", {r['samples_per_label']} per label" if r.get("samples_per_label") else "") + f", seed {r['seed']}",
+             f"classifier: {r['classifier']} (epoch {r['classifier_epoch']}"
+             + (f", test accuracy {acc:.2%})" if acc is not None else ")")]
+    K = sum(1 for k in r if k.startswith("predicted_fraction_"))
+    if "label_accuracy" in r:
+        head = "label      " + " ".join(f"{c:>6}" for c in range(K)) + "     all"
+        lines += ["", head,
+                  "read as    " + " ".join(f"{_pct(r[f'label_accuracy_{c}']):>6}" for c in range(K))
+                  + f"  {_pct(r['label_accuracy']):>6}",
+                  "diversity  " + " ".join(f"{_num(r.get(f'pairwise_distance_ratio_{c}')):>6}" for c in range(K))
+                  + "   (within-label feature distance / real images')"]
+    lines += ["",
+              f"Frechet distance (classifier features)  {r['fid']:.3f}   floor, real train vs test: {r['fid_floor']:.3f}",
+              f"class histogram entropy                 {r['class_entropy']:.3f} of {r['class_entropy_max']:.3f} nats"
+              f" ({r['class_entropy_ratio']:.0%})",
+              "predicted classes                       " + " ".join(f"{c}:{r[f'predicted_fraction_{c}']:.0%}" for c in range(K)),
+              f"mean pairwise feature distance          {_num(r['pairwise_distance'])}   real: {_num(r['pairwise_distance_real'])}",
+              f"precision / recall (k={r['pr_k']})              {r['precision']:.3f} / {r['recall']:.3f}"]
+    if r["collapse"]:
+        lines += ["", "MODE COLLAPSE:"] + [f"  {m}" for m in r["collapse_reasons"]]
+    else:
+        lines += ["", "no collapse detected"]
+    return "\n".join(lines)
+
+
+def latest_gan_run(runs_dir="runs"):
+    """The most recently started run with a saved epoch that is not a classifier's."""
+    from ..train.checkpoint import has_checkpoint
+    classifiers = {name for name, _ in C.GRAPHS.values()}
+    found = []
+    root = Path(runs_dir)
+    for d in root.iterdir() if root.is_dir() else ():
+        if (d / runs.RUN_INFO).is_file() and has_checkpoint(d):
+            try:
+                info = runs.read_info(d)
+            except RunError:
+                continue
+            if info.get("name") not in classifiers:
+                found.append((info.get("started", ""), d))
+    if not found:
+        raise RunError(f"no GAN run with a saved epoch under {root}/; train one first "
+                       f"(nncgan train graphs/cgan_mnist.yaml) or pass RUN")
+    return max(found)[1]
+
+
+def is_classifier_run(run):
+    from ..graph.parse import parse_graph
+    info = runs.read_info(run)
+    graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+    return C.is_classifier(graph)
+
+
+def classifier_test(run, data_dir=None):
+    """A classifier run's accuracy on its dataset's test split, saved as RUN/eval/classifier.json."""
+    from ..data.registry import resolve
+    clf = C.Classifier(run)
+    info = resolve(clf.dataset)
+    test = info.load("test", data_dir, log=lambda *a: None)
+    images = np.asarray(test["x"], np.float32) / (255.0 if "x" in info.images else 1.0)
+    labels = np.asarray(test["y"]).reshape(len(test["y"]), -1)[:, 0]
+    acc = float((clf(images)[0].argmax(1) == labels).mean())
+    C.write_test_accuracy(run, clf.epoch, acc, len(labels))
+    return (f"{run}: classifier of {clf.dataset}, epoch {clf.epoch}: test accuracy {acc:.2%} on "
+            f"{len(labels)} test images (saved in {Path(run) / EVAL_DIR / C.INFO})")
