@@ -139,6 +139,26 @@ def cmd_dataset_export(args):
     return 0
 
 
+def cmd_export(args):
+    from . import run as runs
+    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    out = Path(args.out) if args.out else run / "export" / f"{run.name}.{args.format}"
+    if args.format == "onnx":
+        from .interop.onnx_export import export_onnx
+        export_onnx(run, out, batch_size=args.batch_size)
+    else:
+        from .interop.nnp_export import export_nnp
+        export_nnp(run, out, dataset_csv=args.dataset_csv, validation_csv=args.validation_csv,
+                   batch_size=args.batch_size, max_epoch=args.max_epoch, monitors=not args.no_monitors)
+    return 0
+
+
+def cmd_import(args):
+    from .interop.nnc_import import import_file
+    import_file(args.file, args.out, name=args.name)
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -185,6 +205,24 @@ def build_parser():
     r.add_argument("--runs-dir", default="runs", help="the folder holding the runs (default: runs)")
     r.set_defaults(func=cmd_runs)
 
+    x = sub.add_parser("export", help="a run as an NNP file for nnabla_cli/NNC, or its executor as ONNX")
+    x.add_argument("run", nargs="?", help="the run folder (default: the most recent run)")
+    x.add_argument("--format", choices=("nnp", "onnx"), default="nnp")
+    x.add_argument("-o", "--out", help="the file to write (default: RUN/export/<run>.<format>)")
+    x.add_argument("--dataset-csv", metavar="CSV", help="NNC CSV file of the Training dataset (nnp)")
+    x.add_argument("--validation-csv", metavar="CSV", help="NNC CSV file of the Validation dataset (nnp)")
+    x.add_argument("--batch-size", type=int, help="default: the graph's config.batch_size")
+    x.add_argument("--max-epoch", type=int, help="training_config.max_epoch (nnp; default: the graph's)")
+    x.add_argument("--no-monitors", action="store_true", help="leave out NNC's train/valid error monitors (nnp)")
+    x.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+    x.set_defaults(func=cmd_export)
+
+    m = sub.add_parser("import", help="an NNC project (.sdcproj) or NNP/.nntxt as an nncgan graph")
+    m.add_argument("file")
+    m.add_argument("-o", "--out", required=True, help="the graph YAML to write")
+    m.add_argument("--name", help="the graph's name (default: the file's stem)")
+    m.set_defaults(func=cmd_import)
+
     d = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="action", required=True)
     e = d.add_parser("export", help="write a built-in dataset as PNGs + NNC CSV files (x:image,y:label)")
     e.add_argument("dataset", help="mnist or fashion-mnist")
@@ -198,7 +236,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "num", "limit"):
+    for name in ("epochs", "batch_size", "num", "limit", "max_epoch"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)

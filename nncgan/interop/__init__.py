@@ -1,0 +1,1 @@
+"""Interoperability with NNabla and Neural Network Console: NNP/ONNX export, NNC import."""

@@ -1,0 +1,267 @@
+"""A run -> an NNP file that NNabla (`nnabla_cli train`, `nnabla.utils.load`) and NNC read.
+
+The file holds what NNC's own export holds: every network the optimizers and executors use
+(traced from the very NNabla graphs nncgan trains, so the functions are the same), the
+optimizers with their solvers, data/generator/loss variables and the parameter list with
+each parameter's LRateMultiplier, monitors, the executor on the runtime network, the datasets
+(NNC CSV files), the training config, and the last epoch's parameters.
+
+Networks are traced by NNabla's own `nnabla.utils.save.create_proto`; the rest is written into
+the protobuf directly, because `save()` can only write Constant generators and 0/1 multipliers.
+"""
+import csv
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import nnabla as nn
+import nnabla.functions as F
+from google.protobuf import text_format
+from nnabla.utils import nnabla_pb2
+from nnabla.utils.nnp_format import nnp_version
+from nnabla.utils.save import create_proto
+
+from .. import run as runs
+from ..builder import build_network
+from ..errors import RunError
+from ..graph.parse import parse_graph
+from ..layers import get as get_layer_type
+from ..train import checkpoint
+
+TRAINING, VALIDATION = "Training", "Validation"   # NNC's dataset names
+NETWORK_FILE = "network.nntxt"
+PARAMETER_FILE = "parameter.protobuf"
+
+# nncgan solver setting -> the field of NNabla's <solver>_param message where the names differ
+_SOLVER_FIELD = {"AdamW": "adamw_param", "Sgd": "sgd_param", "RMSprop": "rmsprop_param"}
+
+
+def load_run_graph(run):
+    """The graph a run trained (its graph.yaml, at the run's batch size), as `nncgan infer` reads it."""
+    info = runs.read_info(run)
+    graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+    if isinstance(info.get("batch_size"), int) and info["batch_size"] > 0:
+        graph.config.batch_size = info["batch_size"]
+    return graph
+
+
+def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batch_size=None,
+               max_epoch=None, monitors=True, log=print):
+    """Write the run's graph and last saved epoch as an NNP file; returns its path.
+
+    dataset_csv: the NNC CSV file `nnabla_cli train` reads as the Training dataset (default: the
+        graph's own `dataset: {csv: ...}`, else `<dataset>_training.csv` beside the NNP, the name
+        `nncgan dataset export` writes). validation_csv: the Validation dataset (default: the
+        training one). batch_size / max_epoch: default the graph's config.
+    monitors: NNC's train_error/valid_error monitors (each is a forward pass over its dataset at
+        every epoch's end in `nnabla_cli train`).
+    Clears NNabla's global parameters (like `nncgan infer`) and leaves the run's in them.
+    """
+    run, out = Path(run_dir), Path(out_path)
+    graph = load_run_graph(run)
+    batch = batch_size or graph.config.batch_size
+    folder = checkpoint.latest(run)
+    train_uri, n_train = _dataset_uri(graph, dataset_csv, out, "training")
+    valid_uri = _dataset_uri(graph, validation_csv, out, "test")[0] if validation_csv else train_uri
+    iter_per_epoch = max(1, n_train // batch) if n_train else _iterations_per_epoch(folder, graph, batch)
+
+    nn.clear_parameters()
+    used = list(dict.fromkeys([o.network for o in graph.optimizers]
+                              + [e.network for e in graph.executors.values()]))
+    traced = {name: _trace(graph.networks[name], batch) for name in used}
+    checkpoint.load(run)  # after building: load() checks the saved shapes against the parameters
+    proto = create_proto({"networks": [t.content for t in traced.values()]}, variable_batch_size=True)
+    for net in proto.network:
+        traced[net.name].finish(net)
+
+    proto.global_config.default_context.backends[:] = ["cpu:float"]
+    proto.global_config.default_context.array_class = "CpuCachedArray"
+    tc = proto.training_config
+    tc.max_epoch = max_epoch or graph.config.max_epoch
+    tc.iter_per_epoch = iter_per_epoch
+    tc.save_best = graph.config.save_best
+    variables = sorted(graph.dataset.variables)
+    for name, uri, shuffle in ((TRAINING, train_uri, True), (VALIDATION, valid_uri, False)):
+        d = proto.dataset.add()
+        d.name, d.uri, d.batch_size, d.shuffle = name, uri, batch, shuffle
+        d.no_image_normalization = False  # NNC's ImageNormalization: pixels / 255, as nncgan reads them
+        d.variable.extend(variables)
+    for opt in graph.optimizers:
+        _optimizer(proto.optimizer.add(), opt, traced[opt.network], iter_per_epoch)
+    if monitors and graph.optimizers:
+        first = traced[graph.optimizers[0].network]
+        for name, dataset in (("train_error", TRAINING), ("valid_error", VALIDATION)):
+            m = proto.monitor.add()
+            m.name, m.network_name = name, first.name
+            m.dataset_name.append(dataset)
+            first.bind(m)
+            for loss in first.losses:
+                v = m.monitor_variable.add()
+                v.type, v.variable_name = "Error", loss
+    for ex in graph.executors.values():
+        _executor(proto.executor.add(), ex, traced[ex.network])
+    _write_nnp(proto, out)
+    log(f"nncgan: {out}: networks {', '.join(traced)}; {len(graph.optimizers)} optimizer(s); "
+        f"parameters of {folder}; datasets {train_uri}" + ("" if valid_uri == train_uri else f", {valid_uri}"))
+    return out
+
+
+class _Traced:
+    """One network built on NNabla and what the NNP needs to know about it."""
+
+    def __init__(self, net, batch):
+        self.name, self.net = net.name, net
+        built = build_network(net, batch)
+        alias = {v: k for k, v in net.outputs.items()}
+        self.var_name = {layer.name: alias.get(layer.name, layer.name) for layer in net.layers}
+        names = {self.var_name[n]: v for n, v in built.outputs.items() if n in self.var_name}
+        self.losses, outputs = [], {}
+        for lname, (weight, y) in built.loss_terms.items():
+            if weight != 1.0:  # nnabla_cli back-propagates mean(loss variable): scale the variable
+                y = F.mul_scalar(y, weight)
+                lname = f"{lname}_weighted"
+                names[lname] = y
+            self.losses.append(lname)
+            outputs[lname] = y
+        for alias_name, lname in net.outputs.items():
+            outputs[alias_name] = built.outputs[lname]
+        self.content = {"name": net.name, "batch_size": batch, "outputs": outputs, "names": names}
+        self.data = {}       # network variable -> dataset variable
+        self.generators = []  # (network variable, NNC generator, multiplier)
+        for layer in net.layers:
+            if get_layer_type(layer.type).is_input:
+                s = layer.settings
+                if s["generator"]:
+                    self.generators.append((self.var_name[layer.name], s["generator"], s["multiplier"]))
+                else:
+                    self.data[self.var_name[layer.name]] = s["dataset"]
+        self.params = _parameters(net)  # path -> (multiplier, initializer spec or None)
+
+    def finish(self, proto_net):
+        """Name functions after the layers that made them, as NNC does; parameter initializers."""
+        layer_vars = set(self.var_name.values())
+        for f in proto_net.function:
+            if f.output and f.output[0] in layer_vars:
+                f.name = f.output[0]
+        for v in proto_net.variable:
+            spec = self.params.get(v.name, (0, None))[1]
+            if v.type == "Parameter" and spec:
+                v.initializer.type, v.initializer.multiplier = spec
+        self.in_network = {v.name for v in proto_net.variable}
+
+    def bind(self, msg):
+        """The data and generator variables of an optimizer, monitor or executor message."""
+        for var, data in self.data.items():
+            if var in self.in_network:
+                d = msg.data_variable.add()
+                d.variable_name, d.data_name = var, data
+        for var, kind, mult in self.generators:
+            if var in self.in_network:
+                g = msg.generator_variable.add()
+                g.variable_name, g.type, g.multiplier = var, kind, mult
+
+
+def _trace(net, batch):
+    return _Traced(net, batch)
+
+
+def _parameters(net):
+    """Each parameter of a network: its LRateMultiplier there (0 for running statistics) and
+    its initializer as NNC names it."""
+    out = {}
+    for layer in net.layers:
+        lt = get_layer_type(layer.type)
+        for p in lt.params:
+            if not lt.param_used(layer.settings, p):
+                continue
+            path = layer.param_path(p, lt.param_prefix)
+            mult = 0.0 if p in lt.fixed_params else float(layer.lr_mult.get(p, 0.0))
+            init = layer.settings.get({"W": "w_init", "b": "b_init"}.get(p, ""))
+            if init is None and layer.type == "BatchNormalization":
+                init = ("Constant", 1.0 if p in ("gamma", "var") else 0.0)
+            old = out.get(path, (0.0, init))
+            out[path] = (max(old[0], mult), old[1] or init)
+    return out
+
+
+def _optimizer(o, opt, t, iter_per_epoch):
+    o.name, o.network_name, o.update_interval = opt.name, opt.network, opt.update_interval
+    o.dataset_name.append(TRAINING)
+    s = o.solver
+    s.type = opt.solver
+    field = _SOLVER_FIELD.get(opt.solver, f"{opt.solver.lower()}_param")
+    param = getattr(s, field)
+    from .. import solvers
+    for key, value in dict(solvers.SOLVERS[opt.solver][1], **opt.solver_settings).items():
+        setattr(param, key, value)
+    s.weight_decay, s.lr_decay, s.lr_decay_interval = 0.0, 1.0, iter_per_epoch
+    t.bind(o)
+    for loss in t.losses:
+        o.loss_variable.add().variable_name = loss
+    for path, (mult, _) in t.params.items():
+        p = o.parameter_variable.add()
+        p.variable_name, p.learning_rate_multiplier = path, mult
+
+
+def _executor(e, ex, t):
+    e.name, e.network_name = ex.name, ex.network
+    e.num_evaluations, e.repeat_evaluation_type, e.need_back_propagation = 1, "mean", False
+    t.bind(e)
+    out = e.output_variable.add()
+    out.variable_name = out.data_name = t.var_name[ex.output]
+    for path in t.params:
+        e.parameter_variable.add().variable_name = path
+
+
+def _dataset_uri(graph, csv_path, out, split):
+    """(URI, number of rows or None) of the CSV file for one split."""
+    kind, _, own = graph.dataset.name.partition(":")
+    if csv_path is None and kind == "csv" and split == "training":
+        csv_path = own
+    if csv_path is None:  # NNC's file name, as `nncgan dataset export` writes it
+        return f"{kind.replace('-', '_')}_{split}.csv", None
+    path = Path(csv_path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = sum(1 for row in csv.reader(f) if row) - 1
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise RunError(f"cannot read the dataset CSV {path}: {getattr(e, 'strerror', None) or e}") from None
+    if rows < 1:
+        raise RunError(f"{path} holds no data rows (an NNC dataset CSV: a header, then one row per sample)")
+    return str(path.resolve()), rows
+
+
+def _iterations_per_epoch(folder, graph, batch):
+    """Without a CSV to count: the iterations per epoch the run itself made (at its batch size)."""
+    try:
+        state = json.loads((folder / checkpoint.STATE).read_text(encoding="utf-8"))
+        per_epoch = int(state["iteration"]) // int(state["epoch"])
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return 1
+    return max(1, per_epoch * graph.config.batch_size // batch)
+
+
+def _write_nnp(proto, out):
+    """The NNP zip as NNabla writes it: version, network definition, parameters; atomically."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            params = os.path.join(tmp, PARAMETER_FILE)
+            nn.save_parameters(params)
+            part = os.path.join(tmp, out.name + ".part")
+            with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("nnp_version.txt", f"{nnp_version()}\n")
+                z.writestr(NETWORK_FILE, text_format.MessageToString(proto))
+                z.write(params, PARAMETER_FILE)
+            os.replace(part, out)
+    except OSError as e:
+        raise RunError(f"cannot write {out}: {e.strerror or e}") from None
+
+
+def read_nnp_proto(path):
+    """The NNablaProtoBuf of an NNP file's network definition (for inspection and tests)."""
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith((".nntxt", ".prototxt")))
+        return text_format.Parse(z.read(name).decode("utf-8"), nnabla_pb2.NNablaProtoBuf())
