@@ -136,7 +136,7 @@ def _median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def table(contestants, batch, cli_result, accuracy, infer_s, load, args):
+def table(contestants, batch, accuracy, infer_s, load, args):
     ref = {c.name: _median(c.times) for c in contestants}
     hand = ref.get("hand-written NNabla")
     rows = ["| contestant | median ms / iteration | images / s | vs hand-written NNabla | peak RSS MB |",
@@ -145,12 +145,8 @@ def table(contestants, batch, cli_result, accuracy, infer_s, load, args):
         m = ref[c.name]
         rows.append(f"| {c.name} | {m * 1000:.1f} | {batch / m:.1f} | "
                     f"{m / hand:.3f} | {c.end.get('maxrss_mb', float('nan')):.0f} |")
-    if cli_result is not None:
-        m = cli_result["s_per_iter"]
-        rows.append(f"| nnabla_cli train (NNP export) | {m * 1000:.1f} | {batch / m:.1f} | {m / hand:.3f} | "
-                    f"{cli_result['maxrss_mb']:.0f} |")
-    else:
-        rows.append("| nnabla_cli train (NNP export) | pending: no NNP exporter in this checkout | | | |")
+    if not any(c.name.startswith("nnabla_cli") for c in contestants):
+        rows.append("| nnabla_cli train (NNP export) | not run (--no-cli, or no NNP exporter / nnabla_cli here) | | | |")
     versions = {k: v for c in contestants for k, v in c.info.items() if k != "threads"}
     out = [f"Machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
            f"load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (other jobs share the machine).",
@@ -159,6 +155,10 @@ def table(contestants, batch, cli_result, accuracy, infer_s, load, args):
            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).", "",
            f"Training step, batch {batch}, {len(contestants[0].times)} timed iterations per contestant "
            f"(interleaved rounds):", ""] + rows
+    for c in contestants:
+        if c.end.get("note"):
+            out += ["", f"{c.name}: one iteration = the difference of {c.end['note']}, divided by their "
+                        f"difference in iterations (start-up and saving cancel out)."]
     if infer_s is not None:
         out += ["", f"Cold start of `nncgan infer --label 7` (fresh process, 100 images, CPU): "
                     f"{infer_s:.2f} s wall (median of 3)."]
@@ -197,6 +197,9 @@ def main(argv=None):
     ap.add_argument("--per-round", type=int, default=3, help="timed iterations per contestant per round")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-cli", action="store_true", help="leave out nnabla_cli train")
+    shared = ROOT.parent / "shared" / "data" / "mnist"
+    ap.add_argument("--data-dir", default=os.environ.get("NNCGAN_MNIST_DIR") or (str(shared) if shared.is_dir() else None),
+                    help="the MNIST files for the nnabla_cli contestant's CSV dataset")
     ap.add_argument("--infer-run", help="a run folder for the cold start of `nncgan infer --label 7`")
     ap.add_argument("--accuracy", action="append", default=[], metavar="JSON",
                     help="a result of bench/time_to_accuracy.py score, to put in the table (repeatable)")
@@ -217,8 +220,12 @@ def main(argv=None):
                           [tpy, str(HERE / "torch_twin.py"), "--threads", str(n), "--batch", str(args.batch)],
                           dict(os.environ, OMP_NUM_THREADS=str(n))))
     contestants = [Contestant(*s) for s in specs]
+    if not args.no_cli:
+        from cli_contestant import NnablaCli, available
+        if available():
+            contestants.insert(3, NnablaCli(args.batch, args.data_dir, log=lambda m: print(m, file=sys.stderr)))
     for c in contestants:
-        c.run(2, keep=False)  # first iterations allocate memory
+        c.run(2, keep=False)  # first iterations allocate memory (nnabla_cli: one untimed run)
     for r in range(args.rounds):
         k = r % len(contestants)
         for c in contestants[k:] + contestants[:k]:
@@ -227,13 +234,9 @@ def main(argv=None):
                                                         for c in contestants), file=sys.stderr)
     for c in contestants:
         c.quit()
-    cli_result = None
-    if not args.no_cli:
-        from cli_contestant import time_nnabla_cli  # noqa: E402  (beside this file)
-        cli_result = time_nnabla_cli(args.batch, log=lambda m: print(m, file=sys.stderr))
     infer_s = cold_start_infer(args.infer_run) if args.infer_run else None
     accuracy = [json.loads(Path(p).read_text()) for p in args.accuracy]
-    text = table(contestants, args.batch, cli_result, accuracy, infer_s, (load0, os.getloadavg()[0]), argv)
+    text = table(contestants, args.batch, accuracy, infer_s, (load0, os.getloadavg()[0]), argv)
     print(text)
     if args.write_doc:
         write_doc(text)
