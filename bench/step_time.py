@@ -107,12 +107,16 @@ class HandWritten:
             s.update()
 
 
-def nncgan_steps(batch_size):
+def nncgan_steps(batch_size, label_tables=True):
+    """nncgan's three optimizer steps; label_tables=False builds the plain formulation (before issue 7)."""
+    import contextlib
     from nncgan.builder import build_all
+    from nncgan.layers import label_maps
     from nncgan.graph.parse import parse_graph
     from nncgan.train.solvers import OptimizerStep
     graph = parse_graph(ROOT / "graphs" / "cgan_mnist.yaml")
-    nets, _ = build_all(graph, batch_size, graph.config.seed)
+    with contextlib.nullcontext() if label_tables else label_maps.disabled():
+        nets, _ = build_all(graph, batch_size, graph.config.seed)
     return [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
 
 

@@ -27,7 +27,7 @@ from .. import run as runs
 from ..builder import build_network
 from ..errors import RunError
 from ..graph.parse import parse_graph
-from ..layers import get as get_layer_type
+from ..layers import get as get_layer_type, label_maps
 from ..train import checkpoint
 
 TRAINING, VALIDATION = "Training", "Validation"   # NNC's dataset names
@@ -121,7 +121,8 @@ class _Traced:
 
     def __init__(self, net, batch):
         self.name, self.net = net.name, net
-        built = build_network(net, batch)
+        with label_maps.disabled():  # the file holds NNC's own layers, not nncgan's faster formulation
+            built = build_network(net, batch)
         alias = {v: k for k, v in net.outputs.items()}
         self.var_name = {layer.name: alias.get(layer.name, layer.name) for layer in net.layers}
         names = {self.var_name[n]: v for n, v in built.outputs.items() if n in self.var_name}

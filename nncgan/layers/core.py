@@ -2,7 +2,7 @@
 import numpy as np
 import nnabla.functions as F
 
-from . import initializers as init
+from . import initializers as init, label_maps
 from .base import LayerType, Setting, ShapeError, register, shape, int_, float_, bool_, choice, any_str
 
 GENERATORS = ("Normal", "Uniform", "Constant")
@@ -132,8 +132,8 @@ class _ConvBase(LayerType):
 
     def build(self, s, xs, ctx):
         k, p, st, d = self.geometry(s, xs[0].shape[1:])
-        return self.fn(xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
-                       base_axis=1, pad=p, stride=st, dilation=d, group=s["group"])
+        return label_maps.build(self.fn, xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
+                                self.in_axis, pad=p, stride=st, dilation=d, group=s["group"])
 
 
 @register
@@ -141,6 +141,7 @@ class Convolution(_ConvBase):
     type_name = "Convolution"
     param_prefix = "conv"
     fn = staticmethod(F.convolution)
+    in_axis = 1  # W is (out_maps, in_maps, ...)
 
     @staticmethod
     def spatial(i, k, p, s, d):
@@ -156,6 +157,7 @@ class Deconvolution(_ConvBase):
     type_name = "Deconvolution"
     param_prefix = "deconv"
     fn = staticmethod(F.deconvolution)
+    in_axis = 0  # W is (in_maps, out_maps, ...)
 
     @staticmethod
     def spatial(i, k, p, s, d):
