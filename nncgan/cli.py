@@ -42,6 +42,19 @@ def cmd_render(args):
     return 0
 
 
+def cmd_view(args):
+    from .graph.overrides import describe, load
+    from .view.html import view_page
+    graph, applied = load(args.graph, args.set)
+    out = Path(args.out) if args.out else Path(Path(args.graph).stem + ".html")
+    try:
+        out.write_text(view_page(graph, describe(applied)), encoding="utf-8")
+    except OSError as e:
+        raise NncganError(f"cannot write {out}: {e.strerror}") from None
+    print(f"nncgan: the graph '{graph.name}' as a picture -> {out}")
+    return 0
+
+
 def cmd_train(args):
     from . import run as runs
     if args.resume and args.set:
@@ -152,6 +165,12 @@ def build_parser():
     r.add_argument("graph")
     _add_set(r)
     r.set_defaults(func=cmd_render)
+
+    v = sub.add_parser("view", help="draw the graph as a self-contained HTML page (SVG), as NNC's editor shows it")
+    v.add_argument("graph")
+    v.add_argument("-o", "--out", help="the HTML file to write (default: <graph name>.html here)")
+    _add_set(v)
+    v.set_defaults(func=cmd_view)
 
     t = sub.add_parser("train", help="train a graph; each run is a folder under runs/")
     t.add_argument("graph")
