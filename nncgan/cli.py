@@ -55,6 +55,15 @@ def cmd_view(args):
     return 0
 
 
+def cmd_report(args):
+    from . import run as runs
+    from .view.report import write_report
+    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    out = write_report(run, args.out)
+    print(f"nncgan: report of {run} -> {out}")
+    return 0
+
+
 def cmd_train(args):
     from . import run as runs
     if args.resume and args.set:
@@ -259,6 +268,12 @@ def build_parser():
     i.add_argument("--labels", metavar="A,B,C[,R]", help="with --arithmetic: a label per code (and the result)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_infer)
+
+    rp = sub.add_parser("report", help="one HTML page of a run: curves, every epoch's tile, eval numbers, graph")
+    rp.add_argument("run", nargs="?", help="the run folder (default: the most recent run)")
+    rp.add_argument("-o", "--out", help="the HTML file to write (default: RUN/report.html)")
+    rp.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+    rp.set_defaults(func=cmd_report)
 
     r = sub.add_parser("runs", help="the runs under runs/, newest first: epochs, last losses, status")
     r.add_argument("--runs-dir", default="runs", help="the folder holding the runs (default: runs)")

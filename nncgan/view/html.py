@@ -48,6 +48,11 @@ SCRIPT = """
     b.addEventListener('mouseleave', function () { mark(b.getAttribute('data-scope'), false); });
   });
   document.documentElement.setAttribute('data-view-ready', String(document.querySelectorAll('[data-layer]').length));
+  window.addEventListener('load', function () {   // how many pictures decoded: "shown/all"
+    var imgs = Array.prototype.slice.call(document.images);
+    var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+    document.documentElement.setAttribute('data-images', ok + '/' + imgs.length);
+  });
 })();
 """
 
