@@ -86,9 +86,10 @@ def interpolate(sampler, seed1, seed2, label, method="auto", truncation=None):
     return generate(sampler, codes, [label] * sampler.n), how
 
 
-def arithmetic(sampler, seeds, labels):
-    """Images of z1, z2, z3 and z1 - z2 + z3 (sampler of 4); `labels` one per image."""
-    z1, z2, z3 = (code(sampler, s) for s in seeds)
+def arithmetic(sampler, seeds, labels, truncation=None):
+    """Images of z1, z2, z3 and z1 - z2 + z3 (sampler of 4); `labels` one per image. The result is
+    not truncated or clipped: it may lie outside the range the latents are drawn from."""
+    z1, z2, z3 = (code(sampler, s, truncation) for s in seeds)
     result = [a - b + c if g.kind in LATENT_KINDS else a
               for a, b, c, g in zip(z1, z2, z3, sampler.built.generators)]
     return generate(sampler, [z1, z2, z3, result], labels), result

@@ -1,35 +1,21 @@
 """infer --interpolate / --arithmetic: the strip's ends are infer's own images for those seeds,
 the arithmetic result is the generator applied to z1 - z2 + z3, and the pictures have the cells they say."""
 import numpy as np
-import nnabla as nn
 import pytest
 from PIL import Image
 
-from nncgan import cli, latent, run as runs
+from nncgan import cli, latent
 from nncgan.graph.parse import parse_graph
 from nncgan.images import PAD
 from nncgan.sampling import Sampler
-from nncgan.train import checkpoint, loop
+from nncgan.train import checkpoint
 
-from conftest import CGAN, use_small_mnist
+from tiny_run import tiny_run
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """One epoch of two iterations on 64 MNIST images: enough for a generator that has weights."""
-    with pytest.MonkeyPatch.context() as mp:
-        from conftest import mnist_available
-        if not mnist_available():
-            pytest.skip("MNIST files not found")
-        use_small_mnist(mp)["n"] = 64
-        nn.clear_parameters()
-        graph = parse_graph(CGAN)
-        graph.config.batch_size = 32
-        run = tmp_path_factory.mktemp("latent") / "run"
-        runs.new_run(graph, run)
-        loop.train(graph, run, max_epoch=1, log=lambda *a: None, quiet=True)
-    nn.clear_parameters()
-    return run
+    return tiny_run(tmp_path_factory)
 
 
 def pixels(path):

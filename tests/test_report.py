@@ -4,15 +4,14 @@ import base64
 import json
 import re
 
-import nnabla as nn
 import pytest
 
 from nncgan import cli, run as runs
 from nncgan.graph.parse import parse_graph
-from nncgan.train import loop
 
 from browser import elements, load
-from conftest import CGAN, mnist_available, use_small_mnist
+from conftest import CGAN
+from tiny_run import tiny_run
 
 EVAL = {"fid": 123.456789, "label_accuracy": 0.8125, "per_label": {"0": 0.5, "7": 0.96875},
         "samples": 1000, "note": "<i>not html</i>"}
@@ -20,19 +19,9 @@ EVAL = {"fid": 123.456789, "label_accuracy": 0.8125, "per_label": {"0": 0.5, "7"
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """Two epochs of two iterations each on 64 MNIST images."""
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
-    with pytest.MonkeyPatch.context() as mp:
-        use_small_mnist(mp)["n"] = 64
-        nn.clear_parameters()
-        graph = parse_graph(CGAN)
-        graph.config.batch_size = 32
-        run = tmp_path_factory.mktemp("report") / "run"
-        runs.new_run(graph, run)
-        loop.train(graph, run, max_epoch=2, log=lambda *a: None, quiet=True)
-    nn.clear_parameters()
-    (run / "eval").mkdir()
+    """The shared tiny run with an eval.json of nested numbers and text beside it."""
+    run = tiny_run(tmp_path_factory)
+    (run / "eval").mkdir(exist_ok=True)
     (run / "eval" / "eval.json").write_text(json.dumps(EVAL))
     return run
 

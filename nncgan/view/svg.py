@@ -96,9 +96,9 @@ def graph_svg(graph):
              f'viewBox="0 0 {width} {height}" role="img" aria-label="graph {_e(graph.name)}">', DEFS]
     for col in cols:
         parts.append(f'<g class="network" data-network="{_e(col.name)}">')
-        parts.append(f'<text class="net-name" x="{col.x}" y="{L.MARGIN + 8}">{_e(col.name)}</text>')
+        parts.append(f'<text class="net-name" x="{col.x}" y="{L.MARGIN + 8}">{_e(_clip(col.name, int(col.width / 9)))}</text>')
         for i, note in enumerate(col.notes[:2]):
-            parts.append(f'<text class="net-note" x="{col.x}" y="{L.MARGIN + 24 + 13 * i}">{_e(_clip(note, 44))}</text>')
+            parts.append(f'<text class="net-note" x="{col.x}" y="{L.MARGIN + 24 + 13 * i}">{_e(_clip(note, int(col.width / 5.8)))}</text>')
         parts += [_link(k, col) for k in col.links]
         parts += [_box(b, colours, users) for b in col.boxes]
         parts.append("</g>")
