@@ -12,8 +12,11 @@ from typing import Dict, List, Optional, Tuple
 from ..layers import get as get_layer_type
 
 BOX_W = 270
-BOX_H = 48
-ROW = 64            # vertical pitch of boxes
+BOX_H = 48          # a box of one line of settings; each further line adds LINE
+LINE = 13
+MAX_DETAIL_LINES = 3
+TEXT_CHARS = 44     # what fits on a line of a box at the font size the page's CSS sets
+GAP = 16            # vertical space between boxes
 HEADER = 64         # room for the network's name and what trains/runs it
 LANE = 8            # spacing of skip-link lanes
 COL_GAP = 36
@@ -29,12 +32,13 @@ class Box:
     y: float
     kind: str                           # input, target, loss, param, plain
     title: str                          # 'Name : Type'
-    detail: str                         # key settings
+    detail: List[str]                   # key settings, wrapped into lines
     shape: str
     mult: str                           # '', 'x0 frozen', 'W x1 b x0', 'x0.5'
     frozen: bool
     tooltip: str
     scope: Optional[str] = None         # set for layers holding parameters
+    h: float = BOX_H
     output_alias: List[str] = field(default_factory=list)
 
 
@@ -57,6 +61,7 @@ class Column:
     links: List[Link]
     lanes: int
     notes: List[str]                    # 'trained by ...', 'executor ...'
+    bottom: float
 
 
 def _fmt(v):
@@ -128,12 +133,27 @@ def _tooltip(layer, lt):
     return "\n".join(lines)
 
 
+def wrap(parts, width=TEXT_CHARS, most=MAX_DETAIL_LINES):
+    """Setting texts joined by ', ' into lines of at most `width` characters (an over-long one is
+    clipped by the drawing); at most `most` lines, the last ending in '…' when some were left out."""
+    lines = []
+    for p in parts:
+        if lines and len(lines[-1]) + 2 + len(p) <= width:
+            lines[-1] += ", " + p
+        else:
+            lines.append(p)
+    if len(lines) > most:
+        lines = lines[:most]
+        lines[-1] += " \u2026"
+    return lines
+
+
 def _box(net, layer, x, y):
     lt = get_layer_type(layer.type)
     mult, frozen = mult_text(layer)
     if lt.is_input:
         kind = "target" if is_implicit_target(layer, net) else "input"
-        detail = source_text(layer.settings)
+        detail = [source_text(layer.settings)]
     elif lt.is_loss:
         kind = "loss"
         target = net.layer(layer.inputs[1]) if len(layer.inputs) > 1 else None
@@ -141,14 +161,15 @@ def _box(net, layer, x, y):
             what = source_text(target.settings)
         else:
             what = layer.inputs[1] if len(layer.inputs) > 1 else "?"
-        detail = f"target {what}, weight {_fmt(layer.settings.get('weight', 1.0))}"
+        detail = wrap([f"target {what}", f"weight {_fmt(layer.settings.get('weight', 1.0))}"])
     else:
         kind = "param" if lt.params else "plain"
-        detail = ", ".join(key_settings(layer))
+        detail = wrap(key_settings(layer))
     return Box(net.name, layer, x, y, kind, f"{layer.name} : {layer.type}", detail,
                shape_text(layer.shape), mult, frozen, _tooltip(layer, lt),
                scope=layer.scope if lt.params else None,
-               output_alias=[a for a, n in net.outputs.items() if n == layer.name])
+               output_alias=[a for a, n in net.outputs.items() if n == layer.name],
+               h=BOX_H + LINE * max(0, len(detail) - 1))
 
 
 def _assign_lanes(spans):
@@ -167,7 +188,10 @@ def _assign_lanes(spans):
 
 
 def layout_network(graph, net, x):
-    boxes = [_box(net, l, x, HEADER + i * ROW) for i, l in enumerate(net.layers)]
+    boxes, y = [], HEADER
+    for layer in net.layers:
+        boxes.append(_box(net, layer, x, y))
+        y += boxes[-1].h + GAP
     by_name = {b.layer.name: (i, b) for i, b in enumerate(boxes)}
     straight, side = [], {}                     # side: src row -> [(dst row, input index)]
     for i, b in enumerate(boxes):
@@ -199,7 +223,7 @@ def layout_network(graph, net, x):
         if e.network == net.name:
             notes.append(f"executor {e.name}: output {e.output}")
     width = BOX_W + (2 * LANE + n_lanes * LANE if n_lanes else 0)
-    return Column(net.name, x, width, boxes, links, n_lanes, notes)
+    return Column(net.name, x, width, boxes, links, n_lanes, notes, y)
 
 
 def layout(graph):
@@ -209,7 +233,7 @@ def layout(graph):
         col = layout_network(graph, net, x)
         cols.append(col)
         x += col.width + COL_GAP
-    height = HEADER + max((len(c.boxes) for c in cols), default=0) * ROW + MARGIN
+    height = max((c.bottom for c in cols), default=HEADER) + MARGIN
     return cols, x - COL_GAP + MARGIN, height
 
 

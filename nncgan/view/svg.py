@@ -8,7 +8,6 @@ from html import escape
 
 from . import layout as L
 
-TEXT_CHARS = 44     # what fits on a line of a box at the font size the CSS sets
 CHAR_W = 6.6       # a bold character's width in pixels, near enough
 
 
@@ -16,7 +15,7 @@ def _e(s):
     return escape(str(s), quote=True)
 
 
-def _clip(s, n=TEXT_CHARS):
+def _clip(s, n=L.TEXT_CHARS):
     if n <= 1:
         return "\u2026" if s and n == 1 else ""
     return s if len(s) <= n else s[:n - 1] + "\u2026"
@@ -34,13 +33,13 @@ def _box(b, colours, users):
     if b.scope is not None:
         attrs += f' data-scope="{_e(b.scope)}"'
     out = [f"<g {attrs}>", f"<title>{_e(b.tooltip)}</title>"]
-    out.append(f'<rect class="box" x="{x}" y="{y}" width="{L.BOX_W}" height="{L.BOX_H}" rx="5"/>')
+    out.append(f'<rect class="box" x="{x}" y="{y}" width="{L.BOX_W}" height="{b.h}" rx="5"/>')
     if b.frozen:
-        out.append(f'<rect class="hatch" x="{x}" y="{y}" width="{L.BOX_W}" height="{L.BOX_H}" rx="5"/>')
+        out.append(f'<rect class="hatch" x="{x}" y="{y}" width="{L.BOX_W}" height="{b.h}" rx="5"/>')
     room = L.BOX_W - 18
     if b.scope is not None:
         c = colours[b.scope]
-        out.append(f'<rect class="scope-bar" x="{x}" y="{y}" width="7" height="{L.BOX_H}" rx="3" '
+        out.append(f'<rect class="scope-bar" x="{x}" y="{y}" width="7" height="{b.h}" rx="3" '
                    f'fill="{_hsl(c)}"/>')
         if b.scope != b.layer.name:   # the scope is named only where the layer's name does not say it
             badge = _clip(b.scope, 16)
@@ -54,12 +53,12 @@ def _box(b, colours, users):
     name = _clip(b.layer.name, max(4, int(room / CHAR_W) - 3))
     kind = _clip(" : " + b.layer.type, max(0, int(room / CHAR_W) - len(name)))
     out.append(f'<text class="name" x="{tx}" y="{y + 14}">{_e(name)}<tspan class="type">{_e(kind)}</tspan></text>')
-    if b.detail:
-        out.append(f'<text class="detail" x="{tx}" y="{y + 28}">{_e(_clip(b.detail))}</text>')
+    for i, line in enumerate(b.detail):
+        out.append(f'<text class="detail" x="{tx}" y="{y + 28 + L.LINE * i}">{_e(_clip(line))}</text>')
     shape = "\u2192 " + b.shape + ("  [" + ", ".join(b.output_alias) + "]" if b.output_alias else "")
-    out.append(f'<text class="shape" x="{tx}" y="{y + 42}">{_e(_clip(shape, 30))}</text>')
+    out.append(f'<text class="shape" x="{tx}" y="{y + b.h - 6}">{_e(_clip(shape, 30))}</text>')
     if b.mult:
-        out.append(f'<text class="mult" x="{x + L.BOX_W - 6}" y="{y + 42}" text-anchor="end">{_e(b.mult)}</text>')
+        out.append(f'<text class="mult" x="{x + L.BOX_W - 6}" y="{y + b.h - 6}" text-anchor="end">{_e(b.mult)}</text>')
     out.append("</g>")
     return "\n".join(out)
 
@@ -70,11 +69,11 @@ def _link(k, col):
     cls = "link target-link" if k.is_target else "link"
     if k.lane is None:
         cx = s.x + L.BOX_W / 2
-        return f'<path class="{cls}" {data} d="M{cx},{s.y + L.BOX_H} V{d.y - 1}" marker-end="url(#arrow)"/>'
+        return f'<path class="{cls}" {data} d="M{cx},{s.y + s.h} V{d.y - 1}" marker-end="url(#arrow)"/>'
     right = s.x + L.BOX_W
     lane_x = right + L.LANE * (k.lane + 1.5)
-    y0 = s.y + L.BOX_H / 2
-    y1 = d.y + L.BOX_H * (k.slot + 1) / (k.slots + 1)
+    y0 = s.y + s.h / 2
+    y1 = d.y + d.h * (k.slot + 1) / (k.slots + 1)
     return (f'<path class="{cls}" {data} d="M{right},{y0} H{lane_x} V{y1} H{right + 1}" '
             f'marker-end="url(#arrow)"/>')
 
