@@ -99,6 +99,7 @@ def test_cgan_picture_shows_every_layer_shape_scope_and_frozen_half(tmp_path, ca
     assert "Uniform \u00d71" in found["Generator/Z"]["text"]
     assert "dataset x" in found["DiscriminatorReal/Input"]["text"]
     assert "out_maps 32, kernel_shape 6,6" in found["Generator/Deconvolution"]["text"]
+    assert "with_bias false" in found["Generator/Deconvolution"]["text"]     # wrapped, not cut off
     assert "batch_stat false" in found["RuntimeGenerator/BatchNormalization"]["text"]
     # links: one per input, Concatenate's skip input from OneHot included
     links = set(re.findall(r'data-from="([^"]*)" data-to="([^"]*)"', html))
