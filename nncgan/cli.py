@@ -244,7 +244,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "num", "limit"):
+    for name in ("epochs", "batch_size", "num", "limit", "steps"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)
