@@ -84,10 +84,10 @@ def graph_section(graph):
     return legend(graph) + f'<div class="scroll">{graph_svg(graph)}</div>'
 
 
-def page(title, body):
+def page(title, body, css=""):
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n"
+            f"<title>{_e(title)}</title><style>{CSS}{css}</style></head>\n<body>\n{body}\n"
             f"<script>{SCRIPT}</script>\n</body></html>\n")
 
 

@@ -166,8 +166,7 @@ def report_page(run):
             "<h2>Evaluation</h2>", _eval(run),
             "<h2>Run</h2>", table(info),
             "<h2>Graph</h2>", _graph(run, info)]
-    return page(f"{run.name} \u2014 nncgan report", "\n".join(body)).replace(
-        "</style>", REPORT_CSS + "</style>", 1)
+    return page(f"{run.name} \u2014 nncgan report", "\n".join(body), REPORT_CSS)
 
 
 def write_report(run, out=None):
