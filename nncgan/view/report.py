@@ -23,10 +23,9 @@ REPORT_CSS = """
 table.kv { border-collapse: collapse; margin: 4px 0 8px; background: #fff; }
 table.kv td, table.kv th { border: 1px solid #ddd; padding: 2px 8px; text-align: left; vertical-align: top; }
 table.kv td.num { text-align: right; font-family: ui-monospace, monospace; }
-.tiles { display: flex; flex-wrap: wrap; gap: 10px; }
+.tiles { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
 .tiles figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 4px; }
-.tiles img { image-rendering: pixelated; width: 280px; }
-.infer img { image-rendering: pixelated; max-width: 560px; min-width: 140px; }
+.tiles img { image-rendering: pixelated; display: block; }
 figcaption { font-size: 12px; color: #555; text-align: center; }
 .missing { color: #888; font-style: italic; }
 """
@@ -38,6 +37,15 @@ def _e(s):
 
 def data_uri(path):
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def img(path, alt, fit):
+    """An <img> of the PNG inlined, enlarged by a whole factor (up to 4) towards `fit` pixels wide."""
+    from PIL import Image
+    with Image.open(path) as im:
+        w = im.width
+    zoom = max(1, min(4, fit // max(w, 1)))
+    return f'<img alt="{_e(alt)}" width="{w * zoom}" src="{data_uri(path)}">'
 
 
 def _num(v):
@@ -114,9 +122,9 @@ def _tiles(run):
     paths = sorted((Path(run) / progress.SAMPLES_DIR).glob("epoch_*.png"))
     if not paths:
         return '<p class="missing">no epoch tiles yet (samples/epoch_NNNN.png)</p>'
-    figs = "".join(f'<figure data-epoch="{int(p.stem.split("_")[1])}"><img alt="epoch {int(p.stem.split("_")[1])}" '
-                   f'src="{data_uri(p)}"><figcaption>epoch {int(p.stem.split("_")[1])}</figcaption></figure>'
-                   for p in paths)
+    epochs = [int(p.stem.split("_")[1]) for p in paths]
+    figs = "".join(f'<figure data-epoch="{e}">{img(p, f"epoch {e}", 300)}<figcaption>epoch {e}</figcaption></figure>'
+                   for e, p in zip(epochs, paths))
     return f'<div class="tiles">{figs}</div>'
 
 
@@ -124,8 +132,7 @@ def _infer(run):
     paths = sorted((Path(run) / "infer").glob("*.png"), key=lambda p: p.stat().st_mtime)[-MAX_INFER:]
     if not paths:
         return ""
-    figs = "".join(f'<figure><img alt="{_e(p.name)}" src="{data_uri(p)}"><figcaption>{_e(p.name)}</figcaption></figure>'
-                   for p in paths)
+    figs = "".join(f'<figure>{img(p, p.name, 640)}<figcaption>{_e(p.name)}</figcaption></figure>' for p in paths)
     return f'<h2>Drawn by nncgan infer</h2><div class="tiles infer">{figs}</div>'
 
 
