@@ -5,6 +5,7 @@ venv:
 	scripts/bootstrap
 
 test: venv
+	scripts/ensure-chromium
 	.venv/bin/python -m pytest -q
 
 test-slow: venv

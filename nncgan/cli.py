@@ -42,6 +42,28 @@ def cmd_render(args):
     return 0
 
 
+def cmd_view(args):
+    from .graph.overrides import describe, load
+    from .view.html import view_page
+    graph, applied = load(args.graph, args.set)
+    out = Path(args.out) if args.out else Path(Path(args.graph).stem + ".html")
+    try:
+        out.write_text(view_page(graph, describe(applied)), encoding="utf-8")
+    except OSError as e:
+        raise NncganError(f"cannot write {out}: {e.strerror}") from None
+    print(f"nncgan: the graph '{graph.name}' as a picture -> {out}")
+    return 0
+
+
+def cmd_report(args):
+    from . import run as runs
+    from .view.report import write_report
+    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    out = write_report(run, args.out)
+    print(f"nncgan: report of {run} -> {out}")
+    return 0
+
+
 def cmd_train(args):
     from . import run as runs
     if args.resume and args.set:
@@ -102,9 +124,13 @@ def cmd_infer(args):
     context.select(args.context)
     nn.clear_parameters()
     folder = checkpoint.latest(run)
-    sampler = Sampler(graph, args.num)  # built first, so load() checks the saved shapes against it
+    n = args.steps if args.interpolate else 4 if args.arithmetic else args.num
+    sampler = Sampler(graph, n)  # built first, so load() checks the saved shapes against it
     checkpoint.load(run)
     used_ema = False if args.no_ema else ema.load_into_parameters(folder)
+    if args.interpolate or args.arithmetic:
+        from .infer_latent import infer_latent
+        return infer_latent(args, run, folder, sampler, used_ema)
     labels = None
     if args.label is not None:
         sampler.check_label(args.label)
@@ -195,6 +221,12 @@ def build_parser():
     _add_set(r)
     r.set_defaults(func=cmd_render)
 
+    v = sub.add_parser("view", help="draw the graph as a self-contained HTML page (SVG), as NNC's editor shows it")
+    v.add_argument("graph")
+    v.add_argument("-o", "--out", help="the HTML file to write (default: <graph name>.html here)")
+    _add_set(v)
+    v.set_defaults(func=cmd_view)
+
     t = sub.add_parser("train", help="train a graph; each run is a folder under runs/")
     t.add_argument("graph")
     t.add_argument("--epochs", type=int, help="train up to this many epochs (default: config.max_epoch)")
@@ -222,6 +254,14 @@ def build_parser():
                    help="redraw latent values beyond +-T until within (fewer, more typical images)")
     i.add_argument("--no-ema", action="store_true",
                    help="draw with the trained parameters, not their average (runs with config.ema)")
+    i.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED1", "SEED2"),
+                   help="a strip of images walking from SEED1's latent code to SEED2's")
+    i.add_argument("--steps", type=int, default=10, help="images in the --interpolate strip (default 10)")
+    i.add_argument("--interp", choices=("auto", "slerp", "linear"), default="auto",
+                   help="auto: slerp for Normal latents, linear for Uniform ones")
+    i.add_argument("--arithmetic", nargs=3, type=int, metavar=("S1", "S2", "S3"),
+                   help="z1 - z2 + z3 of these seeds' codes, shown with its three sources")
+    i.add_argument("--labels", metavar="A,B,C[,R]", help="with --arithmetic: a label per code (and the result)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_infer)
 
@@ -242,6 +282,12 @@ def build_parser():
     v.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
     v.add_argument("--runs-dir", default="runs", help="where runs and classifier runs are looked for")
     v.set_defaults(func=cmd_eval)
+
+    rp = sub.add_parser("report", help="one HTML page of a run: curves, every epoch's tile, eval numbers, graph")
+    rp.add_argument("run", nargs="?", help="the run folder (default: the most recent run)")
+    rp.add_argument("-o", "--out", help="the HTML file to write (default: RUN/report.html)")
+    rp.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+    rp.set_defaults(func=cmd_report)
 
     r = sub.add_parser("runs", help="the runs under runs/, newest first: epochs, last losses, status")
     r.add_argument("--runs-dir", default="runs", help="the folder holding the runs (default: runs)")
@@ -278,7 +324,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "num", "limit", "max_epoch"):
+    for name in ("epochs", "batch_size", "num", "limit", "max_epoch", "steps"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)

@@ -1,0 +1,56 @@
+"""`nncgan infer --interpolate` / `--arithmetic`: the options checked, the picture drawn and saved."""
+from pathlib import Path
+
+from PIL import PngImagePlugin
+
+from . import latent
+from .errors import NncganError
+from .images import save_tile
+
+
+def infer_latent(args, run, folder, sampler, used_ema):
+    """infer --interpolate S1 S2 (a strip) or --arithmetic S1 S2 S3 (z1 - z2 + z3 with its sources)."""
+    if args.interpolate and args.arithmetic:
+        raise NncganError("give --interpolate or --arithmetic, not both")
+    labels = [args.label] * sampler.n
+    if args.labels:
+        try:
+            labels = [int(v) for v in args.labels.split(",")]
+        except ValueError:
+            raise NncganError(f"--labels takes integers separated by commas, got {args.labels!r}") from None
+        if len(labels) == 3:
+            labels.append(labels[2])   # the result keeps z3's label unless a fourth is given
+        if not args.arithmetic or len(labels) != 4:
+            raise NncganError("--labels goes with --arithmetic: three labels (z1, z2, z3) or four (and the result)")
+    if sampler.conditional:
+        if any(l is None for l in labels):
+            raise NncganError("this graph is conditional: give --label L (or --labels a,b,c with --arithmetic)")
+        for l in set(labels):
+            sampler.check_label(l)
+    elif args.label is not None or args.labels:
+        sampler.check_label(0)   # says the graph takes no label
+    meta = {"run": str(run), "epoch": folder.name, "ema": used_ema}
+    given = labels if args.labels else [args.label] if args.label is not None else []
+    tag = f"label_{'-'.join(map(str, given))}_" if given else ""
+    if args.interpolate:
+        s1, s2 = args.interpolate
+        images, how = latent.interpolate(sampler, s1, s2, labels[0], args.interp, args.truncation)
+        out = Path(args.out) if args.out else run / "infer" / f"{tag}interp_seed{s1}-{s2}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_tile(images, out, 1, sampler.n, info={**meta, "label": labels[0], "seeds": f"{s1},{s2}",
+                                                   "steps": sampler.n, "interpolation": how,
+                                                   "truncation": args.truncation or "none"})
+        print(f"nncgan: {sampler.n} steps from seed {s1} to seed {s2} ({how}) from {folder} -> {out}")
+        return 0
+    s = args.arithmetic
+    images, _ = latent.arithmetic(sampler, s, labels, args.truncation)
+    out = Path(args.out) if args.out else run / "infer" / f"{tag}arith_seed{s[0]}-{s[1]}+{s[2]}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    picture, _ = latent.equation_picture(images)
+    info = PngImagePlugin.PngInfo()
+    for k, v in {**meta, "seeds": ",".join(map(str, s)), "labels": ",".join(map(str, labels)),
+                 "truncation": args.truncation or "none"}.items():
+        info.add_text(k, str(v))
+    picture.save(out, format="PNG", pnginfo=info)
+    print(f"nncgan: z(seed {s[0]}) - z(seed {s[1]}) + z(seed {s[2]}) from {folder} -> {out}")
+    return 0

@@ -1,0 +1,189 @@
+"""`nncgan report RUN`: one self-contained HTML page of a run.
+
+Learning curves (drawn from monitor/*.series.txt by matplotlib, as inline SVG), the mean loss of
+every epoch (the saved state), the sample tile of every epoch and what `infer` drew (PNG data
+URIs), eval/eval.json as tables, run.json, and the graph picture of `nncgan view`. Every piece
+is optional: a run with nothing yet still gets a page saying what is missing.
+"""
+import base64
+import io
+import json
+import os
+from html import escape
+from pathlib import Path
+
+from .. import run as runs
+from ..errors import NncganError
+from ..train import checkpoint, progress
+from .html import graph_section, page
+
+EVAL_FILE = Path("eval") / "eval.json"
+MAX_INFER = 24
+REPORT_CSS = """
+table.kv { border-collapse: collapse; margin: 4px 0 8px; background: #fff; }
+table.kv td, table.kv th { border: 1px solid #ddd; padding: 2px 8px; text-align: left; vertical-align: top; }
+table.kv td.num { text-align: right; font-family: ui-monospace, monospace; }
+.tiles { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+.tiles figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 4px; }
+.tiles img { image-rendering: pixelated; display: block; }
+figcaption { font-size: 12px; color: #555; text-align: center; }
+.missing { color: #888; font-style: italic; }
+"""
+
+
+def _e(s):
+    return escape(str(s), quote=True)
+
+
+def data_uri(path):
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def img(path, alt, fit):
+    """An <img> of the PNG inlined, enlarged by a whole factor (up to 4) towards `fit` pixels wide."""
+    from PIL import Image
+    with Image.open(path) as im:
+        w = im.width
+    zoom = max(1, min(4, fit // max(w, 1)))
+    return f'<img alt="{_e(alt)}" width="{w * zoom}" src="{data_uri(path)}">'
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def value_html(v):
+    """A JSON value as HTML: mappings as nested tables, numbers to 6 significant digits."""
+    if isinstance(v, dict):
+        return table(v)
+    if isinstance(v, list):
+        return _e(", ".join(f"{x:.6g}" if isinstance(x, float) else str(x) for x in v))
+    if isinstance(v, float):
+        return _e(f"{v:.6g}")
+    return _e(v)
+
+
+def table(mapping, cls="kv"):
+    rows = "".join(f'<tr data-key="{_e(k)}"><th>{_e(k)}</th>'
+                   f'<td{" class=num" if _num(v) else ""}>{value_html(v)}</td></tr>' for k, v in mapping.items())
+    return f'<table class="{cls}">{rows}</table>'
+
+
+def _last_state(run):
+    """The saved state of the epoch `checkpoints/latest` names, or None."""
+    root = Path(run) / checkpoint.CKPT_DIR
+    try:
+        name = (root / checkpoint.LATEST).read_text(encoding="utf-8").strip()
+        return json.loads((root / name / checkpoint.STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def curves_svg(run, state):
+    """Each optimizer's loss against epochs, from its MonitorSeries, as an inline SVG (or None)."""
+    series = {p.name[:-len("-loss.series.txt")]: progress.read_series(p)
+              for p in sorted((Path(run) / progress.MONITOR_DIR).glob("*-loss.series.txt"))}
+    series = {k: v for k, v in series.items() if len(v)}
+    if not series:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    per_epoch = state["iteration"] / state["epoch"] if state and state.get("epoch") else None
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    for name, s in series.items():
+        x = (s[:, 0] + 1) / per_epoch if per_epoch else s[:, 0]
+        ax.plot(x, s[:, 1], label=name, gid=f"curve-{name}", marker="." if len(s) < 30 else None)
+    ax.set_xlabel("epoch" if per_epoch else "iteration")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _epoch_losses(state):
+    losses = (state or {}).get("losses") or {}
+    if not losses:
+        return ""
+    names = list(next(iter(losses.values())))
+    head = "<tr><th>epoch</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+    rows = "".join(f'<tr data-epoch="{_e(e)}"><td class="num">{_e(e)}</td>'
+                   + "".join(f'<td class="num">{v.get(n, float("nan")):.4f}</td>' for n in names) + "</tr>"
+                   for e, v in sorted(losses.items(), key=lambda kv: int(kv[0])))
+    return f'<p>mean loss of each epoch</p><table class="kv losses">{head}{rows}</table>'
+
+
+def _tiles(run):
+    paths = sorted((Path(run) / progress.SAMPLES_DIR).glob("epoch_*.png"))
+    if not paths:
+        return '<p class="missing">no epoch tiles yet (samples/epoch_NNNN.png)</p>'
+    epochs = [int(p.stem.split("_")[1]) for p in paths]
+    figs = "".join(f'<figure data-epoch="{e}">{img(p, f"epoch {e}", 300)}<figcaption>epoch {e}</figcaption></figure>'
+                   for e, p in zip(epochs, paths))
+    return f'<div class="tiles">{figs}</div>'
+
+
+def _infer(run):
+    paths = sorted((Path(run) / "infer").glob("*.png"), key=lambda p: p.stat().st_mtime)[-MAX_INFER:]
+    if not paths:
+        return ""
+    figs = "".join(f'<figure>{img(p, p.name, 640)}<figcaption>{_e(p.name)}</figcaption></figure>' for p in paths)
+    return f'<h2>Drawn by nncgan infer</h2><div class="tiles infer">{figs}</div>'
+
+
+def _eval(run):
+    path = Path(run) / EVAL_FILE
+    if not path.is_file():
+        return f'<p class="missing">no {_e(EVAL_FILE)} (nncgan eval writes it)</p>'
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f'<p class="missing">{_e(path)} cannot be read: {_e(e)}</p>'
+    return f'<div class="eval">{table(data) if isinstance(data, dict) else value_html(data)}</div>'
+
+
+def _graph(run, info):
+    from ..graph.parse import parse_graph
+    base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
+    try:
+        graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=base)
+    except NncganError as e:
+        return f'<p class="missing">the run\'s graph.yaml cannot be drawn: {_e(e)}</p>'
+    return graph_section(graph)
+
+
+def report_page(run):
+    run = Path(run)
+    info = runs.read_info(run)
+    state = _last_state(run)
+    curves = curves_svg(run, state)
+    body = [f"<h1>{_e(run.name)}</h1>",
+            f'<p class="facts">graph {_e(info.get("name", "?"))} \u00b7 status {_e(info.get("status", "?"))}'
+            f' \u00b7 epoch {_e((state or {}).get("epoch", 0))}</p>',
+            "<h2>Learning curves</h2>",
+            f'<div class="curves">{curves}</div>' if curves else '<p class="missing">no loss series yet</p>',
+            _epoch_losses(state),
+            "<h2>Samples of every epoch</h2>", _tiles(run),
+            _infer(run),
+            "<h2>Evaluation</h2>", _eval(run),
+            "<h2>Run</h2>", table(info),
+            "<h2>Graph</h2>", _graph(run, info)]
+    return page(f"{run.name} \u2014 nncgan report", "\n".join(body), REPORT_CSS)
+
+
+def write_report(run, out=None):
+    out = Path(out) if out else Path(run) / "report.html"
+    html = report_page(run)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as e:
+        raise NncganError(f"cannot write {out}: {e.strerror}") from None
+    return out
