@@ -71,7 +71,10 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
     nn.clear_parameters()
     trained = [] if runtime_only else [o.network for o in graph.optimizers]
     used = list(dict.fromkeys(trained + [e.network for e in graph.executors.values()]))
-    traced = {name: _trace(graph.networks[name], batch) for name in used}
+    shown = {}  # network -> the layers its executors output
+    for ex in graph.executors.values():
+        shown.setdefault(ex.network, []).append(ex.output)
+    traced = {name: _Traced(graph.networks[name], batch, shown.get(name, ())) for name in used}
     checkpoint.load(run)  # after building: load() checks the saved shapes against the parameters
     proto = create_proto({"networks": [t.content for t in traced.values()]}, variable_batch_size=True)
     for net in proto.network:
@@ -119,7 +122,7 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
 class _Traced:
     """One network built on NNabla and what the NNP needs to know about it."""
 
-    def __init__(self, net, batch):
+    def __init__(self, net, batch, shown=()):
         self.name, self.net = net.name, net
         built = build_network(net, batch)
         alias = {v: k for k, v in net.outputs.items()}
@@ -135,6 +138,8 @@ class _Traced:
             outputs[lname] = y
         for alias_name, lname in net.outputs.items():
             outputs[alias_name] = built.outputs[lname]
+        for lname in shown:
+            outputs.setdefault(self.var_name[lname], built.outputs[lname])
         self.content = {"name": net.name, "batch_size": batch, "outputs": outputs, "names": names}
         self.data = {}       # network variable -> dataset variable
         self.generators = []  # (network variable, NNC generator, multiplier)
@@ -172,10 +177,6 @@ class _Traced:
             if var in self.in_network and not latents_as_data:
                 g = msg.generator_variable.add()
                 g.variable_name, g.type, g.multiplier = var, kind, mult
-
-
-def _trace(net, batch):
-    return _Traced(net, batch)
 
 
 def _parameters(net):
