@@ -1,6 +1,4 @@
 """`nncgan export RUN --format nnp`: read back by NNabla's own loaders and trained by `nnabla_cli train`."""
-import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,7 +13,7 @@ from PIL import Image
 from nncgan import cli
 from nncgan.builder import build_network
 from nncgan.images import tile
-from nncgan.interop.nnp_export import export_nnp, load_run_graph, read_nnp_proto
+from nncgan.interop.nnp_export import load_run_graph, read_nnp_proto
 from nncgan.sampling import Sampler
 from nncgan.train import checkpoint
 

@@ -52,8 +52,8 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
     """Write the run's graph and last saved epoch as an NNP file; returns its path.
 
     dataset_csv: the NNC CSV file `nnabla_cli train` reads as the Training dataset (default: the
-        graph's own `dataset: {csv: ...}`, else `<dataset>_training.csv` beside the NNP, the name
-        `nncgan dataset export` writes). validation_csv: the Validation dataset (default: the
+        graph's own `dataset: {csv: ...}`, else the bare name `<dataset>_training.csv` that
+        `nncgan dataset export` writes, which `nnabla_cli` opens relative to its working folder). validation_csv: the Validation dataset (default: the
         training one). batch_size / max_epoch: default the graph's config.
     monitors: NNC's train_error/valid_error monitors (each is a forward pass over its dataset at
         every epoch's end in `nnabla_cli train`).
@@ -64,8 +64,8 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
     graph = load_run_graph(run)
     batch = batch_size or graph.config.batch_size
     folder = checkpoint.latest(run)
-    train_uri, n_train = _dataset_uri(graph, dataset_csv, out, "training")
-    valid_uri = _dataset_uri(graph, validation_csv, out, "test")[0] if validation_csv else train_uri
+    train_uri, n_train = _dataset_uri(graph, dataset_csv, "training")
+    valid_uri = _dataset_uri(graph, validation_csv, "test")[0] if validation_csv else train_uri
     iter_per_epoch = max(1, n_train // batch) if n_train else _iterations_per_epoch(folder, graph, batch)
 
     nn.clear_parameters()
@@ -227,7 +227,7 @@ def _executor(e, ex, t, latents_as_data=False):
         e.parameter_variable.add().variable_name = path
 
 
-def _dataset_uri(graph, csv_path, out, split):
+def _dataset_uri(graph, csv_path, split):
     """(URI, number of rows or None) of the CSV file for one split."""
     kind, _, own = graph.dataset.name.partition(":")
     if csv_path is None and kind == "csv" and split == "training":
