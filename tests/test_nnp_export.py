@@ -185,6 +185,7 @@ def test_export_errors_name_the_file(exported, tmp_path, capsys):
     assert not (tmp_path / "x.nnp").exists()
 
 
+@pytest.mark.slow  # the converter loads TensorFlow: ~16 s of start-up
 @pytest.mark.skipif(not __import__("nncgan.interop.onnx_export", fromlist=["x"]).converter_available(),
                     reason="nnabla-converter (ONNX) not installed")
 def test_onnx_export_is_the_runtime_generator(exported, tmp_path):
