@@ -55,7 +55,7 @@ def signature(graph):
     return nets, opts, exes
 
 
-def _import(src, out, capsys=None):
+def _import(src, out):
     assert cli.main(["import", str(src), "-o", str(out)]) == 0
     assert cli.main(["check", str(out)]) == 0
     return parse_graph(out)

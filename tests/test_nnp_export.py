@@ -1,6 +1,4 @@
 """`nncgan export RUN --format nnp`: read back by NNabla's own loaders and trained by `nnabla_cli train`."""
-import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,7 +13,7 @@ from PIL import Image
 from nncgan import cli
 from nncgan.builder import build_network
 from nncgan.images import tile
-from nncgan.interop.nnp_export import export_nnp, load_run_graph, read_nnp_proto
+from nncgan.interop.nnp_export import load_run_graph, read_nnp_proto
 from nncgan.sampling import Sampler
 from nncgan.train import checkpoint
 
@@ -187,6 +185,7 @@ def test_export_errors_name_the_file(exported, tmp_path, capsys):
     assert not (tmp_path / "x.nnp").exists()
 
 
+@pytest.mark.slow  # the converter loads TensorFlow: ~16 s of start-up
 @pytest.mark.skipif(not __import__("nncgan.interop.onnx_export", fromlist=["x"]).converter_available(),
                     reason="nnabla-converter (ONNX) not installed")
 def test_onnx_export_is_the_runtime_generator(exported, tmp_path):

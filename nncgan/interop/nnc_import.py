@@ -7,7 +7,6 @@ NNC's properties as snake_case settings, ParameterScope as `scope:`, the LRateMu
 checked as `nncgan check` checks it before this returns; what nncgan cannot express (weight
 decay, learning-rate schedules) is named in a warning and in the file's header.
 """
-import os
 from pathlib import Path
 
 from ..errors import GraphError

@@ -52,8 +52,8 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
     """Write the run's graph and last saved epoch as an NNP file; returns its path.
 
     dataset_csv: the NNC CSV file `nnabla_cli train` reads as the Training dataset (default: the
-        graph's own `dataset: {csv: ...}`, else `<dataset>_training.csv` beside the NNP, the name
-        `nncgan dataset export` writes). validation_csv: the Validation dataset (default: the
+        graph's own `dataset: {csv: ...}`, else the bare name `<dataset>_training.csv` that
+        `nncgan dataset export` writes, which `nnabla_cli` opens relative to its working folder). validation_csv: the Validation dataset (default: the
         training one). batch_size / max_epoch: default the graph's config.
     monitors: NNC's train_error/valid_error monitors (each is a forward pass over its dataset at
         every epoch's end in `nnabla_cli train`).
@@ -64,14 +64,17 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
     graph = load_run_graph(run)
     batch = batch_size or graph.config.batch_size
     folder = checkpoint.latest(run)
-    train_uri, n_train = _dataset_uri(graph, dataset_csv, out, "training")
-    valid_uri = _dataset_uri(graph, validation_csv, out, "test")[0] if validation_csv else train_uri
+    train_uri, n_train = _dataset_uri(graph, dataset_csv, "training")
+    valid_uri = _dataset_uri(graph, validation_csv, "test")[0] if validation_csv else train_uri
     iter_per_epoch = max(1, n_train // batch) if n_train else _iterations_per_epoch(folder, graph, batch)
 
     nn.clear_parameters()
     trained = [] if runtime_only else [o.network for o in graph.optimizers]
     used = list(dict.fromkeys(trained + [e.network for e in graph.executors.values()]))
-    traced = {name: _trace(graph.networks[name], batch) for name in used}
+    shown = {}  # network -> the layers its executors output
+    for ex in graph.executors.values():
+        shown.setdefault(ex.network, []).append(ex.output)
+    traced = {name: _Traced(graph.networks[name], batch, shown.get(name, ())) for name in used}
     checkpoint.load(run)  # after building: load() checks the saved shapes against the parameters
     proto = create_proto({"networks": [t.content for t in traced.values()]}, variable_batch_size=True)
     for net in proto.network:
@@ -119,7 +122,7 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
 class _Traced:
     """One network built on NNabla and what the NNP needs to know about it."""
 
-    def __init__(self, net, batch):
+    def __init__(self, net, batch, shown=()):
         self.name, self.net = net.name, net
         with label_maps.disabled():  # the file holds NNC's own layers, not nncgan's faster formulation
             built = build_network(net, batch)
@@ -136,6 +139,8 @@ class _Traced:
             outputs[lname] = y
         for alias_name, lname in net.outputs.items():
             outputs[alias_name] = built.outputs[lname]
+        for lname in shown:
+            outputs.setdefault(self.var_name[lname], built.outputs[lname])
         self.content = {"name": net.name, "batch_size": batch, "outputs": outputs, "names": names}
         self.data = {}       # network variable -> dataset variable
         self.generators = []  # (network variable, NNC generator, multiplier)
@@ -173,10 +178,6 @@ class _Traced:
             if var in self.in_network and not latents_as_data:
                 g = msg.generator_variable.add()
                 g.variable_name, g.type, g.multiplier = var, kind, mult
-
-
-def _trace(net, batch):
-    return _Traced(net, batch)
 
 
 def _parameters(net):
@@ -227,7 +228,7 @@ def _executor(e, ex, t, latents_as_data=False):
         e.parameter_variable.add().variable_name = path
 
 
-def _dataset_uri(graph, csv_path, out, split):
+def _dataset_uri(graph, csv_path, split):
     """(URI, number of rows or None) of the CSV file for one split."""
     kind, _, own = graph.dataset.name.partition(":")
     if csv_path is None and kind == "csv" and split == "training":
