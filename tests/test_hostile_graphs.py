@@ -178,3 +178,16 @@ def test_a_graph_just_within_the_expansion_limit_still_parses():
     text = f"base: &a [{', '.join(['1'] * n)}]\nmany: [{', '.join(['*a'] * n)}]\n"
     data = yamlio.load_text(text, "g.yaml")
     assert len(data["many"]) == n and data["many"][0] is data["base"]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda g: g["blocks"].__setitem__(1, g["blocks"].pop("generator")),          # a block named by a number
+    lambda g: g["networks"].__setitem__(2, g["networks"].pop("Generator")),      # a network named by a number
+    lambda g: g["blocks"]["generator"].__setitem__("inputs", [3, "GY"]),         # a block input named by a number
+])
+def test_names_that_are_not_strings_are_reported_not_crashed_on(edit):
+    # found by the fuzzer: the "Known: ..." part of a message joined the names as strings
+    data = copy.deepcopy(BASE)
+    edit(data)
+    rc, out = check(dump(data))
+    assert rc == 2 and "Traceback" not in out, out

@@ -255,7 +255,7 @@ class _Parser:
         block = self.blocks.get(bname) if isinstance(bname, str) else None
         if not isinstance(block, Node):
             self.p.add(w, f"unknown block '{bname}'{_suggest(bname, self.blocks)} "
-                          f"Known: {', '.join(self.blocks) or '(none)'}")
+                          f"Known: {', '.join(map(str, self.blocks)) or '(none)'}")
             return []
         bw = self.where(block)
         self.p.keys(block, ("inputs", "layers", "description"), bw, f"block '{bname}'", required=("layers",))
@@ -291,7 +291,7 @@ class _Parser:
         for k in given:
             if k not in declared:
                 self.p.add(w, f"block '{bname}' has no input '{k}'{_suggest(k, declared)} "
-                              f"Its inputs: {', '.join(declared) or '(none)'}")
+                              f"Its inputs: {', '.join(map(str, declared)) or '(none)'}")
         placeholders = {d: given.get(d, d) for d in declared}
         layers_node = block.get("layers", Seq())
         if not isinstance(layers_node, Seq):
@@ -612,7 +612,7 @@ class _Parser:
             net = o.get("network")
             if "network" in o and (not isinstance(net, str) or net not in networks):
                 self.p.add(self.where(o, "network"), f"optimizer '{name}': unknown network '{net}'"
-                                                     f"{_suggest(net, networks)} Networks: {', '.join(networks)}")
+                                                     f"{_suggest(net, networks)} Networks: {', '.join(map(str, networks))}")
             elif "network" in o and not networks[net].losses:
                 self.p.add(self.where(o, "network"), f"optimizer '{name}': network '{net}' has no loss layer")
             interval = o.get("update_interval", 1)
