@@ -15,6 +15,7 @@ def _params(layer):
 def describe(graph):
     lines = [f"{graph.path}: graph '{graph.name}' is valid",
              f"dataset {graph.dataset.name}: " + ", ".join(f"{v} {s}" for v, s in graph.dataset.variables.items()),
+             *([f"params " + ", ".join(f"{k}={v}" for k, v in graph.params.items())] if graph.params else []),
              f"batch {graph.config.batch_size}, max epoch {graph.config.max_epoch}, seed {graph.config.seed}", ""]
     users = defaultdict(set)
     for net in graph.networks.values():

@@ -15,6 +15,7 @@ from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
 from ..data.samples import check_labels
 from ..errors import RunError
+from ..feeds import first_samples
 from ..sampling import Sampler
 from . import checkpoint, progress
 from .ema import EMA, EMA_FILE
@@ -58,6 +59,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
     solvers = {k: s for step in steps for k, s in step.solvers.items()}
     sampler = _tile_sampler(graph)
+    # An image-to-image executor draws its tiles from the first training samples, the same every epoch.
+    tile_feed = first_samples(arrays, sampler.needs, sampler.n, info.images) if sampler.needs else None
     ema = EMA.for_graph(graph, nets)
 
     # `nncgan runs` tells a run still training from one whose process died by this pid.
@@ -98,7 +101,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                         checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
                 try:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
-                        _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                        _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters,
+                                       tile_feed)
                 except OSError as e:
                     raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
                                    f"be written in {run}: {e.strerror or e}") from None
@@ -170,12 +174,12 @@ def _tile_sampler(graph):
     return Sampler(graph, rows * SAMPLES_PER_CLASS)
 
 
-def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
+def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters, feed=None):
     # The same latents every epoch (a fixed seed), so tiles of successive epochs compare.
     rng = np.random.RandomState(graph.config.seed + 7919)
     rows = sampler.classes or 10
     labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
-    progress.save_samples(run, epoch, sampler.draw(labels, rng), rows, SAMPLES_PER_CLASS)
+    progress.save_samples(run, epoch, sampler.draw(labels, rng, feed=feed), rows, SAMPLES_PER_CLASS)
     progress.save_progress_gif(run)
     progress.save_learning_curve(run, opt_names, iters)
 
