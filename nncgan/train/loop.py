@@ -81,7 +81,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         runs.update_info(run, status="finished")
         return state
     di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
-    monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
+    monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],
+                                     max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
     with _stop_on_signals() as signals:
@@ -144,7 +145,7 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
             if bad:
                 raise Diverged(f"optimizer '{s.opt.name}' (network '{s.network.name}') produced {bad} "
                                f"at iteration {i + 1} of {iters} in {desc.split('/')[0]}")
-        monitors.add(state["iteration"], losses)
+        monitors.add(state["iteration"], {**losses, **{k: v for s in steps for k, v in s.terms.items()}})
         if ema is not None:
             ema.update(state["iteration"])
         state["iteration"] += 1
