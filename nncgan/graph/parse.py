@@ -125,7 +125,7 @@ class _Parser:
     def parse_dataset(self):
         node = self.section("dataset")
         w = self.where(node)
-        self.p.keys(node, ("name", "dir", "csv", "folder", "size", "layout"), w, "dataset")
+        self.p.keys(node, ("name", "dir", "csv", "folder", "size", "layout", "derive"), w, "dataset")
         kinds = [k for k in ("name",) + registry.FILE_KINDS if k in node]
         if node and len(kinds) != 1:
             self.p.add(w, "dataset needs exactly one of 'name' (built in: " + ", ".join(DATASETS)
@@ -152,6 +152,16 @@ class _Parser:
                 name = info.name
             except DataError as e:
                 self.p.add(self.where(node, kind), str(e))
+        if "derive" in node and info is not None and "name" in node:
+            try:  # a built-in dataset turned into pairs or domains (nncgan.data.derived)
+                info = registry.derived_dataset(name, node["derive"])
+                name = info.name
+            except DataError as e:
+                self.p.add(self.where(node, "derive"), f"dataset {e}")
+                info = None  # its variables unknown: the Inputs are not checked against the base's
+        elif "derive" in node and "name" not in node:
+            self.p.add(self.where(node, "derive"), "dataset derive applies to a built-in dataset "
+                                                   "('name: mnist' or 'name: fashion-mnist')")
         d = paths.get("dir")
         return DatasetSpec(name or "", d, dict(info.variables) if info else {}, info.classes if info else 0)
 
