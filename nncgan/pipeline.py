@@ -15,6 +15,7 @@
 shape the reading executor expects; `nncgan infer PIPELINE` runs the stages in order.
 """
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -145,7 +146,7 @@ def _check_chain(p, stages_graphs):
                                 f"but stage '{src}' draws images of shape {tuple(out_shapes[src])}")
         out_shapes[st.name] = g.networks[ex.network].layer(ex.output).shape
         fed = ", ".join(f"{v} <- {s}" for v, s in st.feed.items())
-        lines.append(f"  {st.name}: {os.path.relpath(g.path)}{' ' + ' '.join('--set ' + o for o in st.overrides) if st.overrides else ''}"
+        lines.append(f"  {st.name}: {os.path.relpath(g.path)}{''.join(' --set ' + shlex.quote(o) for o in st.overrides)}"
                      f", executor {ex.name}{', ' + fed if fed else ''} -> {tuple(out_shapes[st.name])}")
     return problems, lines
 
