@@ -121,6 +121,12 @@ def parse(path):
     return Pipeline(path, name, stages)
 
 
+def _shown(path):
+    """A path as the user would type it here: relative when under the current folder."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def _stage_graph(stage):
     from .graph import overrides
     return overrides.load(stage.graph, stage.overrides)[0]
@@ -146,7 +152,7 @@ def _check_chain(p, stages_graphs):
                                 f"but stage '{src}' draws images of shape {tuple(out_shapes[src])}")
         out_shapes[st.name] = g.networks[ex.network].layer(ex.output).shape
         fed = ", ".join(f"{v} <- {s}" for v, s in st.feed.items())
-        lines.append(f"  {st.name}: {os.path.relpath(g.path)}{''.join(' --set ' + shlex.quote(o) for o in st.overrides)}"
+        lines.append(f"  {st.name}: {_shown(g.path)}{''.join(' --set ' + shlex.quote(o) for o in st.overrides)}"
                      f", executor {ex.name}{', ' + fed if fed else ''} -> {tuple(out_shapes[st.name])}")
     return problems, lines
 
@@ -197,8 +203,14 @@ def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, trunc
     stage_runs = stage_runs or {}
     results, images_of = [], {}
     for st in p.stages:
-        run = _stage_run(st, stage_runs)
-        graph = inference.run_graph(run)
+        try:
+            run = _stage_run(st, stage_runs)
+            graph = inference.run_graph(run)
+        except RunError as e:
+            sets = "".join(f" --set {shlex.quote(o)}" for o in st.overrides)
+            out = f" --out {st.run}" if st.run else ""
+            raise RunError(f"{p.path}:{st.line}: stage '{st.name}': {e}; train it with: nncgan train "
+                           f"{_shown(st.graph)}{sets}{out}") from None
         ex = st.executor
         needs = feeds.needed(graph, ex)
         feed = {}
