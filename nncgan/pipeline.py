@@ -227,7 +227,11 @@ def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, trunc
         loaded = inference.load(run, num, ex, no_ema, graph)
         stage_labels = None
         if loaded.sampler.conditional:
+            if labels is not None:
+                loaded.sampler.check_label(int(labels[0]))
             stage_labels = labels if labels is not None else np.arange(num) % loaded.sampler.classes
+        elif labels is not None and st is p.stages[-1] and not any(r[1].sampler.conditional for r in results):
+            raise RunError(f"--label: no stage of pipeline '{p.name}' takes a label (all are unconditional)")
         # Each stage draws its latents from its own stream: (seed, stage index).
         rng = np.random.RandomState([seed, len(results)])
         images = loaded.sampler.draw(stage_labels, rng, truncation=truncation, feed=feed)
