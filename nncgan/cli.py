@@ -88,7 +88,9 @@ def _train(args, graph, run, info, log):
     log(f"nncgan: training {graph.path} in {run} on {backend}")
     train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
           log=log)
-    print(f"nncgan: done; draw samples with: nncgan infer --run {run} --label 7")
+    ex = graph.executor
+    labelled = any(l.type == "Input" and l.settings.get("dataset") == "y" for l in graph.networks[ex.network].layers)
+    print(f"nncgan: done; draw samples with: nncgan infer --run {run}{' --label 7' if labelled else ''}")
     return 0
 
 

@@ -108,3 +108,11 @@ def for_infer(graph, executor, num, inputs=(), split="test", data_dir=None, seed
     if rest:
         feed.update(from_dataset(graph, rest, n, split, data_dir, seed, log))
     return n, feed
+
+
+def first_samples_of_split(graph, variables, n, split="test", data_dir=None, log=print):
+    """The first `n` samples of `variables` in the graph dataset's `split` (a fixed, reproducible set)."""
+    info = resolve_dataset(graph.dataset.name)
+    data = info.load(split, data_dir or graph.dataset.dir, log=log)
+    n = min(n, length_of(data))
+    return first_samples(data, variables, n, info.images)

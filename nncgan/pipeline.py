@@ -15,6 +15,7 @@
 shape the reading executor expects; `nncgan infer PIPELINE` runs the stages in order.
 """
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -120,6 +121,12 @@ def parse(path):
     return Pipeline(path, name, stages)
 
 
+def _shown(path):
+    """A path as the user would type it here: relative when under the current folder."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def _stage_graph(stage):
     from .graph import overrides
     return overrides.load(stage.graph, stage.overrides)[0]
@@ -145,7 +152,7 @@ def _check_chain(p, stages_graphs):
                                 f"but stage '{src}' draws images of shape {tuple(out_shapes[src])}")
         out_shapes[st.name] = g.networks[ex.network].layer(ex.output).shape
         fed = ", ".join(f"{v} <- {s}" for v, s in st.feed.items())
-        lines.append(f"  {st.name}: {os.path.relpath(g.path)}{' ' + ' '.join('--set ' + o for o in st.overrides) if st.overrides else ''}"
+        lines.append(f"  {st.name}: {_shown(g.path)}{''.join(' --set ' + shlex.quote(o) for o in st.overrides)}"
                      f", executor {ex.name}{', ' + fed if fed else ''} -> {tuple(out_shapes[st.name])}")
     return problems, lines
 
@@ -196,8 +203,14 @@ def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, trunc
     stage_runs = stage_runs or {}
     results, images_of = [], {}
     for st in p.stages:
-        run = _stage_run(st, stage_runs)
-        graph = inference.run_graph(run)
+        try:
+            run = _stage_run(st, stage_runs)
+            graph = inference.run_graph(run)
+        except RunError as e:
+            sets = "".join(f" --set {shlex.quote(o)}" for o in st.overrides)
+            out = f" --out {st.run}" if st.run else ""
+            raise RunError(f"{p.path}:{st.line}: stage '{st.name}': {e}; train it with: nncgan train "
+                           f"{_shown(st.graph)}{sets}{out}") from None
         ex = st.executor
         needs = feeds.needed(graph, ex)
         feed = {}
@@ -214,7 +227,11 @@ def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, trunc
         loaded = inference.load(run, num, ex, no_ema, graph)
         stage_labels = None
         if loaded.sampler.conditional:
+            if labels is not None:
+                loaded.sampler.check_label(int(labels[0]))
             stage_labels = labels if labels is not None else np.arange(num) % loaded.sampler.classes
+        elif labels is not None and st is p.stages[-1] and not any(r[1].sampler.conditional for r in results):
+            raise RunError(f"--label: no stage of pipeline '{p.name}' takes a label (all are unconditional)")
         # Each stage draws its latents from its own stream: (seed, stage index).
         rng = np.random.RandomState([seed, len(results)])
         images = loaded.sampler.draw(stage_labels, rng, truncation=truncation, feed=feed)

@@ -10,7 +10,7 @@ from nncgan.graph.params import ParamError, evaluate
 
 GRAPH = """\
 nncgan: 1
-name: p
+name: "p${h}x"
 params:
   h: 32
   half: "${h / 2}"
@@ -57,6 +57,7 @@ def test_bad_expressions_are_refused_with_the_reason(text, values, message):
 def test_params_set_shapes_and_set_overrides_them(tmp_path):
     g, _ = overrides.load(_graph(tmp_path))
     assert g.params == {"h": 32, "half": 16}
+    assert g.name == "p32x"                                          # inside a string: its text
     assert g.networks["Runtime"].layer("Affine").shape == (4, 16)
     g, _ = overrides.load(_graph(tmp_path), ["params.h=64"])
     assert g.networks["Runtime"].layer("Affine").shape == (8, 32)   # 'half' follows h

@@ -124,6 +124,8 @@ def test_pipeline_chains_stages_and_checks_shapes(workdir, capsys):
     assert first.shape == (10, 10) and final.shape == (18, 18)     # 4x4 images, then 8x8
     # The nearest up-scaling of stage 1's images, pixel for pixel.
     assert (final[:8, :8] == np.kron(first[:4, :4], np.ones((2, 2), np.uint8))).all()
+    assert cli.main(["infer", "p.yaml", "--num", "4", "--label", "3"]) == 2
+    assert "no stage of pipeline 'tiny' takes a label" in capsys.readouterr().err
     # A feed whose shape does not fit is refused by check, naming the stages.
     (workdir / "bad.yaml").write_text(textwrap.dedent("""\
         nncgan: 1

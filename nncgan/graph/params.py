@@ -33,7 +33,7 @@ def evaluate(text, values):
         raise ParamError(f"expression longer than {MAX_TEXT} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise ParamError(f"'{text}' is not an arithmetic expression (numbers, parameters, + - * / // % "
                          f"and parentheses)") from None
     return _eval(tree.body, text, values)
@@ -75,7 +75,7 @@ def _eval(node, text, values):
 def _names(text):
     try:
         return {n.id for n in ast.walk(ast.parse(text.strip(), mode="eval")) if isinstance(n, ast.Name)}
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
 
 
@@ -83,7 +83,10 @@ def _value(s, values):
     whole = PATTERN.fullmatch(s.strip())
     if whole:
         return evaluate(whole.group(1), values)
-    return PATTERN.sub(lambda m: f"{evaluate(m.group(1), values):g}", s)
+    def text(m):
+        v = evaluate(m.group(1), values)
+        return str(v) if isinstance(v, int) else f"{v:g}"
+    return PATTERN.sub(text, s)
 
 
 def resolve(raw, path):
