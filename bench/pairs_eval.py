@@ -52,8 +52,8 @@ def l1(x, y):
 
 
 def psnr(x, y):
-    mse = np.mean((x - y) ** 2, axis=(1, 2, 3))
-    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-10))))
+    from nncgan.psnr import mean_psnr
+    return mean_psnr(x, y)
 
 
 def pix2pix(args):

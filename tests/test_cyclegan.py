@@ -135,3 +135,16 @@ def test_cli_trains_and_both_runtime_networks_draw_and_the_round_trip_runs(tmp_p
     assert cli.main(["infer", str(ABA), "--num", "4", "--out", "aba.png"]) == 0
     assert Path("aba.png").is_file() and Path("aba.ab.png").is_file()
     assert "stage aba: 4 images (1, 28, 28)" in capsys.readouterr().out
+
+
+def test_real_use_unpaired_folders_check(tmp_path):
+    """trainA/ and trainB/ of different sizes and kinds are the graph's a and b."""
+    for side, n in (("trainA", 3), ("trainB", 5)):
+        (tmp_path / side).mkdir()
+        for i in range(n):
+            Image.fromarray(synthetic_digits(1, i + n)[0, 0]).resize((40, 40)).save(tmp_path / side / f"{i}.png")
+    from nncgan.graph import overrides
+    g, _ = overrides.load(str(CYCLEGAN), [f"dataset={{folder: {tmp_path}, size: [1, 28, 28]}}"])
+    assert g.dataset.variables == {"a": (1, 28, 28), "b": (1, 28, 28)}
+    data = registry.resolve(g.dataset.name).load("train", log=lambda *a: None)
+    assert len(data["a"]) == 5 and data.independent == ("b",)  # the larger set; B in its own order

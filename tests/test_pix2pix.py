@@ -137,3 +137,20 @@ def test_cli_trains_on_derived_edges_and_infer_translates_the_test_split(tmp_pat
         Image.fromarray(((np.random.RandomState(i).rand(28, 28) < 0.1) * 255).astype(np.uint8)).save(f"mine/{i}.png")
     assert cli.main(["infer", "--input", "a=mine", "--num", "10", "--out", "mine.png"]) == 0
     assert "3 images" in capsys.readouterr().out
+
+
+def test_real_use_paired_folders_train_the_same_graph(tmp_path, monkeypatch):
+    """A/ and B/ with files of the same names feed a and b, resized to the graph's 28x28."""
+    for side in ("A", "B"):
+        (tmp_path / "pairs" / side).mkdir(parents=True)
+    items = synthetic_items(8, 4)
+    for i, item in enumerate(items):
+        Image.fromarray(item[0]).resize((56, 56)).save(tmp_path / "pairs" / "B" / f"{i}.png")
+        Image.fromarray(255 - item[0]).convert("RGB").save(tmp_path / "pairs" / "A" / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    dataset = f"dataset={{folder: {tmp_path / 'pairs'}, size: [1, 28, 28]}}"
+    assert cli.main(["train", str(PIX2PIX), "--set", dataset, "--epochs", "1", "--batch-size", "4", "--quiet"]) == 0
+    run = next(Path("runs").iterdir())
+    assert (run / "checkpoints" / "epoch_0001" / "parameters.h5").is_file()
+    assert cli.main(["infer", "--input", str(tmp_path / "pairs" / "A"), "--num", "8", "--out", "out.png"]) == 0
+    assert np.asarray(Image.open("out.png")).shape[:2] == (88, 88)  # 8 images: a 3x3 grid of 28 + gaps
