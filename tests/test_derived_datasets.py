@@ -159,3 +159,7 @@ def test_graph_names_a_derived_dataset_and_errors_name_the_line(tmp_path):
         parse.parse_graph(str(g))
     assert f"{g}:2:" in str(e.value) and "must divide" in str(e.value)
     assert "x_low" not in str(e.value)  # no second, misleading error about the base's variables
+    for hostile in ("[downscale]", "{type: [1]}", "{type: {a: 1}}", "null", "{type: strokes, 3: 4}"):
+        g.write_text(GRAPH.replace("DERIVE", hostile))
+        with pytest.raises(GraphError, match=r"g.yaml:2: dataset derive"):
+            parse.parse_graph(str(g))

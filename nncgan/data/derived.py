@@ -182,7 +182,7 @@ def derivation(spec):
     if not isinstance(spec, dict):
         raise DataError(f"derive must be a mapping like {{type: downscale, factor: 2}}, got {spec!r}")
     kind = spec.get("type")
-    if kind not in DERIVATIONS:
+    if not isinstance(kind, str) or kind not in DERIVATIONS:
         raise DataError(f"derive.type must be one of {', '.join(DERIVATIONS)}, got {kind!r}")
     cls = DERIVATIONS[kind]
     extra = sorted(set(spec) - {"type"} - set(cls.options), key=str)
