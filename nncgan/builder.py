@@ -46,6 +46,7 @@ class BuiltNetwork:
     loss: nn.Variable = None                           # weighted sum of the loss layers' means
     loss_terms: Dict[str, Tuple[float, nn.Variable]] = field(default_factory=dict)
     trainable: Dict[str, Tuple[nn.Variable, float]] = field(default_factory=dict)  # path -> (param, mult)
+    term_means: Dict[str, nn.Variable] = field(default_factory=dict)   # loss layer -> its mean, unweighted
 
     def feed(self, batch, rng):
         """Set the dataset inputs from `batch` ({variable: array}) and draw every generator."""
@@ -112,6 +113,8 @@ def build_network(net: Network, batch_size: int, rng=None) -> BuiltNetwork:
             weight = layer.settings["weight"]
             built.loss_terms[layer.name] = (weight, y)
             term = F.mean(y)
+            term.persistent = True  # kept through forward(clear_no_need_grad): each term is logged
+            built.term_means[layer.name] = term
             loss_sum.append(term if weight == 1.0 else term * weight)
     built.outputs = dict(vars_)
     for alias, name in net.outputs.items():

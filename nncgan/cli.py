@@ -30,6 +30,12 @@ def _parse_with_overrides(args):
 
 def cmd_check(args):
     from .describe import describe
+    from . import pipeline
+    if pipeline.is_pipeline(args.graph):
+        if args.set:
+            raise RunError("--set applies to a graph; a pipeline's stages carry their own 'set:' lists")
+        print(pipeline.check(args.graph))
+        return 0
     print(describe(_parse_with_overrides(args)[0]))
     return 0
 
@@ -105,47 +111,48 @@ def _train(args, graph, run, info, log):
     train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
           log=log, evaluate=not args.no_eval)
     from .eval.classifier import is_classifier
-    then = ("nncgan eval now reads generated images with it" if is_classifier(graph)
-            else f"draw samples with: nncgan infer --run {run} --label 7")
-    print(f"nncgan: done; {then}")
+    if is_classifier(graph):
+        print("nncgan: done; nncgan eval now reads generated images with it")
+        return 0
+    ex = graph.executor
+    labelled = any(l.type == "Input" and l.settings.get("dataset") == "y" for l in graph.networks[ex.network].layers)
+    print(f"nncgan: done; draw samples with: nncgan infer --run {run}{' --label 7' if labelled else ''}")
     return 0
 
 
 def cmd_infer(args):
     import numpy as np
-    import nnabla as nn
-    from . import context, run as runs
+    from . import context, feeds, inference, run as runs
     from .images import grid, save_tile
-    from .sampling import Sampler
-    from .train import checkpoint, ema
+    if args.pipeline:
+        return _infer_pipeline(args)
     run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
-    info = runs.read_info(run)
-    graph = _parse(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+    graph = inference.run_graph(run)
     context.select(args.context)
-    nn.clear_parameters()
-    folder = checkpoint.latest(run)
-    n = args.steps if args.interpolate else 4 if args.arithmetic else args.num
-    sampler = Sampler(graph, n)  # built first, so load() checks the saved shapes against it
-    checkpoint.load(run)
-    used_ema = False if args.no_ema else ema.load_into_parameters(folder)
     if args.interpolate or args.arithmetic:
         from .infer_latent import infer_latent
-        return infer_latent(args, run, folder, sampler, used_ema)
+        loaded = inference.load(run, args.steps if args.interpolate else 4, args.executor, args.no_ema, graph)
+        return infer_latent(args, run, loaded.folder, loaded.sampler, loaded.used_ema)
+    # Dataset variables the executor reads (an image-to-image network's input): --input or the split.
+    n, feed = feeds.for_infer(graph, args.executor, args.num, args.input, args.split, args.data_dir, args.seed)
+    loaded = inference.load(run, n, args.executor, args.no_ema, graph)
+    sampler, folder, used_ema = loaded.sampler, loaded.folder, loaded.used_ema
     labels = None
     if args.label is not None:
         sampler.check_label(args.label)
-        labels = np.full(args.num, args.label)
+        labels = np.full(n, args.label)
     elif sampler.conditional:
-        labels = np.arange(args.num) % sampler.classes
-    images = sampler.draw(labels, np.random.RandomState(args.seed), truncation=args.truncation)
+        labels = np.arange(n) % sampler.classes
+    images = sampler.draw(labels, np.random.RandomState(args.seed), truncation=args.truncation, feed=feed)
     out = Path(args.out) if args.out else run / "infer" / (
         f"label_{args.label}_seed{args.seed}.png" if args.label is not None else f"samples_seed{args.seed}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows, cols = grid(args.num)
+    rows, cols = grid(n)
     save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
-                                             "seed": args.seed, "num": args.num, "ema": used_ema,
+                                             "seed": args.seed, "num": n, "ema": used_ema,
+                                             "executor": sampler.executor.name,
                                              "truncation": args.truncation if args.truncation else "none"})
-    print(f"nncgan: {args.num} images{'' if args.label is None else f' of label {args.label}'} "
+    print(f"nncgan: {n} images{'' if args.label is None else f' of label {args.label}'} "
           f"from {folder}{' (EMA parameters)' if used_ema else ''} -> {out}")
     return 0
 
@@ -166,6 +173,19 @@ def cmd_eval(args):
     print(report.table(result))
     path = report.write_json(report.json_path(result), result)
     print(f"nncgan: wrote {path}")
+    return 0
+
+
+def _infer_pipeline(args):
+    from . import context
+    from .pipeline import infer_pipeline
+    if args.run or args.executor or args.input:
+        raise RunError("--run, --executor and --input name one run; a pipeline names its stages' runs "
+                       "and executors in its file (override a stage's run with --stage NAME=RUN)")
+    context.select(args.context)
+    infer_pipeline(args.pipeline, num=args.num, seed=args.seed, label=args.label, out=args.out,
+                   stage_runs=args.stage, no_ema=args.no_ema, truncation=args.truncation,
+                   split=args.split, data_dir=args.data_dir)
     return 0
 
 
@@ -243,7 +263,18 @@ def build_parser():
     _add_set(t)
     t.set_defaults(func=cmd_train)
 
-    i = sub.add_parser("infer", help="draw images from the last saved epoch of a run")
+    i = sub.add_parser("infer", help="draw images from the last saved epoch of a run, or run a pipeline file")
+    i.add_argument("pipeline", nargs="?", help="a pipeline file: several runs chained, each stage's images "
+                                               "feeding the next (see docs/gan_zoo.md)")
+    i.add_argument("--executor", help="the executor (runtime network) to run (default: the graph's first)")
+    i.add_argument("--input", action="append", default=[], metavar="[VAR=]DIR",
+                   help="images fed to the executor's dataset variable VAR (e.g. SRCNN's low-resolution "
+                        "image), resized to its shape; default: samples of the dataset's --split")
+    i.add_argument("--split", default="test", choices=("train", "test"),
+                   help="the dataset split the executor's dataset variables are drawn from (default test)")
+    i.add_argument("--data-dir", help="directory holding the dataset files")
+    i.add_argument("--stage", action="append", default=[], metavar="NAME=RUN",
+                   help="with a pipeline: the run folder of stage NAME (default: the file's run:)")
     i.add_argument("--label", type=int, help="the class to draw (conditional graphs)")
     i.add_argument("--run", help="the run folder (default: the most recent run)")
     i.add_argument("--num", type=int, default=100, help="number of images (default 100, a 10x10 tile)")

@@ -15,6 +15,7 @@ def _params(layer):
 def describe(graph):
     lines = [f"{graph.path}: graph '{graph.name}' is valid",
              f"dataset {graph.dataset.name}: " + ", ".join(f"{v} {s}" for v, s in graph.dataset.variables.items()),
+             *([f"params " + ", ".join(f"{k}={v}" for k, v in graph.params.items())] if graph.params else []),
              f"batch {graph.config.batch_size}, max epoch {graph.config.max_epoch}, seed {graph.config.seed}", ""]
     users = defaultdict(set)
     for net in graph.networks.values():
@@ -37,18 +38,22 @@ def describe(graph):
     lines.append("optimizers, in the order they run each iteration:")
     for o in graph.optimizers:
         net = graph.networks[o.network]
-        trained, frozen = [], 0
+        trained, frozen = {}, set()  # by path: a block used twice (CycleGAN's G_AB) is one set
         for l in net.layers:
             for path, (p, shape) in _params(l).items():
                 m = l.lr_mult.get(p, 0.0)
                 if m > 0:
-                    trained.append(f"{path} x{m:g}")
+                    trained.setdefault(path, f"{path} x{m:g}")
                 else:
-                    frozen += 1
+                    frozen.add(path)
+        trained, frozen = list(trained.values()), len(frozen - {t.split(" ")[0] for t in trained})
         settings = ", ".join(f"{k} {v:g}" for k, v in o.solver_settings.items())
         lines.append(f"  {o.name}: network {o.network}, {o.solver}({settings}), "
                      f"update every {o.update_interval} iteration(s); trains {len(trained)} parameters, "
                      f"{frozen} frozen or running statistics")
+        losses = [f"{l.settings['weight']:g} x {l.name} ({l.type})" for l in net.losses]
+        if losses:  # the network's loss: the weighted sum of its loss layers' means
+            lines.append(f"      loss = {' + '.join(losses)}")
         lines += [f"      {t}" for t in trained]
     lines.append("")
     for e in graph.executors.values():

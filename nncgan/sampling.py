@@ -36,21 +36,39 @@ class Sampler:
         self.graph, self.n = graph, n
         self.built = build_network(graph.networks[ex.network], n)
         self.output = self.built.outputs[ex.output]
-        others = sorted(set(self.built.data) - {"y"})
-        if others:
-            raise RunError(f"executor '{ex.name}' needs dataset variable(s) {', '.join(others)}, "
-                           f"which sampling cannot supply")
+        self.executor = ex
+        # Dataset variables besides the label (an image-to-image executor's input image): the
+        # caller feeds them (nncgan.feeds: the test split, an --input folder, a pipeline's stage).
+        self.needs = sorted(set(self.built.data) - {"y"})
         self.conditional = "y" in self.built.data
+
+    def shape_of(self, var):
+        """The shape (without batch axis) the executor reads for dataset variable `var`."""
+        return tuple(self.built.data[var][0].shape[1:])
 
     @property
     def classes(self):
         return self.graph.dataset.classes if self.conditional else 0
 
-    def draw(self, labels, rng, truncation=None):
+    def draw(self, labels, rng, truncation=None, feed=None):
         """Images (n, C, H, W) for `labels` (ignored when unconditional), latents drawn from `rng`.
 
         With `truncation` T, every Normal/Uniform latent value beyond +-T is redrawn until within.
+        `feed` maps each variable in `needs` to an (n, ...) array.
         """
+        feed = feed or {}
+        missing = [v for v in self.needs if v not in feed]
+        if missing:
+            raise RunError(f"executor '{self.executor.name}' reads dataset variable(s) {', '.join(missing)}: "
+                           f"give them (infer takes them from the test split, or --input [VAR=]DIR)")
+        for var in self.needs:
+            a = np.asarray(feed[var], np.float32)
+            want = (self.n,) + self.shape_of(var)
+            if a.shape != want:
+                raise RunError(f"executor '{self.executor.name}' reads '{var}' as {want[1:]} per sample "
+                               f"({self.n} samples), got an array of shape {a.shape}")
+            for v in self.built.data[var]:
+                v.d = a
         if self.conditional:
             labels = np.asarray(labels).reshape(self.n, 1)
             for v in self.built.data["y"]:

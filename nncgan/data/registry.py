@@ -59,12 +59,24 @@ def file_dataset(kind, path, **options):
     return info
 
 
+def derived_dataset(base, spec):
+    """DatasetInfo of built-in `base` with `derive: spec` (nncgan.data.derived); raises DataError."""
+    from .derived import dataset_info
+    info = dataset_info(base, spec)
+    _FILE_DATASETS[info.name] = info
+    return info
+
+
 def resolve(name):
-    """The dataset a parsed graph names: built in, or a file dataset described at parse time."""
+    """The dataset a parsed graph names: built in, derived, or a file dataset described at parse time."""
     if name in DATASETS:
         return DATASETS[name]
     if name in _FILE_DATASETS:
         return _FILE_DATASETS[name]
+    base, plus, derive = name.partition("+")
+    if plus and base in DATASETS:  # "mnist+downscale,factor=2": the name says it all
+        from .derived import spec_of
+        return derived_dataset(base, spec_of(derive))
     kind, _, path = name.partition(":")
     if kind == "csv" and path:  # a CSV carries all it needs in its own files
         return file_dataset(kind, path)

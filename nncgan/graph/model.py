@@ -105,6 +105,7 @@ class Graph:
     optimizers: List[Optimizer]
     executors: Dict[str, Executor]
     text: str = ""                      # the file as written, copied into each run
+    params: Dict[str, float] = field(default_factory=dict)   # `params:` after --set, e.g. {h: 64}
 
     @property
     def executor(self):

@@ -12,10 +12,11 @@ from ..data import registry
 from ..data.registry import DATASETS
 from ..errors import DataError, GraphError
 from ..layers import get as get_layer_type, known_types
+from .params import resolve as resolve_params
 from .model import Config, DatasetSpec, Executor, Graph, Layer, Network, Optimizer, Where
 from .yamlio import Node, Seq, load_file
 
-TOP_KEYS = ("nncgan", "name", "description", "dataset", "config", "defaults", "blocks", "networks",
+TOP_KEYS = ("nncgan", "name", "description", "params", "dataset", "config", "defaults", "blocks", "networks",
             "optimizers", "executors")
 CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False, "ema": None, "ema_start": 0}
 LAYER_KEYS = ("name", "type", "input", "inputs", "scope", "lr_mult", "target")
@@ -103,6 +104,8 @@ class _Parser:
     # ---- top level
     def parse(self):
         self.p.keys(self.raw, TOP_KEYS, self.p.at(1), "the graph")
+        self.raw, params, problems = resolve_params(self.raw, self.path)  # ${h/8} -> a number
+        self.p.items += problems
         dataset = self.parse_dataset()
         config = self.parse_config()
         self.defaults = self.parse_defaults()
@@ -117,12 +120,12 @@ class _Parser:
         if self.p.items:
             raise GraphError(self.p.items)
         name = self.raw.get("name") or os.path.splitext(os.path.basename(self.path))[0]
-        return Graph(self.path, str(name), dataset, config, networks, optimizers, executors, self.text)
+        return Graph(self.path, str(name), dataset, config, networks, optimizers, executors, self.text, params)
 
     def parse_dataset(self):
         node = self.section("dataset")
         w = self.where(node)
-        self.p.keys(node, ("name", "dir", "csv", "folder", "size", "layout"), w, "dataset")
+        self.p.keys(node, ("name", "dir", "csv", "folder", "size", "layout", "derive"), w, "dataset")
         kinds = [k for k in ("name",) + registry.FILE_KINDS if k in node]
         if node and len(kinds) != 1:
             self.p.add(w, "dataset needs exactly one of 'name' (built in: " + ", ".join(DATASETS)
@@ -149,6 +152,16 @@ class _Parser:
                 name = info.name
             except DataError as e:
                 self.p.add(self.where(node, kind), str(e))
+        if "derive" in node and info is not None and "name" in node:
+            try:  # a built-in dataset turned into pairs or domains (nncgan.data.derived)
+                info = registry.derived_dataset(name, node["derive"])
+                name = info.name
+            except DataError as e:
+                self.p.add(self.where(node, "derive"), f"dataset {e}")
+                info = None  # its variables unknown: the Inputs are not checked against the base's
+        elif "derive" in node and "name" not in node:
+            self.p.add(self.where(node, "derive"), "dataset derive applies to a built-in dataset "
+                                                   "('name: mnist' or 'name: fashion-mnist')")
         d = paths.get("dir")
         return DatasetSpec(name or "", d, dict(info.variables) if info else {}, info.classes if info else 0)
 

@@ -58,6 +58,10 @@ def resolved(graph):
     cfg = graph.config
     data = {"nncgan": 1, "name": graph.name}
     data["dataset"] = {"name": graph.dataset.name}
+    base, plus, derive = graph.dataset.name.partition("+")
+    if plus:  # a derived dataset's name "mnist+downscale,factor=2" is written back as `derive:`
+        from ..data.derived import spec_of
+        data["dataset"] = {"name": base, "derive": spec_of(derive)}
     if graph.dataset.dir is not None:
         data["dataset"]["dir"] = graph.dataset.dir
     data["config"] = dict(vars(cfg))

@@ -15,8 +15,10 @@ from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
 from ..data.samples import check_labels
 from ..errors import RunError
-from ..sampling import Sampler, data_inputs
 from ..eval import hook as epoch_eval
+from ..feeds import first_samples
+from ..eval.classifier import is_classifier
+from ..sampling import Sampler
 from . import checkpoint, progress
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
@@ -61,6 +63,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
     solvers = {k: s for step in steps for k, s in step.solvers.items()}
     sampler = _tile_sampler(graph)
+    # An image-to-image executor draws its tiles from the first training samples, the same every epoch.
+    tile_feed = first_samples(arrays, sampler.needs, sampler.n, info.images) if sampler and sampler.needs else None
     ema = EMA.for_graph(graph, nets)
 
     # `nncgan runs` tells a run still training from one whose process died by this pid.
@@ -83,7 +87,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
     evaluator = epoch_eval.for_training(graph, run, sampler, data_dir or graph.dataset.dir, log,
                                         resume_epoch=state["epoch"]) if evaluate else None
-    monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
+    monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],
+                                     max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
     with _stop_on_signals() as signals:
@@ -103,7 +108,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                         checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
                 try:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
-                        _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters)
+                        _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters,
+                                       tile_feed)
                 except OSError as e:
                     raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
                                    f"be written in {run}: {e.strerror or e}") from None
@@ -148,7 +154,7 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
             if bad:
                 raise Diverged(f"optimizer '{s.opt.name}' (network '{s.network.name}') produced {bad} "
                                f"at iteration {i + 1} of {iters} in {desc.split('/')[0]}")
-        monitors.add(state["iteration"], losses)
+        monitors.add(state["iteration"], {**losses, **{k: v for s in steps for k, v in s.terms.items()}})
         if ema is not None:
             ema.update(state["iteration"])
         state["iteration"] += 1
@@ -174,21 +180,21 @@ def _nonfinite(params):
 def _tile_sampler(graph):
     """The executor network at tile size: one row per label (10 images each), or a 10x10 grid.
 
-    None when the executor reads dataset images (a classifier): there is nothing to draw."""
-    if data_inputs(graph):
+    None for a classifier: its executor reads images and draws none."""
+    if is_classifier(graph):
         return None
     probe = Sampler(graph, 1)
     rows = probe.classes or 10
     return Sampler(graph, rows * SAMPLES_PER_CLASS)
 
 
-def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters):
+def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters, feed=None):
     if sampler is not None:
         # The same latents every epoch (a fixed seed), so tiles of successive epochs compare.
         rng = np.random.RandomState(graph.config.seed + 7919)
         rows = sampler.classes or 10
         labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
-        progress.save_samples(run, epoch, sampler.draw(labels, rng), rows, SAMPLES_PER_CLASS)
+        progress.save_samples(run, epoch, sampler.draw(labels, rng, feed=feed), rows, SAMPLES_PER_CLASS)
         progress.save_progress_gif(run)
     progress.save_learning_curve(run, opt_names, iters)
 

@@ -23,6 +23,9 @@ class OptimizerStep:
         for path, (var, mult) in network.trainable.items():
             groups[mult][path] = var
         self.solvers = {}
+        # A loss of several terms (pix2pix's GAN + 100 L1): each term's mean is logged as well.
+        self.term_names = [f"{opt.name}-{t}" for t in network.term_means] if len(network.term_means) > 1 else []
+        self.terms = {}
         for mult, params in sorted(groups.items()):
             solver = solver_registry.make(opt.solver, opt.solver_settings, lr_scale=mult)
             solver.set_parameters(params)
@@ -37,6 +40,8 @@ class OptimizerStep:
         net = self.network
         net.feed(batch, rng)
         net.loss.forward(clear_no_need_grad=True)
+        if self.term_names:
+            self.terms = {n: float(v.d) for n, v in zip(self.term_names, net.term_means.values())}
         net.loss.backward(clear_buffer=True)
         if (iteration + 1) % n == 0:
             for s in self.solvers.values():
