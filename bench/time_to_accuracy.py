@@ -51,7 +51,7 @@ def train(args):
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "epochs": []}
     t0 = time.time()
     with open(out / "train.log", "w") as logf:
-        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=out, env=env)  # cwd: not the checkout, so PYTHONPATH decides
         seen = set()
         while True:
             done = p.poll() is not None
