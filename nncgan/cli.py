@@ -54,6 +54,16 @@ def cmd_train(args):
     graph = _parse_with_overrides(args)[0]
     if args.batch_size:
         graph.config.batch_size = args.batch_size
+    from .train import distributed
+    rank, size, _ = distributed.plan(args.comm)  # a --comm that cannot work stops here
+    if size > 1:
+        distributed.require_cuda(args.context, size)
+        if not args.out:
+            raise RunError(f"training as {size} processes: name the run with --out DIR, so that all agree on it")
+    if rank > 0:  # only rank 0 writes the run (and logs); the others train into a scratch copy
+        args.quiet = True
+        return distributed.train_other_rank(args, graph, lambda run, info: _train(args, graph, run, info,
+                                                                                  lambda *a: None))
     if args.resume:
         run = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
         info = runs.read_info(run)
@@ -78,11 +88,15 @@ def _train(args, graph, run, info, log):
         runs.update_info(run, status="running")
     else:
         runs.update_info(run, batch_size=graph.config.batch_size)
+    from .train.distributed import setup
     backend = context.select(args.context)
-    log(f"nncgan: training {graph.path} in {run} on {backend}")
+    comm = setup(args.comm, backend)
+    log(f"nncgan: training {graph.path} in {run} on {backend}"
+        + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))
     train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
-          log=log)
-    print(f"nncgan: done; draw samples with: nncgan infer --run {run} --label 7")
+          log=log, comm=comm)
+    if comm.writes:
+        print(f"nncgan: done; draw samples with: nncgan infer --run {run} --label 7")
     return 0
 
 
@@ -184,6 +198,9 @@ def build_parser():
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
+    t.add_argument("--comm", choices=("auto", "none", "nccl"), default="auto",
+                   help="data-parallel over GPUs under `mpirun -n N` (nccl; auto: when mpirun started this "
+                        "process); see docs/performance.md")
     _add_set(t)
     t.set_defaults(func=cmd_train)
 

@@ -16,7 +16,7 @@ from ..data.registry import resolve as resolve_dataset
 from ..data.samples import check_labels
 from ..errors import RunError
 from ..sampling import Sampler
-from . import checkpoint, progress
+from . import checkpoint, distributed, progress
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -45,8 +45,11 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
-def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False):
-    """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state."""
+def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False,
+          comm=distributed.SINGLE):
+    """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state.
+
+    `comm` (train/distributed.py): this process' rank among data-parallel processes."""
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
@@ -55,7 +58,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
 
     nn.clear_parameters()
     nets, rng = build_all(graph, cfg.batch_size, cfg.seed)
-    steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
+    steps = [OptimizerStep(o, nets[o.network], comm.all_reduce if comm.size > 1 else None) for o in graph.optimizers]
     solvers = {k: s for step in steps for k, s in step.solvers.items()}
     sampler = _tile_sampler(graph)
     ema = EMA.for_graph(graph, nets)
@@ -77,13 +80,18 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
         runs.update_info(run, status="finished")
         return state
-    di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    if comm.size > 1:  # this rank's shard of each epoch, its own noise
+        di, iters = distributed.iterator(arrays, cfg.batch_size, cfg.seed, comm, first_epoch=state["epoch"])
+    else:
+        di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps], max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
     with _stop_on_signals() as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
+                if comm.size > 1:  # each rank its own noise, a function of (seed, rank, epoch): resumable
+                    rng = distributed.rank_rng(cfg.seed, comm.rank, epoch)
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 state.update(epoch=epoch, rng=_rng_state(rng))

@@ -17,8 +17,9 @@ def group_name(opt_name, mult, n_groups):
 class OptimizerStep:
     """Runs one NNC optimizer: forward and backward of its network, then its solvers' updates."""
 
-    def __init__(self, opt, network):
+    def __init__(self, opt, network, all_reduce=None):
         self.opt, self.network = opt, network
+        self.all_reduce = all_reduce  # data-parallel: averages the gradients over processes before an update
         groups = defaultdict(dict)
         for path, (var, mult) in network.trainable.items():
             groups[mult][path] = var
@@ -39,6 +40,8 @@ class OptimizerStep:
         net.loss.forward(clear_no_need_grad=True)
         net.loss.backward(clear_buffer=True)
         if (iteration + 1) % n == 0:
+            if self.all_reduce is not None:
+                self.all_reduce([v.grad for v, _ in net.trainable.values()])
             for s in self.solvers.values():
                 s.update()
         return float(net.loss.d)
