@@ -89,8 +89,8 @@ def _train(args, graph, run, info, log):
     else:
         runs.update_info(run, batch_size=graph.config.batch_size)
     from .train.distributed import setup
-    backend = context.select(args.context)
-    comm = setup(args.comm, backend)
+    backend = context.select(args.context, type_config=args.type_config)
+    comm = setup(args.comm, backend, type_config=args.type_config)
     log(f"nncgan: training {graph.path} in {run} on {backend}"
         + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))
     train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
@@ -198,6 +198,8 @@ def build_parser():
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
+    t.add_argument("--type-config", choices=("float", "half"), default="float",
+                   help="half: compute in float16 where NNabla can (for CUDA GPUs; see docs/performance.md)")
     t.add_argument("--comm", choices=("auto", "none", "nccl"), default="auto",
                    help="data-parallel over GPUs under `mpirun -n N` (nccl; auto: when mpirun started this "
                         "process); see docs/performance.md")
