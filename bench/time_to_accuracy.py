@@ -79,14 +79,15 @@ def _baseline_times(times_txt, time_v):
     lines = [ln.split() for ln in Path(times_txt).read_text().splitlines() if ln.strip()]
     start = int(lines[0][1])
     epochs = [{"epoch": int(n.split("_")[1]), "wall_s": int(t) - start} for n, t in lines[1:] if n.startswith("epoch_")]
-    cpu_total = None
+    cpu_total, n = None, max((e["epoch"] for e in epochs), default=0)
     if time_v and Path(time_v).exists():
         text = Path(time_v).read_text()
         u = re.search(r"User time \(seconds\): ([\d.]+)", text)
         s = re.search(r"System time \(seconds\): ([\d.]+)", text)
         if u and s:
             cpu_total = float(u.group(1)) + float(s.group(1))
-    n = max((e["epoch"] for e in epochs), default=0)
+        trained = [int(m) for m in re.findall(r"^epoch (\d+):", text, re.M)]  # the epoch lines of nncgan train
+        n = max(trained + [n])
     for e in epochs:  # the epochs do the same work: the measured total CPU time, pro rata
         e["cpu_s"] = cpu_total * e["epoch"] / n if cpu_total else None
         e["cpu_note"] = f"total CPU of {n} epochs, pro rata" if cpu_total else None
