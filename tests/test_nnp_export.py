@@ -1,6 +1,4 @@
 """`nncgan export RUN --format nnp`: read back by NNabla's own loaders and trained by `nnabla_cli train`."""
-import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,7 +13,7 @@ from PIL import Image
 from nncgan import cli
 from nncgan.builder import build_network
 from nncgan.images import tile
-from nncgan.interop.nnp_export import export_nnp, load_run_graph, read_nnp_proto
+from nncgan.interop.nnp_export import load_run_graph, read_nnp_proto
 from nncgan.sampling import Sampler
 from nncgan.train import checkpoint
 
@@ -185,3 +183,36 @@ def test_export_errors_name_the_file(exported, tmp_path, capsys):
     assert cli.main(["export", str(tmp_path), "-o", str(tmp_path / "x.nnp")]) == 2
     assert "run.json" in capsys.readouterr().err
     assert not (tmp_path / "x.nnp").exists()
+
+
+@pytest.mark.slow  # the converter loads TensorFlow: ~16 s of start-up
+@pytest.mark.skipif(not __import__("nncgan.interop.onnx_export", fromlist=["x"]).converter_available(),
+                    reason="nnabla-converter (ONNX) not installed")
+def test_onnx_export_is_the_runtime_generator(exported, tmp_path):
+    import onnx
+    out = tmp_path / "g.onnx"
+    assert cli.main(["export", str(exported["run"]), "--format", "onnx", "-o", str(out), "--batch-size", "5"]) == 0
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.input}
+    assert dims == {"GY": [5, 1], "Z": [5, 100]}  # the latent is an input, not a frozen draw
+    assert [(v.name, [d.dim_value for d in v.type.tensor_type.shape.dim]) for v in model.graph.output] == [
+        ("x2", [5, 1, 28, 28])]
+    ort = pytest.importorskip("onnxruntime")
+    nn.clear_parameters()
+    sampler = Sampler(load_run_graph(exported["run"]), 5)
+    checkpoint.load(exported["run"])
+    labels = np.array([7, 1, 0, 3, 9])
+    ours = sampler.draw(labels, np.random.RandomState(5))
+    z = np.array(sampler.built.generators[0].var.d, dtype=np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == "GY" and session.get_inputs()[0].type == "tensor(int32)"
+    theirs = session.run(["x2"], {"GY": labels.reshape(5, 1).astype(np.int32), "Z": z})[0]
+    assert np.abs(theirs - ours).max() < 1e-4
+
+
+def test_onnx_without_the_converter_is_a_clear_error(exported, tmp_path, capsys, monkeypatch):
+    from nncgan.interop import onnx_export
+    monkeypatch.setattr(onnx_export, "converter_available", lambda: False)
+    assert cli.main(["export", str(exported["run"]), "--format", "onnx", "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "pip install nnabla-converter" in capsys.readouterr().err

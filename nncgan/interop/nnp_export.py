@@ -48,29 +48,33 @@ def load_run_graph(run):
 
 
 def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batch_size=None,
-               max_epoch=None, monitors=True, log=print):
+               max_epoch=None, monitors=True, runtime_only=False, log=print):
     """Write the run's graph and last saved epoch as an NNP file; returns its path.
 
     dataset_csv: the NNC CSV file `nnabla_cli train` reads as the Training dataset (default: the
-        graph's own `dataset: {csv: ...}`, else `<dataset>_training.csv` beside the NNP, the name
-        `nncgan dataset export` writes). validation_csv: the Validation dataset (default: the
+        graph's own `dataset: {csv: ...}`, else the bare name `<dataset>_training.csv` that
+        `nncgan dataset export` writes, which `nnabla_cli` opens relative to its working folder). validation_csv: the Validation dataset (default: the
         training one). batch_size / max_epoch: default the graph's config.
     monitors: NNC's train_error/valid_error monitors (each is a forward pass over its dataset at
         every epoch's end in `nnabla_cli train`).
+    runtime_only: only the executors' networks and parameters (what a converter to ONNX wants).
     Clears NNabla's global parameters (like `nncgan infer`) and leaves the run's in them.
     """
     run, out = Path(run_dir), Path(out_path)
     graph = load_run_graph(run)
     batch = batch_size or graph.config.batch_size
     folder = checkpoint.latest(run)
-    train_uri, n_train = _dataset_uri(graph, dataset_csv, out, "training")
-    valid_uri = _dataset_uri(graph, validation_csv, out, "test")[0] if validation_csv else train_uri
+    train_uri, n_train = _dataset_uri(graph, dataset_csv, "training")
+    valid_uri = _dataset_uri(graph, validation_csv, "test")[0] if validation_csv else train_uri
     iter_per_epoch = max(1, n_train // batch) if n_train else _iterations_per_epoch(folder, graph, batch)
 
     nn.clear_parameters()
-    used = list(dict.fromkeys([o.network for o in graph.optimizers]
-                              + [e.network for e in graph.executors.values()]))
-    traced = {name: _trace(graph.networks[name], batch) for name in used}
+    trained = [] if runtime_only else [o.network for o in graph.optimizers]
+    used = list(dict.fromkeys(trained + [e.network for e in graph.executors.values()]))
+    shown = {}  # network -> the layers its executors output
+    for ex in graph.executors.values():
+        shown.setdefault(ex.network, []).append(ex.output)
+    traced = {name: _Traced(graph.networks[name], batch, shown.get(name, ())) for name in used}
     checkpoint.load(run)  # after building: load() checks the saved shapes against the parameters
     proto = create_proto({"networks": [t.content for t in traced.values()]}, variable_batch_size=True)
     for net in proto.network:
@@ -78,6 +82,13 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
 
     proto.global_config.default_context.backends[:] = ["cpu:float"]
     proto.global_config.default_context.array_class = "CpuCachedArray"
+    params = {path for t in traced.values() for path in t.params}
+    if runtime_only:
+        for ex in graph.executors.values():  # latents become inputs: a converter would freeze draws
+            _executor(proto.executor.add(), ex, traced[ex.network], latents_as_data=True)
+        _write_nnp(proto, out, params)
+        log(f"nncgan: {out}: network {', '.join(traced)} with the parameters of {folder}")
+        return out
     tc = proto.training_config
     tc.max_epoch = max_epoch or graph.config.max_epoch
     tc.iter_per_epoch = iter_per_epoch
@@ -102,7 +113,7 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
                 v.type, v.variable_name = "Error", loss
     for ex in graph.executors.values():
         _executor(proto.executor.add(), ex, traced[ex.network])
-    _write_nnp(proto, out)
+    _write_nnp(proto, out, params)
     log(f"nncgan: {out}: networks {', '.join(traced)}; {len(graph.optimizers)} optimizer(s); "
         f"parameters of {folder}; datasets {train_uri}" + ("" if valid_uri == train_uri else f", {valid_uri}"))
     return out
@@ -111,7 +122,7 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
 class _Traced:
     """One network built on NNabla and what the NNP needs to know about it."""
 
-    def __init__(self, net, batch):
+    def __init__(self, net, batch, shown=()):
         self.name, self.net = net.name, net
         with label_maps.disabled():  # the file holds NNC's own layers, not nncgan's faster formulation
             built = build_network(net, batch)
@@ -128,6 +139,8 @@ class _Traced:
             outputs[lname] = y
         for alias_name, lname in net.outputs.items():
             outputs[alias_name] = built.outputs[lname]
+        for lname in shown:
+            outputs.setdefault(self.var_name[lname], built.outputs[lname])
         self.content = {"name": net.name, "batch_size": batch, "outputs": outputs, "names": names}
         self.data = {}       # network variable -> dataset variable
         self.generators = []  # (network variable, NNC generator, multiplier)
@@ -152,20 +165,19 @@ class _Traced:
                 v.initializer.type, v.initializer.multiplier = spec
         self.in_network = {v.name for v in proto_net.variable}
 
-    def bind(self, msg):
+    def bind(self, msg, latents_as_data=False):
         """The data and generator variables of an optimizer, monitor or executor message."""
-        for var, data in self.data.items():
+        data = dict(self.data)
+        if latents_as_data:
+            data.update({var: var for var, _, _ in self.generators})
+        for var, data in data.items():
             if var in self.in_network:
                 d = msg.data_variable.add()
                 d.variable_name, d.data_name = var, data
         for var, kind, mult in self.generators:
-            if var in self.in_network:
+            if var in self.in_network and not latents_as_data:
                 g = msg.generator_variable.add()
                 g.variable_name, g.type, g.multiplier = var, kind, mult
-
-
-def _trace(net, batch):
-    return _Traced(net, batch)
 
 
 def _parameters(net):
@@ -206,17 +218,17 @@ def _optimizer(o, opt, t, iter_per_epoch):
         p.variable_name, p.learning_rate_multiplier = path, mult
 
 
-def _executor(e, ex, t):
+def _executor(e, ex, t, latents_as_data=False):
     e.name, e.network_name = ex.name, ex.network
     e.num_evaluations, e.repeat_evaluation_type, e.need_back_propagation = 1, "mean", False
-    t.bind(e)
+    t.bind(e, latents_as_data)
     out = e.output_variable.add()
     out.variable_name = out.data_name = t.var_name[ex.output]
     for path in t.params:
         e.parameter_variable.add().variable_name = path
 
 
-def _dataset_uri(graph, csv_path, out, split):
+def _dataset_uri(graph, csv_path, split):
     """(URI, number of rows or None) of the CSV file for one split."""
     kind, _, own = graph.dataset.name.partition(":")
     if csv_path is None and kind == "csv" and split == "training":
@@ -244,13 +256,14 @@ def _iterations_per_epoch(folder, graph, batch):
     return max(1, per_epoch * graph.config.batch_size // batch)
 
 
-def _write_nnp(proto, out):
+def _write_nnp(proto, out, names):
     """The NNP zip as NNabla writes it: version, network definition, parameters; atomically."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             params = os.path.join(tmp, PARAMETER_FILE)
-            nn.save_parameters(params)
+            nn.save_parameters(params, {k: v for k, v in nn.get_parameters(grad_only=False).items()
+                                        if k in names})
             part = os.path.join(tmp, out.name + ".part")
             with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
                 z.writestr("nnp_version.txt", f"{nnp_version()}\n")

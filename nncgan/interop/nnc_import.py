@@ -1,0 +1,301 @@
+"""`nncgan import FILE -o graphs/NAME.yaml`: an NNC project or an NNP as an nncgan graph.
+
+FILE is an NNC project (.sdcproj), an NNabla/NNC network definition (.nntxt, .prototxt) or an
+NNP (.nnp: a zip holding one). Every network becomes a `networks:` entry, layer for layer, with
+NNC's properties as snake_case settings, ParameterScope as `scope:`, the LRateMultipliers as
+`lr_mult:`, Input generators, loss targets, optimizers, config and executors. The graph is
+checked as `nncgan check` checks it before this returns; what nncgan cannot express (weight
+decay, learning-rate schedules) is named in a warning and in the file's header.
+"""
+from pathlib import Path
+
+from ..errors import GraphError
+from ..graph.parse import parse_graph
+from ..graph.yamlio import dump
+from ..layers import get as get_layer_type, known_types
+from .. import solvers
+from . import sdcproj
+from .sdcproj import ImportError_
+
+# NNC layer property -> nncgan setting
+PROPERTY = {
+    "OutShape": "out_shape", "WithBias": "with_bias", "Axes": "axes", "DecayRate": "decay_rate",
+    "Epsilon": "epsilon", "BatchStat": "batch_stat", "KernelShape": "kernel_shape",
+    "BorderMode": "border_mode", "Padding": "pad", "Strides": "stride", "Dilation": "dilation",
+    "Group": "group", "OutMaps": "out_maps", "Axis": "axis", "Shape": "shape", "Alpha": "alpha",
+    "Size": "size", "IgnoreBorder": "ignore_border",
+}
+# Properties that say nothing about what is computed (NNC's editor, memory reuse) or that
+# are read below by their own rule.
+IGNORED = {"Name", "InPlace", "ParameterScope", "Dataset", "Generator", "GeneratorMultiplier",
+           "T.Dataset", "T.Generator", "T.GeneratorMultiplier"}
+PARAM_PROPS = ("File", "Initializer", "InitializerMultiplier", "LRateMultiplier")
+# NNC solver parameter -> nncgan/NNabla solver setting
+SOLVER_PARAM = {"Alpha": "alpha", "Beta1": "beta1", "Beta2": "beta2", "Epsilon": "eps", "Eps": "eps",
+                "LearningRate": "lr", "Lr": "lr", "Momentum": "momentum", "Decay": "decay",
+                "WeightDecay": "wd", "Wd": "wd"}
+
+
+def import_file(path, out, name=None, log=print):
+    """Convert `path` and write the graph to `out`; returns the validated Graph."""
+    path, out = Path(path), Path(out)
+    suffix = path.suffix.lower()
+    if suffix == ".sdcproj":
+        graph, notes = from_sdcproj(sdcproj.read(path))
+    elif suffix in (".nntxt", ".prototxt", ".nnp"):
+        from .nnp_import import from_nnp
+        graph, notes = from_nnp(path)
+    else:
+        raise ImportError_(f"{path}: expected an NNC project (.sdcproj), a network definition "
+                           f"(.nntxt, .prototxt) or an NNP (.nnp)")
+    graph = {"nncgan": 1, "name": name or _identifier(path.stem), **graph}
+    for note in notes:
+        log(f"nncgan: warning: {note}")
+    head = [f"# Imported from {path.name} by `nncgan import`."]
+    head += [f"# Not imported: {n}" for n in notes]
+    text = "\n".join(head) + "\n" + dump(graph)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ImportError_(f"cannot write {out}: {e.strerror}") from None
+    try:
+        checked = parse_graph(out)
+    except GraphError as e:
+        raise GraphError([f"{out} was written from {path}, but it does not check:"] + e.problems) from None
+    log(f"nncgan: {path} -> {out}: networks {', '.join(checked.networks)}; "
+        f"{len(checked.optimizers)} optimizer(s); check it with `nncgan check {out}`")
+    return checked
+
+
+def _identifier(stem):
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in stem) or "imported"
+
+
+def literal(text):
+    """An NNC property value as YAML data: True/False, integers, numbers, '64,7,7' lists, else text."""
+    if text in ("True", "False"):
+        return text == "True"
+    parts = text.split(",")
+    try:
+        ints = [int(p) for p in parts]
+        return ints[0] if len(ints) == 1 else ints
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def compact_lr_mult(mults):
+    """{W: 1, b: 1} -> None (the default); all equal -> that number; else the mapping."""
+    values = set(mults.values())
+    if not mults or values == {1.0}:
+        return None
+    return values.pop() if len(values) == 1 else mults
+
+
+def in_build_order(layers):
+    """Layers ordered so that each comes after its inputs, otherwise as listed (depth first,
+    without recursion: an imported network may be thousands of layers long)."""
+    by_name = {l["name"]: l for l in layers}
+    order, placed = [], set()
+
+    def deps(l):
+        target = [l["target"]] if isinstance(l.get("target"), str) else []
+        return [i for i in l.get("inputs", []) + target if i in by_name]
+
+    for first in layers:
+        stack, on_path = [(first, iter(deps(first)))], {first["name"]}
+        if first["name"] in placed:
+            continue
+        while stack:
+            layer, pending = stack[-1]
+            nxt = next((by_name[d] for d in pending if d not in placed and d not in on_path), None)
+            if nxt is None:  # all inputs placed (a cycle is left to the checker, which names it)
+                stack.pop()
+                on_path.discard(layer["name"])
+                placed.add(layer["name"])
+                order.append(layer)
+            else:
+                on_path.add(nxt["name"])
+                stack.append((nxt, iter(deps(nxt))))
+    return order
+
+
+def solver_entry(name, params, where):
+    """{type: ..., setting: value} for NNC's solver name and parameters."""
+    known = {k.lower(): k for k in solvers.SOLVERS}
+    stype = known.get(name.lower())
+    if stype is None:
+        raise ImportError_(f"{where}: expected a solver nncgan knows ({', '.join(solvers.SOLVERS)}), got {name!r}")
+    entry = {"type": stype}
+    allowed = solvers.SOLVERS[stype][1]
+    for k, v in params.items():
+        key = SOLVER_PARAM.get(k, k)
+        if key not in allowed:
+            raise ImportError_(f"{where}: solver {stype} has no parameter {k!r}; expected "
+                               f"{', '.join(allowed)}")
+        entry[key] = float(v)
+    return entry
+
+
+def dataset_entry(uri, description, base):
+    """NNC's dataset URI -> `dataset:`: MNIST-like samples to the built-in, anything else as a CSV."""
+    file = uri.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if "dataset-require=mnist" in description.lower() or file.startswith("mnist_"):
+        return {"name": "mnist"}
+    if file.startswith(("fashion_mnist", "fashion-mnist")):
+        return {"name": "fashion-mnist"}
+    if "{" in uri:  # NNC's {SDCPATH}-style placeholders cannot be resolved here
+        raise ImportError_(f"dataset URI {uri!r} names NNC's installation folder; export the dataset "
+                           f"as CSV and edit `dataset: {{csv: ...}}` in the imported graph")
+    p = Path(uri)
+    return {"csv": str(p if p.is_absolute() else (base / p).resolve())}
+
+
+# ---------------------------------------------------------------- .sdcproj
+
+def from_sdcproj(project):
+    """(graph data, notes) of an NNC project."""
+    notes = []
+    nets = project.networks()
+    networks = {n.name: _sdc_network(project, n) for n in nets}
+    cfg = project.section("Config")
+    config = {"batch_size": project.value(cfg, "BatchSize", int), "max_epoch": project.value(cfg, "MaxEpoch", int),
+              "save_best": project.value(cfg, "SaveBest", int) != 0 if "SaveBest" in cfg.values else False}
+    optimizers = {}
+    for s in project.numbered("Optimizer", "Config", "NumOptimizer"):
+        oname = project.value(s, "Optimizer_Name")
+        net = project.value(s, "Optimizer_NetworkName")
+        if net not in networks:
+            project.fail(s.values["Optimizer_NetworkName"][1], s.name, f"one of the networks {', '.join(networks)}")
+        params = {project.value(s, f"SolverParameterName_{k}"): project.value(s, f"SolverParameter_{k}", float)
+                  for k in range(project.value(s, "SolverParameterNum", int))}
+        where = f"{project.path}:{s.line}: [{s.name}]"
+        optimizers[oname] = {"network": net, "solver": solver_entry(project.value(s, "SolverName"), params, where),
+                             "update_interval": int(s.get("UpdateInterval", "1"))}
+        if float(s.get("WeightDecay", "0") or 0) != 0:
+            notes.append(f"optimizer {oname}: WeightDecay {s.get('WeightDecay')} (nncgan has none)")
+        if float(s.get("LearningRateMultiplier", "1") or 1) != 1:
+            notes.append(f"optimizer {oname}: learning-rate schedule x{s.get('LearningRateMultiplier')} "
+                         f"every {s.get('LearningRateUpdateInterval')} (nncgan keeps the rate constant)")
+    executors = {}
+    for s in project.numbered("Executor", "Config", "NumExecutor"):
+        net = project.value(s, "Executor_NetworkName")
+        if net not in networks:
+            project.fail(s.values["Executor_NetworkName"][1], s.name, f"one of the networks {', '.join(networks)}")
+        executors[project.value(s, "Executor_Name")] = {"network": net, "output": _sink(networks[net], net, project, s)}
+    sets = project.numbered("Dataset", "Dataset", "Num")
+    if not sets:
+        project.fail(1, None, "a [Dataset] section with at least one [Dataset_<i>]")
+    desc = project.sections["Description"].get("Text", "") if "Description" in project.sections else ""
+    try:
+        dataset = dataset_entry(project.value(sets[0], "URI"), desc, Path(project.path).resolve().parent)
+    except ImportError_ as e:
+        raise ImportError_(f"{project.path}:{sets[0].values['URI'][1]}: [{sets[0].name}] {e}") from None
+    graph = {"description": f"imported from the NNC project {Path(project.path).name}",
+             "dataset": dataset, "config": config, "networks": networks,
+             "optimizers": optimizers, "executors": executors}
+    return graph, notes
+
+
+def _sink(network, name, project, section):
+    """The executor's output: the network's last layer that feeds nothing and is not a loss."""
+    layers = network["layers"]
+    used = {i for l in layers for i in l.get("inputs", [])}
+    sinks = [l["name"] for l in layers if l["name"] not in used
+             and not get_layer_type(l["type"]).is_loss and l["type"] != "Input"]
+    if not sinks:
+        project.fail(section.line, section.name, f"network '{name}' to have an output layer for the executor")
+    return sinks[-1]
+
+
+def _sdc_network(project, net):
+    by_id = {}
+    for l in net.layers:
+        if l.id in by_id:
+            project.fail(l.line, l.section, f"a layer ID used once in network '{net.name}'; "
+                                            f"ID {l.id} is also [{by_id[l.id].section}]")
+        by_id[l.id] = l
+    names = {l.id: l.props.get("Name") or project.fail(l.line, l.section, "a Name property") for l in net.layers}
+    incoming = {}
+    for src, _, dst, pin, order in net.links:
+        for end in (src, dst):
+            if end not in by_id:
+                project.fail(project.sections[f"{net.name}_Link_{order}"].line, f"{net.name}_Link_{order}",
+                             f"a layer ID of network '{net.name}', got {end!r}")
+        incoming.setdefault(dst, []).append((pin, order, names[src]))
+    layers = [_sdc_layer(project, l, [n for _, _, n in sorted(incoming.get(l.id, []))]) for l in net.layers]
+    return {"layers": in_build_order(layers)}
+
+
+def _sdc_layer(project, l, inputs):
+    lt = get_layer_type(l.type)
+    if lt is None:
+        project.fail(l.line, l.section, f"a layer type nncgan knows ({', '.join(known_types())}), got {l.type!r}")
+    name = l.props["Name"]
+    out = {"name": name, "type": l.type}
+    if inputs:
+        out["inputs"] = inputs
+    p = l.props
+
+    def bad(what):
+        project.fail(l.line, l.section, what)
+
+    if lt.is_input:
+        out["size"] = literal(p.get("Size", ""))
+        gen = p.get("Generator", "None")
+        if gen not in ("", "None"):
+            out["generator"], out["multiplier"] = gen, literal(p.get("GeneratorMultiplier", "1.0"))
+        else:
+            out["dataset"] = p.get("Dataset") or bad("an Input with a Dataset variable or a Generator")
+        return out
+    if lt.is_loss:
+        if len(inputs) == 1:
+            gen = p.get("T.Generator", "None")
+            if gen not in ("", "None"):
+                out["target"] = {"generator": gen, "multiplier": literal(p.get("T.GeneratorMultiplier", "1.0"))}
+            elif p.get("T.Dataset"):
+                out["target"] = {"dataset": p["T.Dataset"]}
+            else:
+                bad(f"{l.type} '{name}' to have a target: a second input, T.Dataset or T.Generator")
+        elif len(inputs) == 2:
+            out["inputs"], out["target"] = inputs[:1], inputs[1]
+    mults, seen = {}, set()
+    for prop, value in p.items():
+        pname, dot, attr = prop.partition(".")
+        if dot and pname in lt.params and attr in PARAM_PROPS:
+            seen.add(prop)
+            if attr == "File" and value:
+                bad(f"parameters initialised by their initializer ({prop}={value!r} reads a file nncgan does not)")
+            if attr == "LRateMultiplier" and pname not in lt.fixed_params:
+                mults[pname] = float(literal(value))
+            if attr == "Initializer" and pname in ("W", "b"):
+                mult = literal(p.get(f"{pname}.InitializerMultiplier", "1.0"))
+                if (value, mult) != ("Constant", 0.0) or pname == "W":
+                    out[f"{pname.lower()}_init"] = {"type": value, "multiplier": float(mult)}
+            continue
+        if prop in IGNORED:
+            continue
+        key = PROPERTY.get(prop)
+        if key is None or key not in lt.settings:
+            bad(f"properties of {l.type} that nncgan reads ({', '.join(sorted(k for k, v in PROPERTY.items() if v in lt.settings))}), "
+                f"got {prop}={value!r}")
+        if value.startswith("*"):  # NNC computes it (e.g. *ConvolutionPaddingSize from BorderMode)
+            continue
+        out[key] = literal(value)
+    scope = p.get("ParameterScope", "*Name")
+    if lt.params and scope not in ("*Name", name):
+        out["scope"] = scope
+    used = {k: v for k, v in mults.items() if lt.param_used(_settings_of(lt, out), k)}
+    lr = compact_lr_mult(used)
+    if lr is not None:
+        out["lr_mult"] = lr
+    return out
+
+
+def _settings_of(lt, layer):
+    """Just enough of a layer's settings for param_used (with_bias) before validation."""
+    return {k: layer.get(k, s.default) for k, s in lt.settings.items()}

@@ -1,0 +1,297 @@
+"""An NNabla/NNC network definition (.nntxt, .prototxt, or inside an .nnp) as graph data.
+
+Each function becomes a layer named after the variable it outputs (NNC names both after the
+layer); parameters named '<scope>/<affine|conv|deconv|bn>/<W|b|...>' give the layer's
+ParameterScope; an optimizer's parameter_variable multipliers give `lr_mult`; variables no
+function produces become Inputs, fed by the dataset or drawn by a generator as the optimizers
+and executors say; a loss's target drawn by a Constant generator becomes `target:`.
+"""
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from google.protobuf import text_format
+from nnabla.utils import nnabla_pb2
+
+from .. import solvers
+from ..layers import get as get_layer_type, initializers
+from .nnc_import import compact_lr_mult, dataset_entry, in_build_order
+from .sdcproj import ImportError_
+
+MAX_BYTES = 64 << 20
+LOSSES = ("BinaryCrossEntropy", "SigmoidCrossEntropy", "SquaredError", "AbsoluteError", "SoftmaxCrossEntropy")
+PLAIN = ("ReLU", "Sigmoid", "Tanh", "Identity", "Add2")
+
+
+def _f(v):
+    """A float32 the protobuf holds as the decimal it was written as (0.9, not 0.8999999761581421)."""
+    return float(repr(np.float32(v)))
+
+
+def read_proto(path):
+    """The NNablaProtoBuf of a .nntxt/.prototxt file or of the definition inside an .nnp."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".nnp":
+            with zipfile.ZipFile(path) as z:
+                names = [i for i in z.infolist() if i.filename.endswith((".nntxt", ".prototxt"))]
+                if not names:
+                    raise ImportError_(f"{path}: expected an NNP holding a .nntxt network definition; "
+                                       f"it holds {', '.join(z.namelist()[:8]) or 'nothing'}")
+                if names[0].file_size > MAX_BYTES:
+                    raise ImportError_(f"{path}: {names[0].filename} is larger than {MAX_BYTES >> 20} MiB")
+                data, label = z.read(names[0]), f"{path}:{names[0].filename}"
+        else:
+            if path.stat().st_size > MAX_BYTES:
+                raise ImportError_(f"{path}: expected a network definition of at most {MAX_BYTES >> 20} MiB")
+            data, label = path.read_bytes(), str(path)
+    except zipfile.BadZipFile:
+        raise ImportError_(f"{path}: expected an NNP (a zip file); it is not one") from None
+    except OSError as e:
+        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return text_format.Parse(data.decode("utf-8"), nnabla_pb2.NNablaProtoBuf()), label
+    except UnicodeDecodeError:
+        raise ImportError_(f"{label}: expected protobuf text (an NNabla .nntxt), found binary data") from None
+    except text_format.ParseError as e:  # its message starts with line:column
+        raise ImportError_(f"{label}:{e}") from None
+
+
+def from_nnp(path):
+    """(graph data, notes) of an NNP or network definition file."""
+    proto, label = read_proto(path)
+    notes = []
+    if not proto.network:
+        raise ImportError_(f"{label}: expected at least one `network {{ ... }}`")
+    feeds = _feeds(proto)
+    mults = {}
+    for o in proto.optimizer:
+        m = mults.setdefault(o.network_name, {})
+        for p in o.parameter_variable:
+            m.setdefault(p.variable_name, p.learning_rate_multiplier)
+    networks = {n.name: _network(n, label, feeds.get(n.name, ({}, {})), mults.get(n.name, {}))
+                for n in proto.network}
+    optimizers = {}
+    for o in proto.optimizer:
+        where = f"{label}: optimizer '{o.name}'"
+        if o.network_name not in networks:
+            raise ImportError_(f"{where}: expected one of the networks {', '.join(networks)}, got {o.network_name!r}")
+        optimizers[o.name] = {"network": o.network_name, "solver": _solver(o.solver, where),
+                              "update_interval": max(1, o.update_interval)}
+        if o.solver.weight_decay:
+            notes.append(f"optimizer {o.name}: weight_decay {o.solver.weight_decay:g} (nncgan has none)")
+        if o.solver.lr_decay not in (0.0, 1.0):
+            notes.append(f"optimizer {o.name}: lr_decay {o.solver.lr_decay:g} every {o.solver.lr_decay_interval} "
+                         f"iterations (nncgan keeps the rate constant)")
+    executors = {}
+    for e in proto.executor:
+        if e.network_name not in networks or not e.output_variable:
+            raise ImportError_(f"{label}: executor '{e.name}': expected a network of this file and an output variable")
+        executors[e.name] = {"network": e.network_name, "output": e.output_variable[0].variable_name}
+    first = proto.optimizer[0] if proto.optimizer else None
+    net_proto = {n.name: n for n in proto.network}
+    batch = net_proto[first.network_name].batch_size if first else proto.network[0].batch_size
+    config = {"batch_size": batch or 64, "max_epoch": proto.training_config.max_epoch or 100,
+              "save_best": bool(proto.training_config.save_best)}
+    datasets = {d.name: d for d in proto.dataset}
+    used = [datasets[n] for n in (first.dataset_name if first else []) if n in datasets] or list(proto.dataset)
+    if not used:
+        raise ImportError_(f"{label}: expected a `dataset {{ uri: ... }}` the optimizers read")
+    try:
+        dataset = dataset_entry(used[0].uri, "", Path(path).resolve().parent)
+    except ImportError_ as e:
+        raise ImportError_(f"{label}: dataset '{used[0].name}': {e}") from None
+    graph = {"description": f"imported from {Path(path).name}", "dataset": dataset, "config": config,
+             "networks": networks, "optimizers": optimizers, "executors": executors}
+    return graph, notes
+
+
+def _feeds(proto):
+    """network -> ({variable: dataset variable}, {variable: (generator, multiplier)}) from every
+    optimizer, monitor and executor that runs it."""
+    out = {}
+    for msg in list(proto.optimizer) + list(proto.monitor) + list(proto.executor):
+        data, gens = out.setdefault(msg.network_name, ({}, {}))
+        for d in msg.data_variable:
+            data.setdefault(d.variable_name, d.data_name)
+        for g in msg.generator_variable:
+            gens.setdefault(g.variable_name, (g.type, g.multiplier))
+    return out
+
+
+def _network(net, label, feeds, mults):
+    data, gens = feeds
+    shapes = {v.name: list(v.shape.dim) for v in net.variable}
+    params = {v.name for v in net.variable if v.type == "Parameter"}
+    inits = {v.name: (v.initializer.type, float(v.initializer.multiplier)) for v in net.variable
+             if v.type == "Parameter" and v.initializer.type in initializers.NAMES}
+    produced = {o for f in net.function for o in f.output}
+    where = f"{label}: network '{net.name}'"
+
+    def shape_of(name):
+        if name not in shapes:
+            raise ImportError_(f"{where}: variable '{name}' is used but not declared")
+        return shapes[name] if name in params else shapes[name][1:]  # data: without the batch axis
+
+    layers, weights, targets = [], {}, {}
+    for f in net.function:
+        if f.type == "MulScalar" and f.input and any(l["name"] == f.input[0] and l["type"] in LOSSES for l in layers):
+            weights[f.input[0]] = (f.mul_scalar_param.val, f.output[0])
+            continue
+        layers.append(_layer(f, params, shape_of, f"{where}, function '{f.name}' ({f.type})"))
+    # A weighted loss: the loss layer takes the weight (and the scaled variable's name, if referenced).
+    for l in layers:
+        if l["name"] in weights:
+            l["weight"] = _f(weights[l["name"]][0])
+    for l in layers:
+        lt = get_layer_type(l["type"])
+        if lt.is_loss and len(l["inputs"]) == 2:
+            t = l["inputs"][1]
+            if t not in produced and t in gens:
+                kind, m = gens[t]
+                l["target"], l["inputs"] = {"generator": kind, "multiplier": _f(m)}, l["inputs"][:1]
+                targets[t] = l["name"]
+            elif t not in produced and t in data:
+                l["target"], l["inputs"] = {"dataset": data[t]}, l["inputs"][:1]
+                targets[t] = l["name"]
+            else:
+                l["target"], l["inputs"] = t, l["inputs"][:1]
+        scoped = l.pop("_params")
+        for p, key in (("W", "w_init"), ("b", "b_init")):
+            if p in scoped and scoped[p] in inits:
+                kind, m = inits[scoped[p]]
+                l[key] = {"type": kind, "multiplier": _f(m)}
+        if scoped:
+            m = {p: _f(mults.get(name, 1.0 if not mults else 0.0)) for p, name in scoped.items()
+                 if p not in lt.fixed_params}
+            lr = compact_lr_mult(m)
+            if lr is not None:
+                l["lr_mult"] = lr
+    inputs = []
+    for name in dict.fromkeys(i for f in net.function for i in f.input):
+        if name in produced or name in params or name in targets:
+            continue
+        entry = {"name": name, "type": "Input", "size": shape_of(name)}
+        if name in gens:
+            entry["generator"], entry["multiplier"] = gens[name][0], _f(gens[name][1])
+        elif name in data:
+            entry["dataset"] = data[name]
+        else:
+            raise ImportError_(f"{where}: input variable '{name}' is fed by no dataset variable or "
+                               f"generator in any optimizer, monitor or executor")
+        inputs.append(entry)
+    return {"layers": in_build_order(inputs + layers)}
+
+
+def _layer(f, params, shape_of, where):
+    if f.type not in _CONVERT:
+        raise ImportError_(f"{where}: expected a function nncgan has a layer for "
+                           f"({', '.join(sorted(_CONVERT))})")
+    if len(f.output) != 1:
+        raise ImportError_(f"{where}: expected one output variable, got {len(f.output)}")
+    data_in = [i for i in f.input if i not in params]
+    param_in = [i for i in f.input if i in params]
+    layer = {"name": f.output[0], "type": f.type, "inputs": data_in}
+    lt = get_layer_type(f.type)
+    scoped = {}
+    for name in param_in:
+        scope, _, rest = name.rpartition("/")
+        scope, _, prefix = scope.rpartition("/")
+        if not scope or prefix != lt.param_prefix or rest not in lt.params:
+            raise ImportError_(f"{where}: expected parameters named '<scope>/{lt.param_prefix}/"
+                               f"<{'|'.join(lt.params)}>', got '{name}'")
+        scoped[rest] = name
+        layer["scope"] = scope
+    if layer.get("scope") == layer["name"]:
+        del layer["scope"]
+    layer["_params"] = scoped
+    try:
+        layer.update(_CONVERT[f.type](f, [shape_of(i) for i in f.input], scoped, shape_of(f.output[0])))
+    except ValueError as e:
+        raise ImportError_(f"{where}: {e}") from None
+    return layer
+
+
+def _solver(s, where):
+    known = {k.lower(): k for k in solvers.SOLVERS}
+    stype = known.get(s.type.lower())
+    if stype is None:
+        raise ImportError_(f"{where}: expected a solver nncgan knows ({', '.join(solvers.SOLVERS)}), got {s.type!r}")
+    field = {"AdamW": "adamw_param", "RMSprop": "rmsprop_param"}.get(stype, f"{stype.lower()}_param")
+    msg = getattr(s, field)
+    defaults = solvers.SOLVERS[stype][1]
+    entry = {"type": stype}
+    for key in defaults:
+        entry[key] = _f(getattr(msg, key))
+    return entry
+
+
+def _base_axis(p):
+    if p.base_axis not in (0, 1):
+        raise ValueError(f"base_axis 1 (one batch axis), got {p.base_axis}")
+
+
+def _no_channel_last(p):
+    if getattr(p, "channel_last", False):
+        raise ValueError("channel-first data (channel_last false)")
+
+
+def _affine(f, in_shapes, scoped, out_shape):
+    _base_axis(f.affine_param)
+    return {"out_shape": out_shape, "with_bias": "b" in scoped}
+
+
+def _conv(kind):
+    def convert(f, in_shapes, scoped, out_shape):
+        p = getattr(f, f"{kind}_param")
+        _base_axis(p)
+        _no_channel_last(p)
+        if kind == "deconvolution" and any(p.output_padding.dim):
+            raise ValueError("no output_padding (nncgan's Deconvolution has none)")
+        w, group = in_shapes[1], p.group or 1   # W: (out, in/g, *k) or, deconvolving, (in, out/g, *k)
+        return {"out_maps": w[0] if kind == "convolution" else w[1] * group, "kernel_shape": list(w[2:]),
+                "pad": list(p.pad.dim), "stride": list(p.stride.dim), "dilation": list(p.dilation.dim),
+                "group": group, "with_bias": "b" in scoped}
+    return convert
+
+
+def _bn(f, in_shapes, scoped, out_shape):
+    p = f.batch_normalization_param
+    if getattr(p, "no_scale", False) or getattr(p, "no_bias", False):
+        raise ValueError("beta and gamma both present (no_scale/no_bias are not supported)")
+    return {"axes": [a - 1 for a in p.axes], "decay_rate": _f(p.decay_rate), "epsilon": _f(p.eps),
+            "batch_stat": p.batch_stat}
+
+
+def _pool(kind):
+    def convert(f, in_shapes, scoped, out_shape):
+        p = getattr(f, f"{kind}_param")
+        _no_channel_last(p)
+        return {"kernel_shape": list(p.kernel.dim), "stride": list(p.stride.dim), "pad": list(p.pad.dim),
+                "ignore_border": p.ignore_border}
+    return convert
+
+
+def _softmax_ce(f, in_shapes, scoped, out_shape):
+    if f.softmax_cross_entropy_param.axis not in (0, 1):
+        raise ValueError(f"axis 1 (classes on the first sample axis), got {f.softmax_cross_entropy_param.axis}")
+    return {}
+
+
+_CONVERT = {
+    "Affine": _affine,
+    "Convolution": _conv("convolution"),
+    "Deconvolution": _conv("deconvolution"),
+    "BatchNormalization": _bn,
+    "LeakyReLU": lambda f, s, p, o: {"alpha": _f(f.leaky_relu_param.alpha)},
+    "ELU": lambda f, s, p, o: {"alpha": _f(f.elu_param.alpha)},
+    "Concatenate": lambda f, s, p, o: {"axis": f.concatenate_param.axis - 1},
+    "Reshape": lambda f, s, p, o: {"out_shape": list(f.reshape_param.shape.dim[1:])},
+    "Unpooling": lambda f, s, p, o: {"kernel_shape": list(f.unpooling_param.kernel.dim)},
+    "MaxPooling": _pool("max_pooling"),
+    "AveragePooling": _pool("average_pooling"),
+    "OneHot": lambda f, s, p, o: {"shape": list(f.one_hot_param.shape.dim)},
+    "SoftmaxCrossEntropy": _softmax_ce,
+    **{t: (lambda f, s, p, o: {}) for t in PLAIN + LOSSES if t != "SoftmaxCrossEntropy"},
+}
