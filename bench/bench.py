@@ -6,7 +6,7 @@ process, kept alive for the whole run; the coordinator asks them in turn, in rou
 rotates, for a few timed iterations each, so that the load of a shared machine falls on all
 alike. Each reports its peak resident memory (getrusage) at the end.
 
-    .venv/bin/python bench/bench.py [--rounds 6] [--per-round 3] [--infer-run RUN]
+    .venv/bin/python bench/bench.py [--rounds 6] [--per-round 3] [--infer-run RUN] [--no-torch] [--no-cli]
                                     [--accuracy before.json --accuracy after.json] [--write-doc]
 
 Contestants: nncgan; nncgan with the plain label-map formulation (the code before issue 7's

@@ -82,6 +82,16 @@ def cmd_train(args):
     graph = _parse_with_overrides(args)[0]
     if args.batch_size:
         graph.config.batch_size = args.batch_size
+    from .train import distributed
+    rank, size, _ = distributed.plan(args.comm)  # a --comm that cannot work stops here
+    if size > 1:
+        distributed.require_cuda(args.context, size)
+        if not args.out:
+            raise RunError(f"training as {size} processes: name the run with --out DIR, so that all agree on it")
+    if rank > 0:  # only rank 0 writes the run (and logs); the others train into a scratch copy
+        args.quiet = True
+        return distributed.train_other_rank(args, graph, lambda run, info: _train(args, graph, run, info,
+                                                                                  lambda *a: None))
     if args.resume:
         run = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
         info = runs.read_info(run)
@@ -106,11 +116,16 @@ def _train(args, graph, run, info, log):
         runs.update_info(run, status="running")
     else:
         runs.update_info(run, batch_size=graph.config.batch_size)
-    backend = context.select(args.context)
-    log(f"nncgan: training {graph.path} in {run} on {backend}")
+    from .train.distributed import setup
+    backend = context.select(args.context, type_config=args.type_config)
+    comm = setup(args.comm, backend, type_config=args.type_config)
+    log(f"nncgan: training {graph.path} in {run} on {backend}"
+        + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))
     train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
-          log=log, evaluate=not args.no_eval)
+          log=log, evaluate=not args.no_eval, comm=comm)
     from .eval.classifier import is_classifier
+    if not comm.writes:
+        return 0
     if is_classifier(graph):
         print("nncgan: done; nncgan eval now reads generated images with it")
         return 0
@@ -260,6 +275,11 @@ def build_parser():
     t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
     t.add_argument("--no-eval", action="store_true",
                    help="do not score each epoch's samples with a trained classifier (nncgan eval's numbers)")
+    t.add_argument("--type-config", choices=("float", "half"), default="float",
+                   help="half: compute in float16 where NNabla can (for CUDA GPUs; see docs/performance.md)")
+    t.add_argument("--comm", choices=("auto", "none", "nccl"), default="auto",
+                   help="data-parallel over GPUs under `mpirun -n N` (nccl; auto: when mpirun started this "
+                        "process); see docs/performance.md")
     _add_set(t)
     t.set_defaults(func=cmd_train)
 

@@ -19,7 +19,7 @@ from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import checkpoint, progress
+from . import checkpoint, distributed, progress
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -48,10 +48,12 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
-def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False, evaluate=True):
+def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False, evaluate=True,
+          comm=distributed.SINGLE):
     """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state.
 
-    With `evaluate`, each epoch is scored (nncgan.eval.hook) when a trained classifier fits."""
+    With `evaluate`, each epoch is scored (nncgan.eval.hook) when a trained classifier fits.
+    `comm` (train/distributed.py): this process' rank among data-parallel processes."""
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
@@ -60,7 +62,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
 
     nn.clear_parameters()
     nets, rng = build_all(graph, cfg.batch_size, cfg.seed)
-    steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
+    steps = [OptimizerStep(o, nets[o.network], comm.all_reduce if comm.size > 1 else None) for o in graph.optimizers]
     solvers = {k: s for step in steps for k, s in step.solvers.items()}
     sampler = _tile_sampler(graph)
     # An image-to-image executor draws its tiles from the first training samples, the same every epoch.
@@ -84,9 +86,12 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
         runs.update_info(run, status="finished")
         return state
-    di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    if comm.size > 1:  # this rank's shard of each epoch, its own noise
+        di, iters = distributed.iterator(arrays, cfg.batch_size, cfg.seed, comm, first_epoch=state["epoch"])
+    else:
+        di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
     evaluator = epoch_eval.for_training(graph, run, sampler, data_dir or graph.dataset.dir, log,
-                                        resume_epoch=state["epoch"]) if evaluate else None
+                                        resume_epoch=state["epoch"]) if evaluate and comm.writes else None
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],
                                      max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
@@ -94,6 +99,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     with _stop_on_signals() as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
+                if comm.size > 1:  # each rank its own noise, a function of (seed, rank, epoch): resumable
+                    rng = distributed.rank_rng(cfg.seed, comm.rank, epoch)
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 state.update(epoch=epoch, rng=_rng_state(rng))

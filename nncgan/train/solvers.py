@@ -17,8 +17,9 @@ def group_name(opt_name, mult, n_groups):
 class OptimizerStep:
     """Runs one NNC optimizer: forward and backward of its network, then its solvers' updates."""
 
-    def __init__(self, opt, network):
+    def __init__(self, opt, network, all_reduce=None):
         self.opt, self.network = opt, network
+        self.all_reduce = all_reduce  # data-parallel: averages the gradients over processes before an update
         groups = defaultdict(dict)
         for path, (var, mult) in network.trainable.items():
             groups[mult][path] = var
@@ -44,6 +45,8 @@ class OptimizerStep:
             self.terms = {n: float(v.d) for n, v in zip(self.term_names, net.term_means.values())}
         net.loss.backward(clear_buffer=True)
         if (iteration + 1) % n == 0:
+            if self.all_reduce is not None:
+                self.all_reduce([v.grad for v, _ in net.trainable.values()])
             for s in self.solvers.values():
                 s.update()
         return float(net.loss.d)
