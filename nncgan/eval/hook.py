@@ -25,10 +25,15 @@ def series_path(run, name):
 
 class _Series:
     def __init__(self, run, names, resume_epoch):
-        for n in names:  # drop points of epochs after the one resumed from
-            _truncate_series(series_path(run, n), resume_epoch)
+        kept = {}
+        for n in names:  # the points up to the epoch resumed from; later ones are dropped
+            path = series_path(run, n)
+            _truncate_series(path, resume_epoch)
+            kept[n] = path.read_text() if path.is_file() else ""
         monitor = Monitor(str(Path(run) / MONITOR_DIR))
         self.series = {n: MonitorSeries(f"eval-{n}", monitor, interval=1, verbose=False) for n in names}
+        for n, text in kept.items():  # MonitorSeries empties its file when created
+            series_path(run, n).write_text(text)
 
     def add(self, epoch, values):
         for n, s in self.series.items():
@@ -88,8 +93,10 @@ class ClassifierEpochEval:
         return {"test_accuracy": acc}
 
 
-def for_training(graph, run, sampler, data_dir=None, log=print, resume_epoch=0, runs_dirs=("runs",)):
-    """The per-epoch scorer of this training run, or None (with a one-line note) when none applies."""
+def for_training(graph, run, sampler, data_dir=None, log=print, resume_epoch=0, runs_dirs=()):
+    """The per-epoch scorer of this training run, or None (with a one-line note) when none applies.
+
+    The classifier is looked for beside the run (its runs folder) and in $NNCGAN_CLASSIFIER_RUNS."""
     try:
         if C.is_classifier(graph):
             return ClassifierEpochEval(run, graph, data_dir, log, resume_epoch)
