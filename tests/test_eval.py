@@ -30,21 +30,23 @@ def trained(tmp_path_factory):
         pytest.skip("MNIST files not found")
     root = tmp_path_factory.mktemp("eval")
     with pytest.MonkeyPatch.context() as mp:
-        use_small_mnist(mp)["n"] = 1024
+        data = use_small_mnist(mp)
+        data["n"] = 1024
         assert cli.main(["train", str(CLASSIFIER), "--out", str(root / "runs" / "clf")] + TINY) == 0
+        data["n"] = 256  # the GAN only needs to run
         logs = []
         from nncgan.train import loop
         from nncgan.graph.parse import parse_graph
         graph = parse_graph(CGAN)
-        graph.config.batch_size = 256
+        graph.config.batch_size = 128
         run = runs.new_run(graph, root / "runs" / "gan")
         loop.train(graph, run, max_epoch=2, log=logs.append, quiet=True)
-        yield {"root": root, "clf": root / "runs" / "clf", "gan": run, "logs": logs, "mp": mp}
+        yield {"root": root, "clf": root / "runs" / "clf", "gan": run, "logs": logs, "data": data}
 
 
 @pytest.fixture
-def small(trained, monkeypatch):
-    use_small_mnist(monkeypatch)["n"] = 1024
+def small(trained):
+    trained["data"]["n"] = 1024  # "mnist" is its first 1024 images (of each split) in every test
     return trained
 
 
@@ -165,10 +167,11 @@ def test_collapse_during_training_is_warned(small):
     assert [x[0] for x in rows] == ["1", "2"] and float(rows[1][1]) == 0.0
 
 
-def test_no_eval_leaves_the_monitors_alone(tmp_path, small):
+def test_no_eval_leaves_the_monitors_alone(small):
     from nncgan.train import loop
+    small["data"]["n"] = 128
     graph = _graph()
-    graph.config.batch_size = 512
+    graph.config.batch_size = 64
     run = runs.new_run(graph, small["root"] / "runs" / "noeval")
     loop.train(graph, run, max_epoch=1, log=lambda *a: None, quiet=True, evaluate=False)
     assert not list((run / "monitor").glob("eval-*"))
