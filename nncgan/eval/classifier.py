@@ -70,7 +70,7 @@ class Classifier:
         with nn.parameter_scope("classifier", self._scope):
             self._build(graph, batch_size, where=self.run / runs.GRAPH_COPY)
             self.epoch = checkpoint.load(run)["epoch"]
-        self.test_accuracy = read_test_accuracy(run)
+        self.test_accuracy = read_test_accuracy(run, self.epoch)
 
     @classmethod
     def live(cls, graph, batch_size=500):
@@ -132,10 +132,12 @@ def write_test_accuracy(run, epoch, accuracy, n):
     os.replace(tmp, d / INFO)
 
 
-def read_test_accuracy(run):
+def read_test_accuracy(run, epoch):
+    """The test accuracy measured of epoch `epoch` of the run, or None (not measured, or of another epoch)."""
     import json
     path = Path(run) / "eval" / INFO
     try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["test_accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return float(saved["test_accuracy"]) if saved.get("epoch") == epoch else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
