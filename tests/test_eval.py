@@ -213,3 +213,24 @@ def test_metrics_on_known_inputs():
     assert M.mean_pairwise_distance(np.array([[0.0, 0], [3, 4]])) == pytest.approx(5)
     probs = np.eye(3)[[0, 1, 1, 2]]
     assert M.label_accuracy(probs, [0, 1, 2, 2], 3) == (0.75, [1.0, 1.0, 0.5])
+
+
+def test_classifier_lookup_prefers_the_first_folder_then_the_latest_finished(tmp_path, monkeypatch):
+    monkeypatch.delenv(C.ENV, raising=False)
+
+    def fake(folder, started, status="finished", name="classifier_mnist"):
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "checkpoints" / "latest").write_text("epoch_0001")
+        runs.write_info(folder, {"graph": "g.yaml", "name": name, "started": started, "status": status})
+        return folder.resolve()
+
+    old = fake(tmp_path / "a" / "old", "2026-01-01T00:00:00")
+    fake(tmp_path / "a" / "newer-but-stopped", "2026-02-01T00:00:00", status="stopped")
+    fake(tmp_path / "a" / "fashion", "2026-03-01T00:00:00", name="classifier_fashion")
+    newest = fake(tmp_path / "b" / "newest", "2026-04-01T00:00:00")
+    assert C.find("mnist", [tmp_path / "a", tmp_path / "b"]) == old
+    assert C.find("mnist", [tmp_path / "b", tmp_path / "a"]) == newest
+    monkeypatch.setenv(C.ENV, str(tmp_path / "b"))
+    assert C.find("mnist", [tmp_path / "nothing"]) == newest
+    with pytest.raises(RunError, match="train one with: nncgan train graphs/classifier_fashion.yaml"):
+        C.find("fashion-mnist", [tmp_path / "b"])
