@@ -32,15 +32,15 @@ def train_command(dataset):
 
 
 def find(dataset, runs_dirs=("runs",)):
-    """The latest finished run of the classifier graph for `dataset`, searched in `runs_dirs`
-    (and $NNCGAN_CLASSIFIER_RUNS); RunError naming the command that trains one if there is none."""
+    """The latest finished run of the classifier graph for `dataset`, from the first of `runs_dirs`
+    (then $NNCGAN_CLASSIFIER_RUNS) that holds one; RunError naming the command that trains one if none does."""
     if dataset not in GRAPHS:
         raise RunError(f"no classifier graph for dataset '{dataset}'; nncgan eval knows "
                        f"{', '.join(GRAPHS)} (or pass --classifier RUN)")
     name = GRAPHS[dataset][0]
     dirs = [Path(d) for d in runs_dirs] + [Path(d) for d in os.environ.get(ENV, "").split(":") if d]
-    found = []
     for root in dict.fromkeys(d.resolve() for d in dirs):
+        found = []
         for d in root.iterdir() if root.is_dir() else ():
             try:
                 info = runs.read_info(d) if (d / runs.RUN_INFO).is_file() else None
@@ -49,12 +49,12 @@ def find(dataset, runs_dirs=("runs",)):
             if info and info.get("name") == name and info.get("status") == "finished" \
                     and checkpoint.has_checkpoint(d):
                 found.append((info.get("started", ""), d))
-    if not found:
-        where = ", ".join(f"{d}/" for d in dict.fromkeys(map(str, dirs)))
-        raise RunError(f"no trained classifier for dataset '{dataset}' (a finished run of graph "
-                       f"'{name}' under {where}); train one with: {train_command(dataset)} "
-                       f"(or pass --classifier RUN)")
-    return max(found)[1]
+        if found:
+            return max(found)[1]
+    where = ", ".join(f"{d}/" for d in dict.fromkeys(map(str, dirs)))
+    raise RunError(f"no trained classifier for dataset '{dataset}' (a finished run of graph "
+                   f"'{name}' under {where}); train one with: {train_command(dataset)} "
+                   f"(or pass --classifier RUN)")
 
 
 class Classifier:
@@ -70,7 +70,7 @@ class Classifier:
         with nn.parameter_scope("classifier", self._scope):
             self._build(graph, batch_size, where=self.run / runs.GRAPH_COPY)
             self.epoch = checkpoint.load(run)["epoch"]
-        self.test_accuracy = read_test_accuracy(run)
+        self.test_accuracy = read_test_accuracy(run, self.epoch)
 
     @classmethod
     def live(cls, graph, batch_size=500):
@@ -132,10 +132,12 @@ def write_test_accuracy(run, epoch, accuracy, n):
     os.replace(tmp, d / INFO)
 
 
-def read_test_accuracy(run):
+def read_test_accuracy(run, epoch):
+    """The test accuracy measured of epoch `epoch` of the run, or None (not measured, or of another epoch)."""
     import json
     path = Path(run) / "eval" / INFO
     try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["test_accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return float(saved["test_accuracy"]) if saved.get("epoch") == epoch else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -25,10 +25,15 @@ def series_path(run, name):
 
 class _Series:
     def __init__(self, run, names, resume_epoch):
-        for n in names:  # drop points of epochs after the one resumed from
-            _truncate_series(series_path(run, n), resume_epoch)
+        kept = {}
+        for n in names:  # the points up to the epoch resumed from; later ones are dropped
+            path = series_path(run, n)
+            _truncate_series(path, resume_epoch)
+            kept[n] = path.read_text() if path.is_file() else ""
         monitor = Monitor(str(Path(run) / MONITOR_DIR))
         self.series = {n: MonitorSeries(f"eval-{n}", monitor, interval=1, verbose=False) for n in names}
+        for n, text in kept.items():  # MonitorSeries empties its file when created
+            series_path(run, n).write_text(text)
 
     def add(self, epoch, values):
         for n, s in self.series.items():
@@ -36,14 +41,31 @@ class _Series:
                 s.add(epoch, values[n])
 
 
-class GanEpochEval:
+class _Scorer:
+    """Calling it scores an epoch; an error (unreadable test data, ...) is reported once and
+    turns the scores off rather than stopping a run whose epoch is already saved."""
+
+    def __call__(self, epoch):
+        if self.off:
+            return None
+        try:
+            return self.score(epoch)
+        except NncganError as e:
+            self.off = True
+            self.log(f"nncgan: per-epoch scores off after epoch {epoch}: {e}")
+            return None
+
+
+class GanEpochEval(_Scorer):
+    off = False
+
     def __init__(self, run, graph, sampler, clf, data_dir, log, resume_epoch):
         self.run, self.graph, self.sampler, self.clf = run, graph, sampler, clf
         self.data_dir, self.log, self.ref = data_dir, log, None
         names = [n for n in GAN_SERIES if n != "label_accuracy" or sampler.conditional]
         self.series = _Series(run, names, resume_epoch)
 
-    def __call__(self, epoch):
+    def score(self, epoch):
         from .report import draw
         from .score import Reference, score
         if self.ref is None:  # real statistics once, at the first epoch's end
@@ -68,7 +90,9 @@ class GanEpochEval:
         return r
 
 
-class ClassifierEpochEval:
+class ClassifierEpochEval(_Scorer):
+    off = False
+
     def __init__(self, run, graph, data_dir, log, resume_epoch):
         self.run, self.log = run, log
         self.clf = C.Classifier.live(graph)
@@ -79,7 +103,7 @@ class ClassifierEpochEval:
         self.labels = np.asarray(test["y"]).reshape(len(test["y"]), -1)[:, 0]
         self.series = _Series(run, ["test_accuracy"], resume_epoch)
 
-    def __call__(self, epoch):
+    def score(self, epoch):
         probs, _ = self.clf(self.images)
         acc = float((probs.argmax(1) == self.labels).mean())
         self.series.add(epoch, {"test_accuracy": acc})
@@ -88,8 +112,10 @@ class ClassifierEpochEval:
         return {"test_accuracy": acc}
 
 
-def for_training(graph, run, sampler, data_dir=None, log=print, resume_epoch=0, runs_dirs=("runs",)):
-    """The per-epoch scorer of this training run, or None (with a one-line note) when none applies."""
+def for_training(graph, run, sampler, data_dir=None, log=print, resume_epoch=0, runs_dirs=()):
+    """The per-epoch scorer of this training run, or None (with a one-line note) when none applies.
+
+    The classifier is looked for beside the run (its runs folder) and in $NNCGAN_CLASSIFIER_RUNS."""
     try:
         if C.is_classifier(graph):
             return ClassifierEpochEval(run, graph, data_dir, log, resume_epoch)

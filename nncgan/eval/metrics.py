@@ -8,7 +8,6 @@
 - precision and recall of k-NN manifolds in feature space (Kynkaanniemi et al. 2019).
 """
 import numpy as np
-from scipy import linalg
 
 PR_K = 3                      # neighbours that set each sample's manifold radius
 COLLAPSE_ENTROPY_RATIO = 0.5  # histogram entropy below this fraction of log K: the classes collapsed
@@ -31,22 +30,28 @@ def class_histogram(probs, classes):
 def entropy(hist):
     """Entropy (nats) of a histogram of fractions."""
     p = hist[hist > 0]
-    return float(-(p * np.log(p)).sum())
+    return float(-(p * np.log(p)).sum()) + 0.0  # + 0.0: never -0.0
 
 
 def gaussian(features):
     return features.mean(0), np.cov(features, rowvar=False)
 
 
+def _sqrt_psd(s):
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
 def frechet_distance(a, b):
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) of Gaussians a = (mu1, S1), b = (mu2, S2)."""
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) of Gaussians a = (mu1, S1), b = (mu2, S2).
+
+    Tr (S1 S2)^1/2 is taken as the sum of the square roots of the eigenvalues of the symmetric
+    S1^1/2 S2 S1^1/2 (the same eigenvalues), which stays finite for singular covariances (a
+    collapsed set) where a general matrix square root does not."""
     (mu1, s1), (mu2, s2) = a, b
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():  # near-singular product (e.g. a collapsed set): regularise
-        eps = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = covmean.real
-    return float(max(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean), 0.0))
+    r = _sqrt_psd(s1)
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(r @ s2 @ r), 0, None)).sum()
+    return float(max(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean, 0.0))
 
 
 def _sq_dists(a, b, chunk=2048):

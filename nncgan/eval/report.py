@@ -61,11 +61,11 @@ def real_as_generated(ref, num, seed, source):
     """Real test images fed in as if generated: `num` per label ('test'), or one of them repeated
     ('repeat', a deliberately collapsed set) under every label."""
     rng = np.random.RandomState(seed)
+    if source == "test":  # at most as many as the test split holds of a label
+        images = [ref.test_images_of(c, num, rng) for c in range(ref.classes)]
+        return np.concatenate(images), np.repeat(np.arange(ref.classes), [len(i) for i in images])
     labels = np.repeat(np.arange(ref.classes), num)
-    if source == "test":
-        return np.concatenate([ref.test_images_of(c, num, rng) for c in range(ref.classes)]), labels
-    one = ref.test_images_of(0, 1, rng)
-    return np.repeat(one, len(labels), axis=0), labels
+    return np.repeat(ref.test_images_of(0, 1, rng), len(labels), axis=0), labels
 
 
 def evaluate(run=None, num=100, seed=0, classifier=None, runs_dirs=("runs",), source="generator",

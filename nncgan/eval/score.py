@@ -88,11 +88,12 @@ def score(clf, ref, images, labels=None):
         top = int(hist.argmax())
         reasons.append(f"class histogram collapsed: entropy {out['class_entropy']:.3f} of "
                        f"{out['class_entropy_max']:.3f} nats, {hist[top]:.0%} read as class {top}")
-    for c, d, r in ratios:
-        if r is not None and r < M.COLLAPSE_DIVERSITY:
-            where = "the images" if c is None else f"label {c}"
-            reasons.append(f"{where} collapsed: pairwise feature distance {d:.3g}, "
-                           f"{r:.0%} of real images'")
+    low = [(c, d, r) for c, d, r in ratios if r is not None and r < M.COLLAPSE_DIVERSITY]
+    if low:
+        where = "the images" if low[0][0] is None else \
+            f"label{'s' if len(low) > 1 else ''} " + ", ".join(str(c) for c, _, _ in low)
+        reasons.append(f"{where} collapsed: within-label feature distance at most "
+                       f"{max(r for _, _, r in low):.0%} of real images' (below {M.COLLAPSE_DIVERSITY:.0%})")
     out["collapse"] = bool(reasons)
     out["collapse_reasons"] = reasons
     return out
