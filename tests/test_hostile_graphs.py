@@ -41,7 +41,7 @@ def check(text):
     output = out.getvalue() + err.getvalue()
     assert rc in (0, 2), output
     assert "Traceback" not in output
-    assert took < 10, f"check took {took:.1f}s"  # no hang (the cases here are small)
+    assert took < 60, f"check took {took:.1f}s"  # a hang guard only: the cases are small, but CI machines get loaded
     if rc == 2:
         assert "problem(s) in the graph" in output and "g.yaml" in output, output
     return rc, output
