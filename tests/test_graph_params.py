@@ -1,5 +1,4 @@
 """Graph parameters: `params:` and `${EXPR}` values, overridable with --set params.NAME=V."""
-import textwrap
 
 import pytest
 
