@@ -23,12 +23,17 @@ class LossMonitors:
     """One nnabla MonitorSeries per optimizer: the mean loss of every `interval` iterations."""
 
     def __init__(self, run, opt_names, interval, resume_from=None):
-        if resume_from is not None:  # drop points logged after the saved epoch
+        kept = {}
+        if resume_from is not None:  # drop points logged after the saved epoch, keep the ones before
             for name in opt_names:
-                _truncate_series(series_file(run, name), resume_from)
+                path = series_file(run, name)
+                _truncate_series(path, resume_from)
+                kept[path] = path.read_text() if path.is_file() else ""
         monitor = Monitor(str(Path(run) / MONITOR_DIR))
         self.series = {n: MonitorSeries(f"{n} loss", monitor, interval=interval, verbose=False)
                        for n in opt_names}
+        for path, text in kept.items():  # MonitorSeries empties its file when created
+            path.write_text(text)
         for s in self.series.values():  # count the first interval from where the run resumes
             s.flush_at = resume_from or 0
 
