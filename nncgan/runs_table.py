@@ -4,7 +4,6 @@ A run says "running" in its run.json while it trains; one killed without a chanc
 otherwise (kill -9, a power cut) still says so. run.json records the training process's id
 and host, so a "running" run whose process is gone on this host is shown as interrupted.
 """
-import json
 import os
 import socket
 from pathlib import Path
@@ -32,16 +31,6 @@ def status(info):
     return s
 
 
-def _last_state(run):
-    """The saved state of the epoch `checkpoints/latest` names (no checksums: a listing, not a load)."""
-    root = Path(run) / checkpoint.CKPT_DIR
-    try:
-        name = (root / checkpoint.LATEST).read_text(encoding="utf-8").strip()
-        return json.loads((root / name / checkpoint.STATE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def collect(runs_dir=runs.RUNS_DIR):
     """One dict per run folder under `runs_dir`, newest first."""
     root = Path(runs_dir)
@@ -53,7 +42,7 @@ def collect(runs_dir=runs.RUNS_DIR):
             info = runs.read_info(d)
         except RunError:
             continue
-        state = _last_state(d)
+        state = checkpoint.peek_state(d) or {}
         epoch = state.get("epoch", 0)
         losses = state.get("losses", {}).get(str(epoch), {})
         rows.append({"run": d.name, "graph": info.get("name", "?"), "started": info.get("started", ""),

@@ -12,6 +12,8 @@ from nncgan.data import registry
 from nncgan.graph.parse import parse_graph
 from nncgan.train.solvers import OptimizerStep
 
+from conftest import use_image_splits
+
 ROOT = Path(__file__).resolve().parents[1]
 CYCLEGAN = ROOT / "graphs" / "cyclegan.yaml"
 ABA = ROOT / "graphs" / "cyclegan_aba.pipeline.yaml"
@@ -34,14 +36,7 @@ def synthetic_digits(n, seed=0):
 
 @pytest.fixture
 def fake_mnist(monkeypatch):
-    info = registry.DATASETS["mnist"]
-    splits = {"train": synthetic_digits(32, 1), "test": synthetic_digits(12, 2)}
-
-    def load(split, data_dir=None, log=print):
-        x = splits[split]
-        return {"x": x, "y": (np.arange(len(x)) % 10).astype(np.float32)[:, None]}
-    monkeypatch.setitem(registry.DATASETS, "mnist", registry.DatasetInfo(
-        info.name, info.variables, info.classes, load, info.images, info.doc))
+    return use_image_splits(monkeypatch, "mnist", {"train": synthetic_digits(32, 1), "test": synthetic_digits(12, 2)})
 
 
 def _batch(n=4, seed=0):

@@ -8,10 +8,11 @@ from PIL import Image
 
 from nncgan import cli
 from nncgan.builder import build_all, build_network
-from nncgan.data import registry
 from nncgan.graph import overrides
 from nncgan.graph.parse import parse_graph
 from nncgan.train.solvers import OptimizerStep
+
+from conftest import use_image_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 PIX2PIX = ROOT / "graphs" / "pix2pix.yaml"
@@ -32,15 +33,8 @@ def synthetic_items(n, seed=0):
 @pytest.fixture
 def fake_fashion(monkeypatch):
     """'fashion-mnist' as 32 synthetic train and 16 test items: the edges derived from them are real."""
-    info = registry.DATASETS["fashion-mnist"]
-    splits = {"train": synthetic_items(32, 1), "test": synthetic_items(16, 2)}
-
-    def load(split, data_dir=None, log=print):
-        x = splits[split]
-        return {"x": x, "y": (np.arange(len(x)) % 10).astype(np.float32)[:, None]}
-    monkeypatch.setitem(registry.DATASETS, "fashion-mnist", registry.DatasetInfo(
-        info.name, info.variables, info.classes, load, info.images, info.doc))
-    return splits
+    return use_image_splits(monkeypatch, "fashion-mnist",
+                            {"train": synthetic_items(32, 1), "test": synthetic_items(16, 2)})
 
 
 def _batch(n=4, seed=0):

@@ -156,6 +156,16 @@ def _intact(folder):
         return False
 
 
+def peek_state(run):
+    """The state of the epoch `checkpoints/latest` names, unverified (for listings and reports), or None."""
+    root = Path(run) / CKPT_DIR
+    try:
+        name = (root / LATEST).read_text(encoding="utf-8").strip()
+        return json.loads((root / name / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def has_checkpoint(run):
     root = Path(run) / CKPT_DIR
     return (root / LATEST).is_file() or any(root.glob("epoch_*"))

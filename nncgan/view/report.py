@@ -69,16 +69,6 @@ def table(mapping, cls="kv"):
     return f'<table class="{cls}">{rows}</table>'
 
 
-def _last_state(run):
-    """The saved state of the epoch `checkpoints/latest` names, or None."""
-    root = Path(run) / checkpoint.CKPT_DIR
-    try:
-        name = (root / checkpoint.LATEST).read_text(encoding="utf-8").strip()
-        return json.loads((root / name / checkpoint.STATE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def curves_svg(run, state):
     """Each optimizer's loss against epochs, from its MonitorSeries, as an inline SVG (or None)."""
     series = {p.name[:-len("-loss.series.txt")]: progress.read_series(p)
@@ -160,7 +150,7 @@ def _graph(run, info):
 def report_page(run):
     run = Path(run)
     info = runs.read_info(run)
-    state = _last_state(run)
+    state = checkpoint.peek_state(run)
     curves = curves_svg(run, state)
     body = [f"<h1>{_e(run.name)}</h1>",
             f'<p class="facts">graph {_e(info.get("name", "?"))} \u00b7 status {_e(info.get("status", "?"))}'
