@@ -67,6 +67,9 @@ class Optimizer:
     solver_settings: dict
     update_interval: int
     where: Where
+    weight_decay: float = 0.0           # NNC's WeightDecay: nnabla's solver.weight_decay before each update
+    lr_scheduler: Optional[dict] = None  # nncgan.schedules.SCHEDULERS entry, defaults filled; None: constant
+    warmup: Optional[dict] = None        # nncgan.schedules.WARMUPS entry; None: no warm-up
 
 
 @dataclass

@@ -15,7 +15,7 @@ import os
 
 import yaml
 
-from .. import solvers
+from .. import schedules, solvers
 from ..errors import GraphError
 from ..layers import get as get_layer_type
 from .yamlio import Node, Seq, dump, load_file
@@ -70,9 +70,14 @@ def _wrap(v, line):
 
 def _settable(parent, path):
     """Keys the graph language accepts in `parent` although the file leaves them out."""
-    from .parse import CONFIG_KEYS, LAYER_KEYS
+    from .parse import CONFIG_KEYS, LAYER_KEYS, OPTIMIZER_KEYS
     if path == ["config"]:
         return dict(CONFIG_KEYS)
+    if len(path) == 2 and path[0] == "optimizers":
+        return dict(OPTIMIZER_KEYS)
+    if len(path) == 3 and path[0] == "optimizers" and path[2] in ("lr_scheduler", "warmup"):
+        table = schedules.SCHEDULERS if path[2] == "lr_scheduler" else schedules.WARMUPS
+        return dict(table.get(parent.get("type"), {}))
     if len(path) == 3 and path[0] == "optimizers" and path[2] == "solver" and \
             parent.get("type") in solvers.SOLVERS:
         return dict(solvers.SOLVERS[parent["type"]][1])

@@ -7,7 +7,7 @@ the layer registry, so a broken graph fails before any memory is allocated.
 import difflib
 import os
 
-from .. import solvers
+from .. import schedules, solvers
 from ..data import registry
 from ..data.registry import DATASETS
 from ..errors import DataError, GraphError
@@ -19,6 +19,9 @@ from .yamlio import Node, Seq, load_file
 TOP_KEYS = ("nncgan", "name", "description", "params", "dataset", "config", "defaults", "blocks", "networks",
             "optimizers", "executors")
 CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False, "ema": None, "ema_start": 0}
+# An optimizer's keys and their defaults (`--set` reads the same table).
+OPTIMIZER_KEYS = {"network": None, "solver": None, "update_interval": 1, "weight_decay": 0.0,
+                  "lr_scheduler": None, "warmup": None}
 LAYER_KEYS = ("name", "type", "input", "inputs", "scope", "lr_mult", "target")
 USE_KEYS = ("use", "inputs", "prefix", "scope_prefix", "lr_mult", "settings")
 MISSING = object()
@@ -620,8 +623,7 @@ class _Parser:
             if not isinstance(o, Node):
                 self.p.add(w, f"optimizer '{name}' must be a mapping with network and solver")
                 continue
-            self.p.keys(o, ("network", "solver", "update_interval"), w, f"optimizer '{name}'",
-                        required=("network", "solver"))
+            self.p.keys(o, tuple(OPTIMIZER_KEYS), w, f"optimizer '{name}'", required=("network", "solver"))
             net = o.get("network")
             if "network" in o and (not isinstance(net, str) or net not in networks):
                 self.p.add(self.where(o, "network"), f"optimizer '{name}': unknown network '{net}'"
@@ -633,10 +635,24 @@ class _Parser:
                 self.p.add(self.where(o, "update_interval"), f"update_interval must be an integer >= 1, got {interval!r}")
                 interval = 1
             stype, ssettings = self.parse_solver(o.get("solver"), self.where(o, "solver"), name)
-            out.append(Optimizer(str(name), net, stype, ssettings, interval, w))
+            wd = o.get("weight_decay", 0.0)
+            if not _is_num(wd) or not (0 <= wd < float("inf")):
+                self.p.add(self.where(o, "weight_decay"), f"weight_decay must be a finite number >= 0, got {wd!r}")
+                wd = 0.0
+            sched = self.parse_schedule(o, "lr_scheduler", schedules.SCHEDULERS, name)
+            warmup = self.parse_schedule(o, "warmup", schedules.WARMUPS, name)
+            out.append(Optimizer(str(name), net, stype, ssettings, interval, w, float(wd), sched, warmup))
         if not out and "optimizers" in self.raw:
             self.p.add(self.where(self.raw, "optimizers"), "'optimizers' must name at least one optimizer")
         return out
+
+    def parse_schedule(self, o, key, table, opt):
+        spec, problems = schedules.parse(o.get(key), table, f"optimizer '{opt}': {key}")
+        node = o.get(key)
+        for k, msg in problems:
+            at = self.where(node, k) if k is not None and isinstance(node, Node) else self.where(o, key)
+            self.p.add(at, msg)
+        return None if problems else spec
 
     def parse_solver(self, s, w, opt):
         if isinstance(s, str):

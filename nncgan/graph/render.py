@@ -79,7 +79,8 @@ def resolved(graph):
     data["optimizers"] = {
         o.name: {"network": o.network,
                  "solver": {"type": o.solver, **solvers.SOLVERS[o.solver][1], **o.solver_settings},
-                 "update_interval": o.update_interval}
+                 "update_interval": o.update_interval, "weight_decay": o.weight_decay,
+                 "lr_scheduler": o.lr_scheduler, "warmup": o.warmup}
         for o in graph.optimizers}
     data["executors"] = {e.name: {"network": e.network, "output": e.output}
                          for e in graph.executors.values()}

@@ -4,8 +4,9 @@ FILE is an NNC project (.sdcproj), an NNabla/NNC network definition (.nntxt, .pr
 NNP (.nnp: a zip holding one). Every network becomes a `networks:` entry, layer for layer, with
 NNC's properties as snake_case settings, ParameterScope as `scope:`, the LRateMultipliers as
 `lr_mult:`, Input generators, loss targets, optimizers, config and executors. The graph is
-checked as `nncgan check` checks it before this returns; what nncgan cannot express (weight
-decay, learning-rate schedules) is named in a warning and in the file's header.
+checked as `nncgan check` checks it before this returns; what nncgan cannot express (NNC's
+monitors, an optimizer's iteration range) is named, with its file, line and section, in a
+warning and in the file's header.
 """
 from pathlib import Path
 
@@ -165,6 +166,10 @@ def from_sdcproj(project):
     cfg = project.section("Config")
     config = {"batch_size": project.value(cfg, "BatchSize", int), "max_epoch": project.value(cfg, "MaxEpoch", int),
               "save_best": project.value(cfg, "SaveBest", int) != 0 if "SaveBest" in cfg.values else False}
+    for key, (value, line) in cfg.values.items():
+        if key not in ("MaxEpoch", "SaveBest", "BatchSize", "NumOptimizer", "NumMonitor", "NumExecutor",
+                       "MonitorInterval") and (key, value) != ("TypeConfig", "Float"):
+            notes.append(f"{project.path}:{line}: [Config] {key}={value}")
     optimizers = {}
     for s in project.numbered("Optimizer", "Config", "NumOptimizer"):
         oname = project.value(s, "Optimizer_Name")
@@ -175,12 +180,11 @@ def from_sdcproj(project):
                   for k in range(project.value(s, "SolverParameterNum", int))}
         where = f"{project.path}:{s.line}: [{s.name}]"
         optimizers[oname] = {"network": net, "solver": solver_entry(project.value(s, "SolverName"), params, where),
-                             "update_interval": int(s.get("UpdateInterval", "1"))}
-        if float(s.get("WeightDecay", "0") or 0) != 0:
-            notes.append(f"optimizer {oname}: WeightDecay {s.get('WeightDecay')} (nncgan has none)")
-        if float(s.get("LearningRateMultiplier", "1") or 1) != 1:
-            notes.append(f"optimizer {oname}: learning-rate schedule x{s.get('LearningRateMultiplier')} "
-                         f"every {s.get('LearningRateUpdateInterval')} (nncgan keeps the rate constant)")
+                             "update_interval": int(s.get("UpdateInterval", "1")),
+                             **_sdc_schedule(project, s, notes)}
+    for s in project.numbered("Monitor", "Config", "NumMonitor"):
+        notes.append(f"{project.path}:{s.line}: [{s.name}] monitor {s.get('Monitor_Name')} on "
+                     f"{s.get('Monitor_NetworkName')} (nncgan logs the training losses, it runs no monitor pass)")
     executors = {}
     for s in project.numbered("Executor", "Config", "NumExecutor"):
         net = project.value(s, "Executor_NetworkName")
@@ -199,6 +203,63 @@ def from_sdcproj(project):
              "dataset": dataset, "config": config, "networks": networks,
              "optimizers": optimizers, "executors": executors}
     return graph, notes
+
+
+# NNC's LearningRateUpdateIntervalUnit / LearningRateWarmupLengthUnit: 0 Epoch, 1 Iteration (the order of
+# NNC's drop-down; the samples' 0 with interval 1 is NNC's "x multiplier every epoch" default).
+SDC_UNIT = {"0": "epoch", "1": "iteration"}
+OPTIMIZER_READ = {"Optimizer_Name", "Optimizer_NetworkName", "Optimizer_DatasetName", "UpdateInterval", "SolverName",
+                  "SolverParameterNum", "WeightDecay", "LearningRateScheduler", "LearningRateMultiplier",
+                  "LearningRateUpdateInterval", "LearningRateUpdateIntervalUnit", "LearningRatePower",
+                  "LearningRateSteps", "LearningRateWarmupScheduler", "LearningRateWarmupLength",
+                  "LearningRateWarmupLengthUnit", "RangeFrom", "RangeTo", "RangeUnit"}
+
+
+def _sdc_schedule(project, s, notes):
+    """weight_decay, lr_scheduler and warmup of an [Optimizer_<i>] section, in NNC's units."""
+    out = {}
+    num = lambda key, default, kind=float: project.value(s, key, kind) if key in s.values and s.get(key) != "" \
+        else default
+    wd = num("WeightDecay", 0.0)
+    if wd:
+        out["weight_decay"] = wd
+
+    def unit(key):
+        u = s.get(key, "0")
+        if u not in SDC_UNIT:
+            project.fail(s.values[key][1], s.name, f"{key} 0 (epoch) or 1 (iteration), got {u!r}")
+        return SDC_UNIT[u]
+    kind = s.get("LearningRateScheduler", "Exponential") or "Exponential"
+    if kind == "Exponential":
+        gamma = num("LearningRateMultiplier", 1.0)
+        if gamma != 1.0:
+            out["lr_scheduler"] = {"type": kind, "gamma": gamma, "interval": num("LearningRateUpdateInterval", 1, int),
+                                   "unit": unit("LearningRateUpdateIntervalUnit")}
+    elif kind == "Step":
+        steps = [int(x) for x in s.get("LearningRateSteps", "").replace(" ", "").split(",") if x]
+        out["lr_scheduler"] = {"type": kind, "gamma": num("LearningRateMultiplier", 0.1), "steps": steps,
+                               "unit": unit("LearningRateUpdateIntervalUnit")}
+    elif kind == "Polynomial":
+        out["lr_scheduler"] = {"type": kind, "power": num("LearningRatePower", 1.0)}
+    elif kind == "Cosine":
+        out["lr_scheduler"] = {"type": kind}
+    elif kind != "None":
+        project.fail(s.values["LearningRateScheduler"][1], s.name,
+                     f"LearningRateScheduler Exponential, Step, Polynomial, Cosine or None, got {kind!r}")
+    warm = s.get("LearningRateWarmupScheduler", "None")
+    if warm == "Linear" and num("LearningRateWarmupLength", 0, int) > 0:
+        out["warmup"] = {"type": "Linear", "length": num("LearningRateWarmupLength", 0, int),
+                         "unit": unit("LearningRateWarmupLengthUnit")}
+    elif warm not in ("None", "Linear", ""):
+        project.fail(s.values["LearningRateWarmupScheduler"][1], s.name, f"LearningRateWarmupScheduler None or "
+                                                                         f"Linear, got {warm!r}")
+    if s.get("RangeFrom", "-1") != "-1" or s.get("RangeTo", "-1") != "-1":
+        notes.append(f"{project.path}:{s.values['RangeFrom'][1]}: [{s.name}] RangeFrom/RangeTo "
+                     f"{s.get('RangeFrom')}..{s.get('RangeTo')} (nncgan runs every optimizer at every iteration)")
+    for key, (value, line) in s.values.items():
+        if key not in OPTIMIZER_READ and not key.startswith("SolverParameter"):
+            notes.append(f"{project.path}:{line}: [{s.name}] {key}={value}")
+    return out
 
 
 def _sink(network, name, project, section):

@@ -23,7 +23,7 @@ from nnabla.utils import nnabla_pb2
 from nnabla.utils.nnp_format import nnp_version
 from nnabla.utils.save import create_proto
 
-from .. import run as runs
+from .. import run as runs, schedules
 from ..builder import build_network
 from ..errors import RunError
 from ..graph.parse import parse_graph
@@ -100,7 +100,7 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
         d.no_image_normalization = False  # NNC's ImageNormalization: pixels / 255, as nncgan reads them
         d.variable.extend(variables)
     for opt in graph.optimizers:
-        _optimizer(proto.optimizer.add(), opt, traced[opt.network], iter_per_epoch)
+        _optimizer(proto.optimizer.add(), opt, traced[opt.network], iter_per_epoch, graph.config.max_epoch)
     if monitors and graph.optimizers:
         first = traced[graph.optimizers[0].network]
         for name, dataset in (("train_error", TRAINING), ("valid_error", VALIDATION)):
@@ -199,7 +199,7 @@ def _parameters(net):
     return out
 
 
-def _optimizer(o, opt, t, iter_per_epoch):
+def _optimizer(o, opt, t, iter_per_epoch, max_epoch):
     o.name, o.network_name, o.update_interval = opt.name, opt.network, opt.update_interval
     o.dataset_name.append(TRAINING)
     s = o.solver
@@ -209,7 +209,20 @@ def _optimizer(o, opt, t, iter_per_epoch):
     from .. import solvers
     for key, value in dict(solvers.SOLVERS[opt.solver][1], **opt.solver_settings).items():
         setattr(param, key, value)
-    s.weight_decay, s.lr_decay, s.lr_decay_interval = 0.0, 1.0, iter_per_epoch
+    s.weight_decay, s.lr_decay, s.lr_decay_interval = opt.weight_decay, 1.0, iter_per_epoch
+    # The schedule in iterations, as NNC writes it (epochs x iter_per_epoch), training's max_epoch.
+    kind, params, warm = schedules.nnp_fields(opt.lr_scheduler, opt.warmup, iter_per_epoch, max_epoch)
+    if kind:
+        s.lr_scheduler_type = kind
+        msg = getattr(s, f"{kind.lower()}_scheduler_param")
+        for k, v in params.items():
+            if isinstance(v, list):
+                getattr(msg, k).extend(v)
+            else:
+                setattr(msg, k, v)
+    if warm:
+        s.lr_warmup_scheduler_type = "Linear"
+        s.linear_warmup_scheduler_param.warmup_iter = warm
     t.bind(o)
     for loss in t.losses:
         o.loss_variable.add().variable_name = loss

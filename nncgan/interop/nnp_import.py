@@ -79,11 +79,10 @@ def from_nnp(path):
             raise ImportError_(f"{where}: expected one of the networks {', '.join(networks)}, got {o.network_name!r}")
         optimizers[o.name] = {"network": o.network_name, "solver": _solver(o.solver, where),
                               "update_interval": max(1, o.update_interval)}
-        if o.solver.weight_decay:
-            notes.append(f"optimizer {o.name}: weight_decay {o.solver.weight_decay:g} (nncgan has none)")
-        if o.solver.lr_decay not in (0.0, 1.0):
-            notes.append(f"optimizer {o.name}: lr_decay {o.solver.lr_decay:g} every {o.solver.lr_decay_interval} "
-                         f"iterations (nncgan keeps the rate constant)")
+        optimizers[o.name].update(_schedule(o.solver, where))
+        if o.start_iter or o.end_iter:
+            notes.append(f"{where}: start_iter {o.start_iter} / end_iter {o.end_iter} (nncgan runs every "
+                         f"optimizer at every iteration)")
     executors = {}
     for e in proto.executor:
         if e.network_name not in networks or not e.output_variable:
@@ -225,6 +224,37 @@ def _solver(s, where):
     for key in defaults:
         entry[key] = _f(getattr(msg, key))
     return entry
+
+
+def _schedule(s, where):
+    """weight_decay, lr_scheduler and warmup of a Solver message, in iterations (what the NNP holds),
+    read as nnabla.utils.load._create_optimizer reads them."""
+    out = {}
+    if s.weight_decay:
+        out["weight_decay"] = _f(s.weight_decay)
+    kind = s.lr_scheduler_type
+    if kind == "Exponential":
+        p = s.exponential_scheduler_param
+        out["lr_scheduler"] = {"type": kind, "gamma": _f(p.gamma), "interval": max(1, p.iter_interval),
+                               "unit": "iteration"}
+    elif kind == "Step":
+        p = s.step_scheduler_param
+        out["lr_scheduler"] = {"type": kind, "gamma": _f(p.gamma), "steps": list(p.iter_steps), "unit": "iteration"}
+    elif kind == "Polynomial":
+        p = s.polynomial_scheduler_param
+        out["lr_scheduler"] = {"type": kind, "power": _f(p.power), "max_iter": max(1, p.max_iter)}
+    elif kind == "Cosine":
+        out["lr_scheduler"] = {"type": kind, "max_iter": max(1, s.cosine_scheduler_param.max_iter)}
+    elif kind == "" and s.lr_decay not in (0.0, 1.0):  # the old form: x lr_decay every lr_decay_interval
+        out["lr_scheduler"] = {"type": "Exponential", "gamma": _f(s.lr_decay),
+                               "interval": max(1, s.lr_decay_interval), "unit": "iteration"}
+    elif kind not in ("",):
+        raise ImportError_(f"{where}: learning-rate scheduler {kind!r}: nncgan has Exponential, Step, Polynomial "
+                           f"and Cosine (nnabla_cli has no other either)")
+    if s.lr_warmup_scheduler_type == "Linear" and s.linear_warmup_scheduler_param.warmup_iter > 0:
+        out["warmup"] = {"type": "Linear", "length": s.linear_warmup_scheduler_param.warmup_iter,
+                         "unit": "iteration"}
+    return out
 
 
 def _base_axis(p):

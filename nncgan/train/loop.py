@@ -90,6 +90,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         di, iters = distributed.iterator(arrays, cfg.batch_size, cfg.seed, comm, first_epoch=state["epoch"])
     else:
         di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    for s in steps:  # Polynomial/Cosine run over the graph's whole training, as NNC's max_iter
+        s.set_schedule(iters, cfg.max_epoch)
     evaluator = epoch_eval.for_training(graph, run, sampler, data_dir or graph.dataset.dir, log,
                                         resume_epoch=state["epoch"]) if evaluate and comm.writes else None
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],

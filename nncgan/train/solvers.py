@@ -7,7 +7,7 @@ step, for every solver type, while 0 leaves the parameter out altogether.
 """
 from collections import defaultdict
 
-from .. import solvers as solver_registry
+from .. import schedules, solvers as solver_registry
 
 
 def group_name(opt_name, mult, n_groups):
@@ -23,7 +23,8 @@ class OptimizerStep:
         groups = defaultdict(dict)
         for path, (var, mult) in network.trainable.items():
             groups[mult][path] = var
-        self.solvers = {}
+        self.solvers, self.mults = {}, {}
+        self.scheduler = None  # set_schedule(): NNabla's learning-rate scheduler, None = constant
         # A loss of several terms (pix2pix's GAN + 100 L1): each term's mean is logged as well.
         self.term_names = [f"{opt.name}-{t}" for t in network.term_means] if len(network.term_means) > 1 else []
         self.terms = {}
@@ -31,6 +32,14 @@ class OptimizerStep:
             solver = solver_registry.make(opt.solver, opt.solver_settings, lr_scale=mult)
             solver.set_parameters(params)
             self.solvers[group_name(opt.name, mult, len(groups))] = solver
+            self.mults[group_name(opt.name, mult, len(groups))] = mult
+
+    def set_schedule(self, iter_per_epoch, max_epoch):
+        """The optimizer's lr_scheduler and warm-up, now that an epoch's length is known."""
+        base = dict(solver_registry.SOLVERS[self.opt.solver][1], **self.opt.solver_settings)
+        self.scheduler = schedules.make(self.opt.lr_scheduler, self.opt.warmup,
+                                        base[solver_registry.learning_rate_key(self.opt.solver)],
+                                        iter_per_epoch, max_epoch)
 
     def __call__(self, batch, rng, iteration):
         """One iteration; with update_interval N, gradients accumulate over N and update once."""
@@ -47,6 +56,11 @@ class OptimizerStep:
         if (iteration + 1) % n == 0:
             if self.all_reduce is not None:
                 self.all_reduce([v.grad for v, _ in net.trainable.values()])
-            for s in self.solvers.values():
+            for name, s in self.solvers.items():
+                # nnabla_cli train's order: weight decay on the gradient, then the scheduled rate, then update.
+                if self.opt.weight_decay > 0:
+                    s.weight_decay(self.opt.weight_decay)
+                if self.scheduler is not None:
+                    s.set_learning_rate(self.scheduler.get_learning_rate(iteration) * self.mults[name])
                 s.update()
         return float(net.loss.d)

@@ -1,0 +1,220 @@
+"""NNC's Config tab: weight decay, learning-rate schedulers and warm-up, against NNabla's own."""
+import numpy as np
+import nnabla as nn
+import nnabla.solvers as S
+import pytest
+import yaml
+from nnabla.utils import learning_rate_scheduler as LRS
+
+from nncgan.builder import build_all
+from nncgan.errors import GraphError
+from nncgan.graph import overrides, render
+from nncgan.graph.parse import parse_graph
+from nncgan.train.solvers import OptimizerStep
+
+from conftest import batch_for
+
+IPE, MAX_EPOCH = 3, 4   # iterations per epoch and epochs of the schedule tests
+
+
+def graph_file(tmp_path, extra="", solver="{type: Sgd, lr: 0.1}", mult=0.5):
+    text = f"""
+dataset: {{name: mnist}}
+config: {{batch_size: 4, max_epoch: {MAX_EPOCH}}}
+networks:
+  N:
+    layers:
+      - {{name: x, type: Input, size: [1, 28, 28], dataset: x}}
+      - {{name: A, type: Affine, out_shape: 3, lr_mult: {{W: {mult}, b: 1}}}}
+      - {{name: L, type: SquaredError, target: {{generator: Constant, multiplier: 1}}}}
+optimizers:
+  N:
+    network: N
+    solver: {solver}
+{extra}
+executors:
+  E: {{network: N, output: A}}
+"""
+    p = tmp_path / "g.yaml"
+    p.write_text(text)
+    return p
+
+
+def step_for(path, assignments=()):
+    nn.clear_parameters()
+    graph = overrides.load(path, assignments)[0]
+    nets, rng = build_all(graph, 4, seed=5)
+    step = OptimizerStep(graph.optimizers[0], nets["N"])
+    step.set_schedule(IPE, graph.config.max_epoch)
+    return graph, nets, rng, step
+
+
+# (the optimizer's YAML, NNabla's scheduler as nnabla_cli builds it from NNC's NNP, in iterations)
+SCHEDULES = [
+    ("    lr_scheduler: {type: Exponential, gamma: 0.5, interval: 1, unit: epoch}",
+     LRS.ExponentialScheduler(0.1, 0.5, IPE)),
+    ("    lr_scheduler: {type: Exponential, gamma: 0.9, interval: 2, unit: iteration}",
+     LRS.ExponentialScheduler(0.1, 0.9, 2)),
+    ("    lr_scheduler: {type: Step, gamma: 0.1, steps: [1, 3], unit: epoch}",
+     LRS.StepScheduler(0.1, 0.1, [IPE, 3 * IPE])),
+    ("    lr_scheduler: {type: Polynomial, power: 2.0}",
+     LRS.PolynomialScheduler(0.1, MAX_EPOCH * IPE, 2.0)),
+    ("    lr_scheduler: {type: Cosine, max_iter: 10}",
+     LRS.CosineScheduler(0.1, 10)),
+    ("    lr_scheduler: {type: Cosine}\n    warmup: {type: Linear, length: 1, unit: epoch}",
+     LRS.LinearWarmupScheduler(LRS.CosineScheduler(0.1, MAX_EPOCH * IPE), IPE)),
+    ("    warmup: {type: Linear, length: 5, unit: iteration}",
+     LRS.LinearWarmupScheduler(LRS.ExponentialScheduler(0.1, 1.0, 1), 5)),
+]
+
+
+@pytest.mark.parametrize("yaml_text, nnabla_scheduler", SCHEDULES, ids=[s[0].split("{type: ")[1].split(",")[0].split("}")[0]
+                                                                        + str(i) for i, s in enumerate(SCHEDULES)])
+def test_each_scheduler_sets_nnablas_rate_at_every_iteration(tmp_path, yaml_text, nnabla_scheduler):
+    graph, nets, rng, step = step_for(graph_file(tmp_path, yaml_text))
+    assert set(step.mults.values()) == {0.5, 1.0}
+    batch = batch_for(nets["N"])
+    for it in range(MAX_EPOCH * IPE):
+        step(batch, rng, it)
+        want = nnabla_scheduler.get_learning_rate(it)
+        for name, solver in step.solvers.items():  # each LRateMultiplier group: its share of the rate
+            assert solver.learning_rate() == pytest.approx(want * step.mults[name], rel=1e-6), (name, it)
+
+
+def test_update_interval_takes_the_rate_of_the_iteration_that_updates(tmp_path):
+    """nnabla_cli sets the rate at the last iteration of each interval: scheduler(iter) there."""
+    p = graph_file(tmp_path, "    update_interval: 2\n    lr_scheduler: {type: Exponential, gamma: 0.5, "
+                             "interval: 1, unit: iteration}", mult=1.0)
+    graph, nets, rng, step = step_for(p)
+    solver = next(iter(step.solvers.values()))
+    batch = batch_for(nets["N"])
+    seen = []
+    for it in range(6):
+        step(batch, rng, it)
+        seen.append(solver.learning_rate())
+    assert seen == pytest.approx([0.1, 0.1 * 0.5, 0.1 * 0.5, 0.1 * 0.5 ** 3, 0.1 * 0.5 ** 3, 0.1 * 0.5 ** 5])
+
+
+def test_constant_schedule_leaves_the_rate_alone(tmp_path):
+    graph, nets, rng, step = step_for(graph_file(tmp_path, "    lr_scheduler: {type: Exponential, gamma: 1.0}"))
+    assert step.scheduler is None   # as nnabla_cli: gamma 1 builds no scheduler
+
+
+@pytest.mark.parametrize("solver", ["{type: Sgd, lr: 0.1}", "{type: Adam, alpha: 0.01}"])
+def test_weight_decay_is_nnablas_solver_weight_decay_before_the_update(tmp_path, solver):
+    wd = 0.01
+    # The gradient without decay, from one plain step (Sgd: delta = -lr g).
+    graph, nets, rng, step = step_for(graph_file(tmp_path, "", solver=solver, mult=1.0))
+    params = nn.get_parameters(grad_only=False)
+    w0 = {k: v.d.copy() for k, v in params.items()}
+    step(batch_for(nets["N"]), rng, 0)
+    grads = {k: v.g.copy() for k, v in params.items()}
+    # NNabla's own solver, given that gradient and asked for weight_decay(wd), then update().
+    ref = {}
+    for k in w0:
+        v = nn.Variable(w0[k].shape, need_grad=True)
+        v.d, v.g = w0[k], grads[k]
+        s = S.Sgd(0.1) if "Sgd" in solver else S.Adam(0.01)
+        s.set_parameters({k: v})
+        s.weight_decay(wd)
+        s.update()
+        ref[k] = v.d.copy()
+    graph, nets, rng, step = step_for(graph_file(tmp_path, f"    weight_decay: {wd}", solver=solver, mult=1.0))
+    assert step.opt.weight_decay == wd
+    params = nn.get_parameters(grad_only=False)
+    step(batch_for(nets["N"]), rng, 0)
+    plain = {k: w0[k] - 0.1 * grads[k] for k in w0} if "Sgd" in solver else None
+    for k in ref:
+        np.testing.assert_allclose(params[k].d, ref[k], rtol=1e-6, atol=1e-8)
+        if plain is not None and np.abs(w0[k]).max() > 1e-3:  # the decay really changed the step
+            assert not np.allclose(params[k].d, plain[k], rtol=0, atol=1e-9)
+
+
+def test_set_reads_the_optimizer_schema(tmp_path):
+    p = graph_file(tmp_path)
+    graph, applied = overrides.load(p, ["optimizers.N.update_interval=2", "optimizers.N.weight_decay=0.001",
+                                        "optimizers.N.lr_scheduler={type: Step, steps: [2]}"])
+    o = graph.optimizers[0]
+    assert (o.update_interval, o.weight_decay) == (2, 0.001)
+    assert o.lr_scheduler == {"type": "Step", "gamma": 0.1, "steps": [2], "unit": "epoch"}
+    graph, _ = overrides.load(graph_file(tmp_path, "    lr_scheduler: {type: Exponential}"),
+                              ["optimizers.N.lr_scheduler.gamma=0.5"])
+    assert graph.optimizers[0].lr_scheduler["gamma"] == 0.5
+    with pytest.raises(GraphError, match="weight_decay"):
+        overrides.load(p, ["optimizers.N.weight_decy=0.1"])
+    with pytest.raises(GraphError, match="unit.*epoch or iteration"):
+        overrides.load(graph_file(tmp_path, "    lr_scheduler: {type: Exponential, unit: epochs}"))
+
+
+def test_render_writes_the_schedule_and_rechecks(tmp_path):
+    p = graph_file(tmp_path, "    weight_decay: 0.0001\n    lr_scheduler: {type: Polynomial}\n"
+                             "    warmup: {type: Linear, length: 2}")
+    data = yaml.safe_load(render.render(parse_graph(p)))
+    o = data["optimizers"]["N"]
+    assert o["weight_decay"] == 0.0001
+    assert o["lr_scheduler"] == {"type": "Polynomial", "power": 1.0, "max_iter": None}
+    assert o["warmup"] == {"type": "Linear", "length": 2, "unit": "epoch"}
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(data))
+    assert parse_graph(again).optimizers[0].lr_scheduler == o["lr_scheduler"]
+
+
+class _Traced:  # what nnp_export._optimizer reads of a traced network
+    losses, params = [], {}
+
+    def bind(self, msg):
+        pass
+
+
+@pytest.mark.parametrize("extra", [
+    "    weight_decay: 0.0001\n    lr_scheduler: {type: Step, gamma: 0.5, steps: [1, 3], unit: epoch}\n"
+    "    warmup: {type: Linear, length: 2, unit: iteration}",
+    "    lr_scheduler: {type: Exponential, gamma: 0.9, interval: 2, unit: epoch}",
+    "    lr_scheduler: {type: Polynomial, power: 0.5}",
+    "    lr_scheduler: {type: Cosine, max_iter: 7}",
+])
+def test_nnp_export_writes_the_schedule_nnabla_cli_reads_and_import_reads_it_back(tmp_path, extra):
+    from nnabla.utils import nnabla_pb2
+    from nncgan.interop import nnp_export, nnp_import
+    from nncgan import schedules
+    graph = parse_graph(graph_file(tmp_path, extra))
+    opt = graph.optimizers[0]
+    o = nnabla_pb2.Optimizer()
+    nnp_export._optimizer(o, opt, _Traced(), IPE, MAX_EPOCH)
+    assert o.solver.weight_decay == pytest.approx(opt.weight_decay)
+    back = nnp_import._schedule(o.solver, "test")
+    # Read back in iterations: the same rate at every iteration as the original.
+    mine = schedules.make(opt.lr_scheduler, opt.warmup, 0.1, IPE, MAX_EPOCH)
+    theirs = schedules.make(back.get("lr_scheduler"), back.get("warmup"), 0.1, 1000, 1)
+    for it in range(MAX_EPOCH * IPE):
+        assert theirs.get_learning_rate(it) == pytest.approx(mine.get_learning_rate(it), rel=1e-6)
+
+
+def test_sdcproj_schedulers_import_in_nncs_units(tmp_path):
+    from nncgan.interop import nnc_import
+    from conftest import ROOT
+    src = ROOT.parent / "shared" / "nnc" / "mnist_dcgan.sdcproj"
+    if not src.is_file():
+        pytest.skip("NNC samples not found")
+    text = src.read_text()
+    first = text.index("LearningRateScheduler=Exponential")
+    head, tail = text[:first], text[first:]
+    tail = tail.replace("LearningRateScheduler=Exponential\nLearningRateMultiplier=1\n",
+                        "LearningRateScheduler=Step\nLearningRateMultiplier=0.5\n", 1)
+    tail = tail.replace("LearningRateSteps=\nLearningRateWarmupScheduler=None\nLearningRateWarmupLength=0\n"
+                        "LearningRateWarmupLengthUnit=0",
+                        "LearningRateSteps=10,20\nLearningRateWarmupScheduler=Linear\nLearningRateWarmupLength=3\n"
+                        "LearningRateWarmupLengthUnit=1", 1)
+    second = tail.index("LearningRateScheduler=Exponential", 10)
+    tail = tail[:second] + tail[second:].replace("LearningRateScheduler=Exponential\nLearningRateMultiplier=1\n"
+                                                 "LearningRateUpdateInterval=1\n",
+                                                 "LearningRateScheduler=Exponential\nLearningRateMultiplier=0.9\n"
+                                                 "LearningRateUpdateInterval=2\n", 1)
+    p = tmp_path / "sched.sdcproj"
+    p.write_text(head + tail)
+    graph = nnc_import.import_file(p, tmp_path / "sched.yaml", log=lambda *a: None)
+    d, g = graph.optimizers
+    assert d.lr_scheduler == {"type": "Step", "gamma": 0.5, "steps": [10, 20], "unit": "epoch"}
+    assert d.warmup == {"type": "Linear", "length": 3, "unit": "iteration"}
+    assert g.lr_scheduler == {"type": "Exponential", "gamma": 0.9, "interval": 2, "unit": "epoch"}
+    assert d.weight_decay == g.weight_decay == 0.0001
