@@ -218,3 +218,54 @@ def test_sdcproj_schedulers_import_in_nncs_units(tmp_path):
     assert d.warmup == {"type": "Linear", "length": 3, "unit": "iteration"}
     assert g.lr_scheduler == {"type": "Exponential", "gamma": 0.9, "interval": 2, "unit": "epoch"}
     assert d.weight_decay == g.weight_decay == 0.0001
+
+
+def _bn_sdcproj(tmp_path, gamma_mult="1.0"):
+    from conftest import ROOT
+    src = ROOT.parent / "shared" / "nnc" / "mnist_dcgan_with_label.sdcproj"
+    if not src.is_file():
+        pytest.skip("NNC samples not found")
+    text = src.read_text()
+    # the first BatchNormalization's gamma.InitializerMultiplier
+    at = text.index("Property_12_Name=gamma.InitializerMultiplier\nProperty_12_Value=1.0")
+    text = text[:at] + text[at:].replace("Property_12_Value=1.0", f"Property_12_Value={gamma_mult}", 1)
+    p = tmp_path / "bn.sdcproj"
+    p.write_text(text)
+    return p
+
+
+def test_bn_initializers_import_and_the_running_variance_starts_at_zero(tmp_path):
+    from nncgan.interop import nnc_import, nnp_export
+    graph = nnc_import.import_file(_bn_sdcproj(tmp_path, "0.5"), tmp_path / "bn.yaml", log=lambda *a: None)
+    bns = [l for net in graph.networks.values() for l in net.layers if l.type == "BatchNormalization"]
+    assert bns and all(l.settings["var_init"] == ("Constant", 0.0) for l in bns)
+    assert sum(l.settings["gamma_init"] == ("Constant", 0.5) for l in bns) >= 1
+    nn.clear_parameters()
+    build_all(graph, 4, seed=0)
+    params = nn.get_parameters(grad_only=False)
+    variances = [v.d for k, v in params.items() if k.endswith("/bn/var")]
+    gammas = {k: float(v.d.mean()) for k, v in params.items() if k.endswith("/bn/gamma")}
+    assert variances and all(not v.any() for v in variances)
+    assert sorted(set(gammas.values())) == [0.5, 1.0]
+    # The NNP holds what NNC's does: var's initializer Constant 0.
+    net = graph.networks[graph.optimizers[0].network]
+    inits = {k: init for k, (_, init) in nnp_export._parameters(net).items()}
+    assert {v for k, v in inits.items() if k.endswith("/bn/var")} == {("Constant", 0.0)}
+
+
+def test_bn_running_variance_from_zero_follows_the_moving_average(tmp_path):
+    """After one training iteration var = (1 - decay) x batch variance, as NNC's from 0 (not 0.9 + ...)."""
+    p = tmp_path / "bn.yaml"
+    p.write_text(graph_file(tmp_path).read_text().replace(
+        "      - {name: L, type: SquaredError",
+        "      - {name: BN, type: BatchNormalization, var_init: {type: Constant, multiplier: 0}}\n"
+        "      - {name: L, type: SquaredError"))
+    graph, nets, rng, step = step_for(p)
+    var = nn.get_parameters(grad_only=False)["BN/bn/var"]
+    assert not var.d.any()
+    batch = batch_for(nets["N"])
+    nets["N"].feed(batch, rng)
+    nets["N"].outputs["A"].forward()
+    a = nets["N"].outputs["A"].d.copy()
+    step(batch, rng, 0)
+    np.testing.assert_allclose(var.d.ravel(), 0.1 * a.var(axis=0, ddof=1), rtol=1e-4)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import GraphError
 from ..graph.parse import parse_graph
 from ..graph.yamlio import dump
-from ..layers import get as get_layer_type, known_types
+from ..layers import get as get_layer_type, initializers, known_types
 from .. import solvers
 from . import sdcproj
 from .sdcproj import ImportError_
@@ -333,10 +333,13 @@ def _sdc_layer(project, l, inputs):
                 bad(f"parameters initialised by their initializer ({prop}={value!r} reads a file nncgan does not)")
             if attr == "LRateMultiplier" and pname not in lt.fixed_params:
                 mults[pname] = float(literal(value))
-            if attr == "Initializer" and pname in ("W", "b"):
-                mult = literal(p.get(f"{pname}.InitializerMultiplier", "1.0"))
-                if (value, mult) != ("Constant", 0.0) or pname == "W":
-                    out[f"{pname.lower()}_init"] = {"type": value, "multiplier": float(mult)}
+            key = f"{pname.lower()}_init"   # W -> w_init, var -> var_init
+            if attr == "Initializer" and key in lt.settings:
+                mult = float(literal(p.get(f"{pname}.InitializerMultiplier", "1.0")))
+                if value not in initializers.NAMES:
+                    bad(f"an initializer nncgan knows for {prop} ({', '.join(initializers.NAMES)}), got {value!r}")
+                if (value, mult) != lt.settings[key].default or pname == "W":
+                    out[key] = {"type": value, "multiplier": mult}
             continue
         if prop in IGNORED:
             continue

@@ -191,9 +191,7 @@ def _parameters(net):
                 continue
             path = layer.param_path(p, lt.param_prefix)
             mult = 0.0 if p in lt.fixed_params else float(layer.lr_mult.get(p, 0.0))
-            init = layer.settings.get({"W": "w_init", "b": "b_init"}.get(p, ""))
-            if init is None and layer.type == "BatchNormalization":
-                init = ("Constant", 1.0 if p in ("gamma", "var") else 0.0)
+            init = layer.settings.get(f"{p.lower()}_init")  # w_init, b_init, beta_init, var_init, ...
             old = out.get(path, (0.0, init))
             out[path] = (max(old[0], mult), old[1] or init)
     return out

@@ -157,10 +157,12 @@ def _network(net, label, feeds, mults):
             else:
                 l["target"], l["inputs"] = t, l["inputs"][:1]
         scoped = l.pop("_params")
-        for p, key in (("W", "w_init"), ("b", "b_init")):
-            if p in scoped and scoped[p] in inits:
-                kind, m = inits[scoped[p]]
-                l[key] = {"type": kind, "multiplier": _f(m)}
+        for p, name in scoped.items():   # W -> w_init, var -> var_init: every initializer the file states
+            key = f"{p.lower()}_init"
+            if name in inits and key in lt.settings:
+                kind, m = inits[name]
+                if (kind, _f(m)) != lt.settings[key].default or p == "W":
+                    l[key] = {"type": kind, "multiplier": _f(m)}
         if scoped:
             m = {p: _f(mults.get(name, 1.0 if not mults else 0.0)) for p, name in scoped.items()
                  if p not in lt.fixed_params}

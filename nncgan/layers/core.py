@@ -179,6 +179,12 @@ class BatchNormalization(LayerType):
         "decay_rate": Setting(float_(0.0), 0.9),
         "epsilon": Setting(float_(0.0), 1e-5),
         "batch_stat": Setting(bool_, True, doc="false: use the running statistics (runtime networks)"),
+        # NNabla's PF.batch_normalization starts beta, mean at 0 and gamma, var at 1; NNC's samples
+        # start the running variance at 0 (var.InitializerMultiplier=0.0), which `import` keeps.
+        "beta_init": Setting(init.parse, ("Constant", 0.0)),
+        "gamma_init": Setting(init.parse, ("Constant", 1.0)),
+        "mean_init": Setting(init.parse, ("Constant", 0.0)),
+        "var_init": Setting(init.parse, ("Constant", 1.0)),
     }
 
     def out_shape(self, s, in_shapes):
@@ -192,7 +198,7 @@ class BatchNormalization(LayerType):
         return {p: full for p in self.params}
 
     def initializer(self, s, pname, in_shapes):
-        return init.make(("Constant", 1.0 if pname in ("gamma", "var") else 0.0), 1, 1)
+        return init.make(s[f"{pname}_init"], 1, 1)
 
     def build(self, s, xs, ctx):
         return F.batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),

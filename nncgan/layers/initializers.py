@@ -1,9 +1,10 @@
-"""NNC's parameter initializers (W.Initializer / W.InitializerMultiplier) on NNabla's."""
+"""NNC's parameter initializers (W.Initializer / W.InitializerMultiplier) and NNabla's Range and
+Orthogonal, on nnabla.initializer; every parameter of every layer type takes one (`<param>_init`)."""
 import numpy as np
 import nnabla.initializer as I
 
 NAMES = (
-    "Normal", "Uniform", "Constant",
+    "Normal", "Uniform", "Constant", "Range", "Orthogonal",
     "NormalAffineHe", "NormalAffineHeForward", "NormalAffineHeBackward", "NormalAffineGlorot",
     "UniformAffineGlorot",
     "NormalConvolutionHe", "NormalConvolutionHeForward", "NormalConvolutionHeBackward",
@@ -34,6 +35,10 @@ def make(spec, inmaps, outmaps, kernel=(1,)):
         return I.NormalInitializer(mult)
     if name == "Uniform":
         return I.UniformInitializer((-mult, mult))
+    if name == "Range":  # 0, m, 2m, ... along the last axis (nnabla.utils.load's generator)
+        return I.RangeInitializer(start=0, step=mult)
+    if name == "Orthogonal":  # multiplier = gain
+        return I.OrthogonalInitializer(mult)
     if name.startswith("Uniform"):  # *Glorot
         lim = I.calc_uniform_lim_glorot(inmaps, outmaps, kernel=(k,))
         return I.UniformInitializer((-lim * mult, lim * mult))
