@@ -269,3 +269,56 @@ def test_bn_running_variance_from_zero_follows_the_moving_average(tmp_path):
     a = nets["N"].outputs["A"].d.copy()
     step(batch, rng, 0)
     np.testing.assert_allclose(var.d.ravel(), 0.1 * a.var(axis=0, ddof=1), rtol=1e-4)
+
+
+def _bce_net(tmp_path, form):
+    p = tmp_path / f"bce_{form}.yaml"
+    p.write_text(f"""
+dataset: {{name: mnist}}
+config: {{batch_size: 6, max_epoch: 1}}
+networks:
+  N:
+    layers:
+      - {{name: z, type: Input, size: [1], generator: Constant}}
+      - {{name: S, type: Sigmoid}}
+      - {{name: L, type: BinaryCrossEntropy, target: {{generator: Constant, multiplier: 0}}, after_sigmoid: {form}}}
+optimizers:
+  N: {{network: N, solver: Sgd}}
+executors:
+  E: {{network: N, output: S}}
+""")
+    from nncgan.builder import build_network
+    return build_network(parse_graph(p).networks["N"], 6)
+
+
+def test_bce_after_sigmoid_nnc_form_is_nncs_value_and_gradient(tmp_path):
+    import nnabla.functions as F
+    logits = np.array([[-10.0], [-1.0], [0.5], [10.0], [16.0], [40.0]], np.float32)
+    # NNC: Sigmoid then BinaryCrossEntropy, NNabla's own functions
+    z = nn.Variable.from_numpy_array(logits, need_grad=True)
+    ref = F.binary_cross_entropy(F.sigmoid(z), F.constant(0, logits.shape))
+    ref.forward()
+    z.grad.zero()
+    ref.backward(np.ones_like(logits))
+    nnc_value, nnc_grad = ref.d.copy(), z.g.copy()
+    assert nnc_value[-1, 0] == pytest.approx(87.3365, rel=1e-4) and nnc_grad[-1, 0] == 0   # the clamp
+    for form in ("nnc", "fused"):
+        net = _bce_net(tmp_path, form)
+        net.feed({}, np.random.RandomState(0))   # the target: Constant x 0
+        x = net.outputs["z"]
+        x.need_grad = True
+        x.d = logits
+        y = net.outputs["L"]
+        y.forward()
+        x.grad.zero()
+        y.backward(np.ones_like(logits))
+        if form == "nnc":
+            assert y.parent.name == "BinaryCrossEntropy"
+            np.testing.assert_array_equal(y.d, nnc_value)
+            np.testing.assert_array_equal(x.g, nnc_grad)
+        else:  # NNabla's SigmoidCrossEntropy: log(1 + e^z) to float32 rounding, gradient sigmoid(z)
+            assert y.parent.name == "SigmoidCrossEntropy"
+            np.testing.assert_allclose(y.d, np.logaddexp(0, logits.astype(np.float64)), rtol=1e-3)
+            np.testing.assert_allclose(x.g, 1 / (1 + np.exp(-logits.astype(np.float64))), rtol=1e-6)
+            # where NNC's is finite and not clamped, the two agree to float32 rounding of the sigmoid
+            np.testing.assert_allclose(y.d[:4], nnc_value[:4], rtol=2e-3, atol=1e-6)

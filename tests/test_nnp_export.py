@@ -94,6 +94,10 @@ def test_nnp_holds_the_graph_its_multipliers_generators_datasets_and_last_epoch(
     assert bn and not any(f.batch_normalization_param.batch_stat for f in bn)
     inits = {v.name: (v.initializer.type, v.initializer.multiplier) for v in runtime.variable}
     assert inits["Affine/affine/W"] == ("NormalAffineGlorot", 1.0)
+    assert inits["BatchNormalization/bn/var"] == ("Constant", 0.0)   # NNC's sample: the running variance from 0
+    # NNC's functions: Sigmoid + BinaryCrossEntropy, not the fused form nncgan trains by default.
+    types = {f.type for n in proto.network for f in n.function}
+    assert "BinaryCrossEntropy" in types and "SigmoidCrossEntropy" not in types
     # The last epoch's parameters, bit for bit.
     saved = _params_of(checkpoint.latest(run) / checkpoint.PARAMS)
     inside = _params_of(exported["nnp"])

@@ -99,8 +99,14 @@ def compact_lr_mult(mults):
 
 def in_build_order(layers):
     """Layers ordered so that each comes after its inputs, otherwise as listed (depth first,
-    without recursion: an imported network may be thousands of layers long)."""
+    without recursion: an imported network may be thousands of layers long).
+
+    A BinaryCrossEntropy after a Sigmoid is marked `after_sigmoid: nnc`: NNC computes the two
+    apart, and the imported graph trains as NNC trains it."""
     by_name = {l["name"]: l for l in layers}
+    for l in layers:
+        if l["type"] == "BinaryCrossEntropy" and by_name.get((l.get("inputs") or [None])[0], {}).get("type") == "Sigmoid":
+            l["after_sigmoid"] = "nnc"
     order, placed = [], set()
 
     def deps(l):

@@ -3,9 +3,11 @@
 The target is written like NNC's T input: `target: {generator: Constant, multiplier: 1}`,
 `target: {dataset: y}` or `target: LayerName`; validation turns it into the second input.
 """
+import contextlib
+
 import nnabla.functions as F
 
-from .base import LayerType, Setting, ShapeError, register, float_
+from .base import LayerType, Setting, ShapeError, register, float_, choice
 
 
 class _Loss(LayerType):
@@ -19,15 +21,35 @@ class _Loss(LayerType):
         return in_shapes[0]
 
 
+_FUSE = [True]
+
+
+@contextlib.contextmanager
+def as_nnc():
+    """Build every BinaryCrossEntropy after a Sigmoid in NNC's form (the NNP export writes NNC's functions)."""
+    _FUSE.append(False)
+    try:
+        yield
+    finally:
+        _FUSE.pop()
+
+
 @register
 class BinaryCrossEntropy(_Loss):
     type_name = "BinaryCrossEntropy"
-    doc = "BCE of a probability against a target in [0, 1]; fused with a Sigmoid that feeds it"
+    doc = "BCE of a probability against a target in [0, 1]; after a Sigmoid, `after_sigmoid` says how"
+    settings = {**_Loss.settings, "after_sigmoid": Setting(
+        choice("fused", "nnc"), "fused",
+        doc="fused: NNabla's SigmoidCrossEntropy on the Sigmoid's input (finite, and a saturated "
+            "discriminator keeps its gradient); nnc: Sigmoid then BinaryCrossEntropy as NNC computes them, whose log is clamped at "
+            "float32's smallest normal (loss at most 87.34, gradient 0 once the sigmoid rounds to 0 or 1)")}
 
     def build(self, s, xs, ctx):
         logit = ctx.logit_of(0)
-        if logit is not None:
-            # Same value as BCE(sigmoid(z), t) but never log(0): a confident discriminator stays finite.
+        if logit is not None and s["after_sigmoid"] == "fused" and _FUSE[-1]:
+            # Not NNC's value bit for bit: the two round differently (up to ~1e-3 relative for |z| <= 10),
+            # and where the sigmoid rounds to 0 or 1 NNC's loss is 87.34 with gradient 0; this one is
+            # log(1 + e^z) with gradient sigmoid(z) there too.
             return F.sigmoid_cross_entropy(logit, xs[1])
         return F.binary_cross_entropy(xs[0], xs[1])
 
