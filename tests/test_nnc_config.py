@@ -322,3 +322,44 @@ def test_bce_after_sigmoid_nnc_form_is_nncs_value_and_gradient(tmp_path):
             np.testing.assert_allclose(x.g, 1 / (1 + np.exp(-logits.astype(np.float64))), rtol=1e-6)
             # where NNC's is finite and not clamped, the two agree to float32 rounding of the sigmoid
             np.testing.assert_allclose(y.d[:4], nnc_value[:4], rtol=2e-3, atol=1e-6)
+
+
+def test_loss_series_holds_each_epochs_last_partial_interval(tmp_path, small_mnist):
+    """128 images / batch 4 = 32 iterations an epoch, one point every 3: the last, iteration 31, is
+    the mean of 31 alone (30 closed an interval); epoch 2 starts its intervals from there."""
+    from nncgan import cli
+    from nncgan.train import progress
+    small_mnist["n"] = 128
+    run = tmp_path / "run"
+    g = tmp_path / "gen.yaml"
+    g.write_text("""
+dataset: {name: mnist}
+config: {batch_size: 4, max_epoch: 2}
+networks:
+  N:
+    layers:
+      - {name: z, type: Input, size: [4], generator: Normal}
+      - {name: A, type: Affine, out_shape: [1, 28, 28]}
+      - {name: S, type: Sigmoid}
+      - {name: L, type: SquaredError, target: {dataset: x}}
+optimizers:
+  N: {network: N, solver: Adam}
+executors:
+  E: {network: N, output: S}
+""")
+    assert cli.main(["train", str(g), "--out", str(run), "--quiet", "--context", "cpu"]) == 0
+    rows = progress.read_series(progress.series_file(run, "N"))
+    steps = [int(i) for i in rows[:, 0]]
+    assert steps[:11] == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]
+    assert steps[11:] == [34, 37, 40, 43, 46, 49, 52, 55, 58, 61, 63]
+
+
+def test_loss_monitors_flush_writes_the_partial_mean(tmp_path):
+    from nncgan.train import progress
+    m = progress.LossMonitors(tmp_path, ["A"], 3)
+    for i in range(11):
+        m.add(i, {"A": float(i)})
+    m.flush(10)
+    m.flush(10)  # nothing new: nothing written
+    rows = progress.read_series(progress.series_file(tmp_path, "A"))
+    assert rows.tolist() == [[3, 1.5], [6, 5.0], [9, 8.0], [10, 10.0]]

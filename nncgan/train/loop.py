@@ -105,6 +105,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     rng = distributed.rank_rng(cfg.seed, comm.rank, epoch)
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
+                monitors.flush(state["iteration"] - 1)
                 state.update(epoch=epoch, rng=_rng_state(rng))
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
                 bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch

@@ -41,6 +41,15 @@ class LossMonitors:
         for name, value in losses.items():
             self.series[name].add(iteration, value)
 
+    def flush(self, iteration):
+        """Write the mean of the points since the last write at `iteration` (an epoch's end): without
+        it, the iterations after the epoch's last full interval would be missing from the curve."""
+        for s in self.series.values():
+            if s.buf and s.sp is not None:
+                with open(s.sp, "a") as fd:
+                    print("{} {:g}".format(iteration, np.mean(s.buf)), file=fd)  # MonitorSeries' format
+            s.flush_at, s.buf = iteration, []
+
 
 def _truncate_series(path, last_iteration):
     if not path.is_file():
