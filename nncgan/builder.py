@@ -75,9 +75,12 @@ class _LayerContext:
         mult = layer.lr_mult.get(pname, 0.0)
         if learns and mult > 0:
             self.trainable[path] = (var, mult)
-            return var
-        # Frozen here (or a running statistic): same memory, but no gradient is computed for it.
-        return var.get_unlinked_variable(need_grad=False)
+        else:  # frozen here (or a running statistic): same memory, but no gradient is computed for it
+            var = var.get_unlinked_variable(need_grad=False)
+        if pname == "W" and layer.settings.get("spectral_norm"):
+            from .layers.palette import spectral_norm
+            return spectral_norm(layer, var, self.rng)
+        return var
 
     def logit_of(self, i):
         return self.logits.get(id(self.in_vars[i]))

@@ -34,7 +34,7 @@ CASES = [
     # (what, old text, new text, the line to point at, expected pieces of the message)
     ("unknown layer type",
      "{name: ReLU_2, type: ReLU}", "{name: ReLU_2, type: Relu}", "name: ReLU_2, type: Relu",
-     ["layer 'ReLU_2'", "unknown layer type 'Relu'", "did you mean 'ReLU'", "Known types:", "Deconvolution",
+     ["layer 'ReLU_2'", "unknown layer type 'Relu'", "did you mean 'ReLU'", "Layer types by group:", "Parametric: Affine, Convolution, Deconvolution",
       "3 problem(s)"]),
     ("unknown setting",
      "{name: Affine, type: Affine, out_shape: 512,", "{name: Affine, type: Affine, outshape: 512,",

@@ -12,6 +12,7 @@ from ..data import registry
 from ..data.registry import DATASETS
 from ..errors import DataError, GraphError
 from ..layers import get as get_layer_type, known_types
+from ..layers.palette import grouped_types
 from .params import resolve as resolve_params
 from .model import Config, DatasetSpec, Executor, Graph, Layer, Network, Optimizer, Where
 from .yamlio import Node, Seq, load_file
@@ -326,8 +327,8 @@ class _Parser:
         w = Where(**{**w.__dict__, "layer": full})
         lt = get_layer_type(ltype)
         if lt is None:
-            self.p.add(w, f"unknown layer type '{ltype}'{_suggest(ltype, known_types())} "
-                          f"Known types: {', '.join(known_types())}")
+            self.p.add(w, f"unknown layer type '{ltype}'{_suggest(ltype, known_types())} Layer types by group: "
+                          + "; ".join(grouped_types()))
             # Kept as a shapeless stand-in so that layers reading it report nothing spurious.
             given = e.get("inputs", e.get("input", [prev] if prev else []))
             given = [given] if isinstance(given, str) else given if isinstance(given, list) else []

@@ -301,7 +301,10 @@ def _sdc_network(project, net):
 def _sdc_layer(project, l, inputs):
     lt = get_layer_type(l.type)
     if lt is None:
-        project.fail(l.line, l.section, f"a layer type nncgan knows ({', '.join(known_types())}), got {l.type!r}")
+        from ..graph.parse import _suggest
+        from ..layers.palette import grouped_types
+        project.fail(l.line, l.section, f"a layer type nncgan knows, got {l.type!r}{_suggest(l.type, known_types())} "
+                                        f"({'; '.join(grouped_types())})")
     name = l.props["Name"]
     out = {"name": name, "type": l.type}
     if inputs:

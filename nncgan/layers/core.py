@@ -43,6 +43,7 @@ class Affine(LayerType):
         "with_bias": Setting(bool_, True),
         "w_init": Setting(init.parse, ("NormalAffineHeForward", 1.0)),
         "b_init": Setting(init.parse, ("Constant", 0.0)),
+        "spectral_norm": Setting(bool_, False, doc="W / its largest singular value (nncgan.layers.palette)"),
     }
 
     def out_shape(self, s, in_shapes):
@@ -78,6 +79,7 @@ def _conv_settings():
         "with_bias": Setting(bool_, True),
         "w_init": Setting(init.parse, ("NormalConvolutionHeForward", 1.0)),
         "b_init": Setting(init.parse, ("Constant", 0.0)),
+        "spectral_norm": Setting(bool_, False, doc="W / its largest singular value (nncgan.layers.palette)"),
     }
 
 
