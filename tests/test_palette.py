@@ -240,3 +240,34 @@ def test_unknown_type_is_grouped_with_suggestions(tmp_path, capsys):
     assert "did you mean 'InstanceNormalization'" in msg
     assert "normalization:" in msg.lower() and "Swish" in msg   # grouped, not one flat list
     assert cli.main(["check", str(p)]) == 2
+
+
+def test_palette_layers_export_to_nnp_and_import_back(tmp_path, small_mnist):
+    small_mnist["n"] = 32
+    g = tmp_path / "pal.yaml"
+    g.write_text("""
+dataset: {name: mnist}
+config: {batch_size: 8, max_epoch: 1}
+networks:
+  N:
+    layers:
+      - {name: z, type: Input, size: [4], generator: Normal}
+      - {name: A, type: Affine, out_shape: [1, 28, 28]}
+      - {name: W, type: Swish}
+      - {name: M, type: MulScalar, val: 0.5}
+      - {name: S, type: AddScalar, val: 0.25}
+      - {name: L, type: HuberLoss, delta: 0.5, target: {dataset: x}}
+optimizers:
+  N: {network: N, solver: Adam, weight_decay: 0.001}
+executors:
+  E: {network: N, output: S}
+""")
+    run, nnp = tmp_path / "run", tmp_path / "pal.nnp"
+    assert cli.main(["train", str(g), "--out", str(run), "--quiet", "--context", "cpu"]) == 0
+    assert cli.main(["export", str(run), "-o", str(nnp)]) == 0
+    assert cli.main(["import", str(nnp), "-o", str(tmp_path / "back.yaml")]) == 0
+    back = parse_graph(tmp_path / "back.yaml")
+    layers = {l.type: l.settings for l in back.networks["N"].layers}
+    assert layers["MulScalar"]["val"] == 0.5 and layers["AddScalar"]["val"] == 0.25
+    assert "Swish" in layers and layers["HuberLoss"]["delta"] == 0.5
+    assert back.optimizers[0].weight_decay == 0.001

@@ -352,7 +352,7 @@ def _sdc_layer(project, l, inputs):
             continue
         if prop in IGNORED:
             continue
-        key = PROPERTY.get(prop)
+        key = PROPERTY.get(prop, _snake(prop))   # the palette's settings are NNabla's names: PadWidth -> pad_width
         if key is None or key not in lt.settings:
             bad(f"properties of {l.type} that nncgan reads ({', '.join(sorted(k for k, v in PROPERTY.items() if v in lt.settings))}), "
                 f"got {prop}={value!r}")
@@ -367,6 +367,11 @@ def _sdc_layer(project, l, inputs):
     if lr is not None:
         out["lr_mult"] = lr
     return out
+
+
+def _snake(prop):
+    import re
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", prop).lower()
 
 
 def _settings_of(lt, layer):

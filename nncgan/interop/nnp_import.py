@@ -20,8 +20,13 @@ from .nnc_import import compact_lr_mult, dataset_entry, in_build_order
 from .sdcproj import ImportError_
 
 MAX_BYTES = 64 << 20
-LOSSES = ("BinaryCrossEntropy", "SigmoidCrossEntropy", "SquaredError", "AbsoluteError", "SoftmaxCrossEntropy")
-PLAIN = ("ReLU", "Sigmoid", "Tanh", "Identity", "Add2")
+LOSSES = ("BinaryCrossEntropy", "SigmoidCrossEntropy", "SquaredError", "AbsoluteError", "SoftmaxCrossEntropy",
+          "HuberLoss")
+PLAIN = ("ReLU", "Sigmoid", "Tanh", "Identity", "Add2",
+         # the palette's functions without settings (nncgan.layers.palette): the layer is the function
+         "Swish", "GELU", "Softsign", "HardTanh", "HardSigmoid", "Abs", "Exp", "Log", "Sub2", "Mul2", "Div2", "Pow2",
+         "Maximum2", "Minimum2", "GlobalAveragePooling")
+SCALAR = ("AddScalar", "MulScalar", "PowScalar", "RSubScalar", "RDivScalar")
 
 
 def _f(v):
@@ -326,4 +331,12 @@ _CONVERT = {
     "OneHot": lambda f, s, p, o: {"shape": list(f.one_hot_param.shape.dim)},
     "SoftmaxCrossEntropy": _softmax_ce,
     **{t: (lambda f, s, p, o: {}) for t in PLAIN + LOSSES if t != "SoftmaxCrossEntropy"},
+    **{t: (lambda f, s, p, o: {"val": _f(getattr(f, _param_field(f.type)).val)}) for t in SCALAR},
+    "HuberLoss": lambda f, s, p, o: {"delta": _f(f.huber_loss_param.delta)},
 }
+
+
+def _param_field(ftype):
+    """NNabla's <snake_case>_param field of a function type: RSubScalar -> r_sub_scalar_param."""
+    import re
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", ftype).lower() + "_param"
