@@ -363,3 +363,65 @@ def test_loss_monitors_flush_writes_the_partial_mean(tmp_path):
     m.flush(10)  # nothing new: nothing written
     rows = progress.read_series(progress.series_file(tmp_path, "A"))
     assert rows.tolist() == [[3, 1.5], [6, 5.0], [9, 8.0], [10, 10.0]]
+
+
+def _monitor_graph(tmp_path, monitor):
+    p = tmp_path / f"mon{bool(monitor)}.yaml"
+    p.write_text(f"""
+dataset: {{name: mnist}}
+config: {{batch_size: 8, max_epoch: 2, monitor: {monitor}}}
+networks:
+  N:
+    layers:
+      - {{name: z, type: Input, size: [4], generator: Normal}}
+      - {{name: A, type: Affine, out_shape: [1, 28, 28]}}
+      - {{name: BN, type: BatchNormalization}}
+      - {{name: S, type: Sigmoid}}
+      - {{name: L, type: SquaredError, target: {{dataset: x}}}}
+  M:
+    layers:
+      - {{name: z, type: Input, size: [4], generator: Normal}}
+      - {{name: A, type: Affine, out_shape: [1, 28, 28]}}
+      - {{name: BN, type: BatchNormalization}}
+      - {{name: S, type: Sigmoid}}
+      - {{name: L, type: SquaredError, target: {{dataset: x}}}}
+optimizers:
+  N: {{network: N, solver: Adam}}
+executors:
+  E: {{network: N, output: S}}
+""")
+    return p
+
+
+def test_monitor_pass_moves_only_the_running_statistics(tmp_path, small_mnist):
+    from nncgan import cli
+    from nncgan.train import checkpoint
+    small_mnist["n"] = 32
+    params = {}
+    for monitor in ("null", "{interval: 10, monitors: {train_error: {network: M, dataset: training}, "
+                            "valid_error: {network: M, dataset: validation}}}"):
+        run = tmp_path / f"run{len(monitor)}"
+        assert cli.main(["train", str(_monitor_graph(tmp_path, monitor)), "--out", str(run), "--quiet",
+                         "--context", "cpu"]) == 0
+        nn.clear_parameters()
+        checkpoint.load(run)
+        params[monitor] = {k: v.d.copy() for k, v in nn.get_parameters(grad_only=False).items()}
+    off, on = params.values()
+    for k in off:
+        if k.endswith(("/mean", "/var")):
+            assert not np.array_equal(off[k], on[k]), k
+        else:  # the pass trains nothing and draws nothing from training's rng
+            assert np.array_equal(off[k], on[k]), k
+
+
+def test_monitor_epochs_and_schema(tmp_path):
+    from nncgan.train import monitor
+    spec = {"interval": 10, "monitors": {"m": {"network": "M", "dataset": "validation"}}}
+    assert [e for e in range(1, 31) if monitor.due(spec, e)] == [1, 2, 3, 4, 5, 10, 20, 30]
+    assert not monitor.due(None, 1)
+    with pytest.raises(GraphError, match="unknown network 'Q'"):
+        parse_graph(_monitor_graph(tmp_path, "{monitors: {m: {network: Q}}}"))
+    with pytest.raises(GraphError, match="validation.training"):
+        parse_graph(_monitor_graph(tmp_path, "{monitors: {m: {network: M, dataset: valid}}}"))
+    g = parse_graph(_monitor_graph(tmp_path, "{monitors: {m: {network: M}}}"))
+    assert g.config.monitor == {"interval": 10, "monitors": {"m": {"network": "M", "dataset": "validation"}}}

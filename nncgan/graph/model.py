@@ -88,6 +88,7 @@ class Config:
     save_best: bool = False
     ema: Optional[float] = None         # decay of the executor's parameter average; None: off
     ema_start: int = 0                  # the iteration the average starts from
+    monitor: Optional[dict] = None      # NNC's monitor pass (nncgan.train.monitor); None: off
 
 
 @dataclass

@@ -19,7 +19,8 @@ from .yamlio import Node, Seq, load_file
 
 TOP_KEYS = ("nncgan", "name", "description", "params", "dataset", "config", "defaults", "blocks", "networks",
             "optimizers", "executors")
-CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False, "ema": None, "ema_start": 0}
+CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False, "ema": None, "ema_start": 0,
+               "monitor": None}
 # An optimizer's keys and their defaults (`--set` reads the same table).
 OPTIMIZER_KEYS = {"network": None, "solver": None, "update_interval": 1, "weight_decay": 0.0,
                   "lr_scheduler": None, "warmup": None}
@@ -119,6 +120,11 @@ class _Parser:
         for name, node in nets_node.items():
             networks[name] = self.parse_network(str(name), node, nets_node.line_of(name), dataset)
         self.check_scopes(networks)
+        for name, m in (config.monitor or {}).get("monitors", {}).items():
+            if m["network"] not in networks:
+                self.p.add(self.where(self.raw["config"]["monitor"], "monitors"),
+                           f"config.monitor: monitor '{name}': unknown network '{m['network']}'"
+                           f"{_suggest(m['network'], networks)}")
         optimizers = self.parse_optimizers(networks)
         executors = self.parse_executors(networks)
         if self.p.items:
@@ -181,6 +187,13 @@ class _Parser:
                                                       f"(e.g. 0.999) or null, got {v!r}")
                 else:
                     vals[key] = None if v is None else float(v)
+                continue
+            if key == "monitor":
+                from ..train.monitor import parse as parse_monitor
+                spec, problems = parse_monitor(v)
+                for k, msg in problems:
+                    self.p.add(self.where(v, k) if k and isinstance(v, Node) else self.where(node, key), msg)
+                vals[key] = spec
                 continue
             least = 0 if key in ("seed", "ema_start") else 1
             if isinstance(default, bool):

@@ -4,8 +4,8 @@ FILE is an NNC project (.sdcproj), an NNabla/NNC network definition (.nntxt, .pr
 NNP (.nnp: a zip holding one). Every network becomes a `networks:` entry, layer for layer, with
 NNC's properties as snake_case settings, ParameterScope as `scope:`, the LRateMultipliers as
 `lr_mult:`, Input generators, loss targets, optimizers, config and executors. The graph is
-checked as `nncgan check` checks it before this returns; what nncgan cannot express (NNC's
-monitors, an optimizer's iteration range) is named, with its file, line and section, in a
+checked as `nncgan check` checks it before this returns; NNC's monitors become `config.monitor`;
+what nncgan cannot express (an optimizer's iteration range, ...) is named, with its file, line and section, in a
 warning and in the file's header.
 """
 from pathlib import Path
@@ -188,9 +188,18 @@ def from_sdcproj(project):
         optimizers[oname] = {"network": net, "solver": solver_entry(project.value(s, "SolverName"), params, where),
                              "update_interval": int(s.get("UpdateInterval", "1")),
                              **_sdc_schedule(project, s, notes)}
-    for s in project.numbered("Monitor", "Config", "NumMonitor"):
-        notes.append(f"{project.path}:{s.line}: [{s.name}] monitor {s.get('Monitor_Name')} on "
-                     f"{s.get('Monitor_NetworkName')} (nncgan logs the training losses, it runs no monitor pass)")
+    monitors = project.numbered("Monitor", "Config", "NumMonitor")
+    if monitors:  # NNC runs them, and they move BatchNormalization's statistics: the graph runs them too
+        found = {}
+        for s in monitors:
+            net, data = project.value(s, "Monitor_NetworkName"), s.get("Monitor_DatasetName", "Validation")
+            if net not in networks:
+                project.fail(s.values["Monitor_NetworkName"][1], s.name, f"one of the networks {', '.join(networks)}")
+            if data not in ("Validation", "Training"):
+                project.fail(s.values["Monitor_DatasetName"][1], s.name, f"dataset Validation or Training, got {data!r}")
+            found[project.value(s, "Monitor_Name")] = {"network": net, "dataset": data.lower()}
+        config["monitor"] = {"interval": project.value(cfg, "MonitorInterval", int)
+                             if "MonitorInterval" in cfg.values else 10, "monitors": found}
     executors = {}
     for s in project.numbered("Executor", "Config", "NumExecutor"):
         net = project.value(s, "Executor_NetworkName")

@@ -19,7 +19,7 @@ from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import checkpoint, distributed, progress
+from . import checkpoint, distributed, monitor, progress
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -68,6 +68,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     # An image-to-image executor draws its tiles from the first training samples, the same every epoch.
     tile_feed = first_samples(arrays, sampler.needs, sampler.n, info.images) if sampler and sampler.needs else None
     ema = EMA.for_graph(graph, nets)
+    monitor_pass = monitor.MonitorPass(graph, info, data_dir or graph.dataset.dir, log) if cfg.monitor else None
 
     # `nncgan runs` tells a run still training from one whose process died by this pid.
     runs.update_info(run, status="running", max_epoch=max_epoch, pid=os.getpid(), host=socket.gethostname())
@@ -106,6 +107,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 monitors.flush(state["iteration"] - 1)
+                if monitor.due(cfg.monitor, epoch):  # NNC's monitor pass, before the save as nnabla_cli
+                    log(f"epoch {epoch} monitors: " + ", ".join(f"{k} {v:.4f}" for k, v in monitor_pass(epoch).items()))
                 state.update(epoch=epoch, rng=_rng_state(rng))
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
                 bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
