@@ -69,7 +69,8 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
     iter_per_epoch = max(1, n_train // batch) if n_train else _iterations_per_epoch(folder, graph, batch)
 
     nn.clear_parameters()
-    trained = [] if runtime_only else [o.network for o in graph.optimizers]
+    trained = [] if runtime_only else [o.network for o in graph.optimizers] + \
+        [m["network"] for m in (graph.config.monitor or {}).get("monitors", {}).values()]
     used = list(dict.fromkeys(trained + [e.network for e in graph.executors.values()]))
     shown = {}  # network -> the layers its executors output
     for ex in graph.executors.values():
@@ -101,9 +102,18 @@ def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batc
         d.variable.extend(variables)
     for opt in graph.optimizers:
         _optimizer(proto.optimizer.add(), opt, traced[opt.network], iter_per_epoch, graph.config.max_epoch)
-    if monitors and graph.optimizers:
+    spec = graph.config.monitor
+    if spec is not None:  # the graph's own monitors (NNC's, when imported), at its interval
+        tc.monitor_interval = spec["interval"]
+        pairs = [(name, traced[m["network"]] if m["network"] in traced else None,
+                  TRAINING if m["dataset"] == "training" else VALIDATION) for name, m in spec["monitors"].items()]
+    elif monitors and graph.optimizers:
         first = traced[graph.optimizers[0].network]
-        for name, dataset in (("train_error", TRAINING), ("valid_error", VALIDATION)):
+        pairs = [("train_error", first, TRAINING), ("valid_error", first, VALIDATION)]
+    else:
+        pairs = []
+    for name, first, dataset in pairs:
+        if first is not None:
             m = proto.monitor.add()
             m.name, m.network_name = name, first.name
             m.dataset_name.append(dataset)

@@ -98,6 +98,11 @@ def from_nnp(path):
     batch = net_proto[first.network_name].batch_size if first else proto.network[0].batch_size
     config = {"batch_size": batch or 64, "max_epoch": proto.training_config.max_epoch or 100,
               "save_best": bool(proto.training_config.save_best)}
+    if proto.monitor:  # nnabla_cli runs them (moving BatchNormalization's statistics): the graph does too
+        config["monitor"] = {"interval": proto.training_config.monitor_interval or 10, "monitors": {
+            m.name: {"network": m.network_name,
+                     "dataset": "training" if list(m.dataset_name) == ["Training"] else "validation"}
+            for m in proto.monitor if m.network_name in networks}}
     datasets = {d.name: d for d in proto.dataset}
     used = [datasets[n] for n in (first.dataset_name if first else []) if n in datasets] or list(proto.dataset)
     if not used:
