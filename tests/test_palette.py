@@ -24,8 +24,20 @@ CASES = [
     ("Swish", {}, [X], False, lambda x, p: F.swish(x[0])),
     ("GELU", {}, [X], False, lambda x, p: F.gelu(x[0])),
     ("SELU", {}, [X], False, lambda x, p: F.selu(x[0])),
-    ("Softplus", {}, [X], False, lambda x, p: F.softplus(x[0])),
-    ("Softsign", {}, [X], False, lambda x, p: F.softsign(x[0])),
+    ("SoftPlus", {}, [X], False, lambda x, p: F.softplus(x[0])),
+    ("SoftSign", {}, [X], False, lambda x, p: F.softsign(x[0])),
+    ("ReLU6", {}, [X], False, lambda x, p: F.relu6(x[0])),
+    ("Mish", {}, [X], False, lambda x, p: F.mish(x[0])),
+    ("LogSigmoid", {}, [X], False, lambda x, p: F.log_sigmoid(x[0])),
+    ("TanhShrink", {}, [X], False, lambda x, p: F.tanh_shrink(x[0])),
+    ("Sin", {}, [X], False, lambda x, p: F.sin(x[0])),
+    ("ATan", {}, [X], False, lambda x, p: F.atan(x[0])),
+    ("Erf", {}, [X], False, lambda x, p: F.erf(x[0])),
+    ("CELU", {"alpha": 0.5}, [X], False, lambda x, p: F.celu(x[0], 0.5, 1)),
+    ("MaximumScalar", {"val": 0.2}, [X], False, lambda x, p: F.maximum_scalar(x[0], 0.2)),
+    ("RPowScalar", {"val": 2}, [X], False, lambda x, p: F.r_pow_scalar(x[0], 2.0)),
+    ("Prod", {"axes": [0]}, [X], False, lambda x, p: F.prod(x[0], axis=[1])),
+    ("Shift", {"shifts": [0, 1, -1]}, [X], False, lambda x, p: F.shift(x[0], (0, 1, -1))),
     ("HardTanh", {}, [X], False, lambda x, p: F.hard_tanh(x[0])),
     ("HardSigmoid", {}, [X], False, lambda x, p: F.hard_sigmoid(x[0])),
     ("CReLU", {}, [X], False, lambda x, p: F.crelu(x[0], 1)),
@@ -77,6 +89,9 @@ CASES = [
      lambda x, p: F.prelu(x[0], p["slope"], base_axis=1)),
     ("PReLU", {"shared": True}, [V], False, lambda x, p: F.prelu(x[0], p["slope"], base_axis=1)),
     ("HuberLoss", {"delta": 0.5}, [X, X], False, lambda x, p: F.huber_loss(x[0], x[1], 0.5)),
+    ("EpsilonInsensitiveLoss", {"epsilon": 0.3}, [X, X], False,
+     lambda x, p: F.epsilon_insensitive_loss(x[0], x[1], 0.3)),
+    ("SumPooling", {"kernel_shape": [2, 2]}, [X], False, lambda x, p: F.sum_pooling(x[0], (2, 2))),
 ]
 PARAMS = {"InstanceNormalization": ("instance_normalization", ("beta", "gamma")),
           "LayerNormalization": ("layer_normalization", ("beta", "gamma")),
@@ -87,10 +102,10 @@ PARAMS = {"InstanceNormalization": ("instance_normalization", ("beta", "gamma"))
 def _graph(tmp_path, ltype, settings, shapes, loss=True):
     layers = [{"name": f"x{i}", "type": "Input", "size": list(s), "generator": "Normal"} for i, s in enumerate(shapes)]
     t = {"name": "T", "type": ltype, "inputs": [f"x{i}" for i in range(len(shapes))], **settings}
-    if ltype == "HuberLoss":
+    if ltype in ("HuberLoss", "EpsilonInsensitiveLoss"):
         t.update(inputs=["x0"], target="x1")
     layers.append(t)
-    if ltype != "HuberLoss":
+    if ltype not in ("HuberLoss", "EpsilonInsensitiveLoss"):
         layers.append({"name": "L", "type": "SquaredError", "inputs": ["T"],
                        "target": {"generator": "Constant", "multiplier": 0}})
     data = {"dataset": {"name": "mnist"}, "config": {"batch_size": 2, "max_epoch": 1},

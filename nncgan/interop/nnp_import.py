@@ -21,12 +21,15 @@ from .sdcproj import ImportError_
 
 MAX_BYTES = 64 << 20
 LOSSES = ("BinaryCrossEntropy", "SigmoidCrossEntropy", "SquaredError", "AbsoluteError", "SoftmaxCrossEntropy",
-          "HuberLoss")
+          "HuberLoss", "EpsilonInsensitiveLoss")
 PLAIN = ("ReLU", "Sigmoid", "Tanh", "Identity", "Add2",
          # the palette's functions without settings (nncgan.layers.palette): the layer is the function
-         "Swish", "GELU", "Softsign", "HardTanh", "HardSigmoid", "Abs", "Exp", "Log", "Sub2", "Mul2", "Div2", "Pow2",
+         "Swish", "GELU", "SoftSign", "HardTanh", "HardSigmoid", "ReLU6", "Mish", "LogSigmoid", "TanhShrink", "Sinc",
+         "Sin", "Cos", "Tan", "Sinh", "Cosh", "ASin", "ACos", "ATan", "ASinh", "ACosh", "ATanh", "Erf", "Round",
+         "Ceil", "Floor", "Abs", "Exp", "Log", "Sub2", "Mul2", "Div2", "Pow2",
          "Maximum2", "Minimum2", "GlobalAveragePooling")
-SCALAR = ("AddScalar", "MulScalar", "PowScalar", "RSubScalar", "RDivScalar")
+SCALAR = ("AddScalar", "MulScalar", "PowScalar", "RSubScalar", "RDivScalar", "RPowScalar", "MaximumScalar",
+          "MinimumScalar")
 
 
 def _f(v):
@@ -333,6 +336,8 @@ _CONVERT = {
     "Unpooling": lambda f, s, p, o: {"kernel_shape": list(f.unpooling_param.kernel.dim)},
     "MaxPooling": _pool("max_pooling"),
     "AveragePooling": _pool("average_pooling"),
+    "SumPooling": _pool("sum_pooling"),
+    "EpsilonInsensitiveLoss": lambda f, s, p, o: {"epsilon": _f(f.epsilon_insensitive_loss_param.epsilon)},
     "OneHot": lambda f, s, p, o: {"shape": list(f.one_hot_param.shape.dim)},
     "SoftmaxCrossEntropy": _softmax_ce,
     **{t: (lambda f, s, p, o: {}) for t in PLAIN + LOSSES if t != "SoftmaxCrossEntropy"},

@@ -12,6 +12,7 @@ import nnabla.functions as F
 
 from . import initializers as init
 from .base import LayerType, Setting, ShapeError, register, shape, int_, float_, bool_, choice
+from .core import _Pooling
 from .losses import _Loss
 
 
@@ -79,8 +80,8 @@ FUNCTIONS = {
     "Swish": ("swish", {}, lambda s, xs, c: F.swish(xs[0]), (1, 1), "x sigmoid(x)"),
     "GELU": ("gelu", {}, lambda s, xs, c: F.gelu(xs[0]), (1, 1), ""),
     "SELU": ("selu", {}, lambda s, xs, c: F.selu(xs[0]), (1, 1), ""),
-    "Softplus": ("softplus", {}, lambda s, xs, c: F.softplus(xs[0]), (1, 1), ""),
-    "Softsign": ("softsign", {}, lambda s, xs, c: F.softsign(xs[0]), (1, 1), ""),
+    "SoftPlus": ("softplus", {}, lambda s, xs, c: F.softplus(xs[0]), (1, 1), ""),
+    "SoftSign": ("softsign", {}, lambda s, xs, c: F.softsign(xs[0]), (1, 1), ""),
     "HardTanh": ("hard_tanh", {}, lambda s, xs, c: F.hard_tanh(xs[0]), (1, 1), ""),
     "HardSigmoid": ("hard_sigmoid", {}, lambda s, xs, c: F.hard_sigmoid(xs[0]), (1, 1), ""),
     "CReLU": ("crelu", {"axis": S(int_(0), 0)}, lambda s, xs, c: F.crelu(xs[0], s["axis"] + 1), (1, 1),
@@ -162,6 +163,32 @@ FUNCTIONS = {
 }
 
 
+# NNabla's elementwise functions without settings: the layer type is the function's type in an NNP
+UNARY = {"ReLU6": "relu6", "Mish": "mish", "LogSigmoid": "log_sigmoid", "TanhShrink": "tanh_shrink", "Sinc": "sinc",
+         "Sin": "sin", "Cos": "cos", "Tan": "tan", "Sinh": "sinh", "Cosh": "cosh", "ASin": "asin", "ACos": "acos",
+         "ATan": "atan", "ASinh": "asinh", "ACosh": "acosh", "ATanh": "atanh", "Erf": "erf", "Round": "round",
+         "Ceil": "ceil", "Floor": "floor", "Unlink": "unlink"}
+for _name, _fn in UNARY.items():
+    FUNCTIONS[_name] = (_fn, {}, (lambda f: lambda s, xs, c: getattr(F, f)(xs[0]))(_fn), (1, 1), "")
+FUNCTIONS.update({
+    "CELU": ("celu", {"alpha": S(Fl(), 1.0), "axis": S(int_(0), 0)},
+             lambda s, xs, c: F.celu(xs[0], s["alpha"], s["axis"] + 1), (1, 1), "ELU of x and of -x, concatenated"),
+    "Sign": ("sign", {"alpha": S(Fl(), 1.0)}, lambda s, xs, c: F.sign(xs[0], s["alpha"]), (1, 1), ""),
+    "MaximumScalar": ("maximum_scalar", {"val": S(Fl(), 1.0)}, lambda s, xs, c: F.maximum_scalar(xs[0], s["val"]),
+                      (1, 1), ""),
+    "MinimumScalar": ("minimum_scalar", {"val": S(Fl(), 1.0)}, lambda s, xs, c: F.minimum_scalar(xs[0], s["val"]),
+                      (1, 1), ""),
+    "RPowScalar": ("r_pow_scalar", {"val": S(Fl(), 1.0)}, lambda s, xs, c: F.r_pow_scalar(xs[0], s["val"]), (1, 1),
+                   "val ** x"),
+    "Prod": ("prod", {"axes": S(_opt(Sh(minimum=0)), doc="sample axes; default all"), "keep_dims": S(B, False)},
+             lambda s, xs, c: F.prod(xs[0], _red(s, xs), s["keep_dims"]), (1, 1), ""),
+    "Shift": ("shift", {"shifts": S(ints, required=True), "border_mode": S(choice("nearest", "reflect"), "nearest")},
+              lambda s, xs, c: F.shift(xs[0], s["shifts"], s["border_mode"]), (1, 1), ""),
+    "RandomCrop": ("random_crop", {"shape": S(Sh(), required=True, doc="the sample's shape after the crop")},
+                   lambda s, xs, c: F.random_crop(xs[0], s["shape"], seed=_seed(c)), (1, 1), ""),
+})
+
+
 def _piece(ys, i):
     ys = ys if isinstance(ys, (tuple, list)) else (ys,)
     if i >= len(ys):
@@ -171,6 +198,8 @@ def _piece(ys, i):
 
 def _red(s, xs):
     return list(range(1, len(xs[0].shape))) if s["axes"] is None else _axes(s["axes"])
+
+
 
 
 for _name, (_fn, _settings, _args, _inputs, _doc) in FUNCTIONS.items():
@@ -301,6 +330,22 @@ class HuberLoss(_Loss):
         return F.huber_loss(xs[0], xs[1], s["delta"])
 
 
+@register
+class EpsilonInsensitiveLoss(_Loss):
+    type_name = "EpsilonInsensitiveLoss"
+    doc = "|prediction - target| beyond epsilon, 0 within"
+    settings = {**_Loss.settings, "epsilon": Setting(float_(0.0), 0.1)}
+
+    def build(self, s, xs, ctx):
+        return F.epsilon_insensitive_loss(xs[0], xs[1], s["epsilon"])
+
+
+@register
+class SumPooling(_Pooling):
+    type_name = "SumPooling"
+    fn = staticmethod(F.sum_pooling)
+
+
 # ---- spectral normalisation of a weight: `spectral_norm: true` on Affine, Convolution, Deconvolution
 
 SN_DIM = {"Affine": 1, "Convolution": 0, "Deconvolution": 1}  # the output axis of W, as NNabla's examples
@@ -325,14 +370,16 @@ GROUPS = {
     "Parametric": ("Affine", "Convolution", "Deconvolution", "Embed", "PReLU"),
     "Normalization": ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization"),
     "Activation": ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "PReLU", "SELU", "CReLU", "Swish", "GELU",
-                   "Softplus", "Softsign", "HardTanh", "HardSigmoid", "Softmax", "LogSoftmax", "Identity"),
-    "Pooling and resizing": ("MaxPooling", "AveragePooling", "GlobalAveragePooling", "Unpooling", "Interpolate"),
+                   "SoftPlus", "SoftSign", "HardTanh", "HardSigmoid", "Softmax", "LogSoftmax", "Identity"),
+    "Pooling and resizing": ("MaxPooling", "AveragePooling", "SumPooling", "GlobalAveragePooling", "Unpooling", "Interpolate"),
     "Arithmetic": ("Add2", "Sub2", "Mul2", "Div2", "Pow2", "Maximum2", "Minimum2", "AddScalar", "MulScalar",
-                   "PowScalar", "RSubScalar", "RDivScalar", "Abs", "Exp", "Log"),
-    "Reduction": ("Sum", "Mean", "Max", "Min"),
+                   "PowScalar", "RSubScalar", "RDivScalar", "RPowScalar", "MaximumScalar", "MinimumScalar", "Abs",
+                   "Exp", "Log", "Sign", "Round", "Ceil", "Floor", "Sin", "Cos", "Tan", "Sinh", "Cosh", "ASin",
+                   "ACos", "ATan", "ASinh", "ACosh", "ATanh", "Erf", "Sinc"),
+    "Reduction": ("Sum", "Mean", "Max", "Min", "Prod"),
     "Shape": ("Reshape", "Concatenate", "Split", "Stack", "Slice", "Pad", "Tile", "Transpose", "Broadcast",
-              "Flip", "OneHot"),
-    "Augmentation": ("Dropout", "RandomFlip", "RandomShift", "ImageAugmentation"),
+              "Flip", "Shift", "OneHot", "Unlink"),
+    "Augmentation": ("Dropout", "RandomFlip", "RandomShift", "RandomCrop", "ImageAugmentation"),
 }
 
 
