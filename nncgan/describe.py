@@ -51,6 +51,13 @@ def describe(graph):
         lines.append(f"  {o.name}: network {o.network}, {o.solver}({settings}), "
                      f"update every {o.update_interval} iteration(s); trains {len(trained)} parameters, "
                      f"{frozen} frozen or running statistics")
+        sched = [f"weight decay {o.weight_decay:g}"] if o.weight_decay else []
+        if o.lr_scheduler:
+            sched.append("learning rate " + ", ".join(f"{k} {v}" for k, v in o.lr_scheduler.items()))
+        if o.warmup:
+            sched.append(f"warm-up {o.warmup['length']} {o.warmup['unit']}(s)")
+        if sched:
+            lines.append(f"      {'; '.join(sched)}")
         losses = [f"{l.settings['weight']:g} x {l.name} ({l.type})" for l in net.losses]
         if losses:  # the network's loss: the weighted sum of its loss layers' means
             lines.append(f"      loss = {' + '.join(losses)}")
