@@ -1,5 +1,7 @@
 """`nncgan import`: NNC's own sample projects and nncgan's NNP export back to graphs that check and train."""
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -244,3 +246,71 @@ def test_imported_dcgan_trains_with_its_weight_decay(tmp_path, monkeypatch):
     assert all(np.isfinite(v).all() for v in a.values())
     changed = [k for k in a if not np.array_equal(a[k], b[k])]
     assert any(k.endswith("/W") for k in changed)
+
+
+NNABLA_CLI = Path(sys.executable).with_name("nnabla_cli")
+CLI_SEEDED = ("import sys, numpy as np, nnabla.random as r; r.prng = np.random.RandomState(int(sys.argv.pop(1)));"
+              "from nnabla.utils.cli.cli import main; sys.argv[0] = 'nnabla_cli'; sys.exit(main())")
+
+
+@needs_samples
+@needs_mnist
+@pytest.mark.skipif(not NNABLA_CLI.exists(), reason="nnabla_cli not installed beside this python")
+def test_imported_dcgan_trains_two_iterations_as_nnabla_cli(tmp_path, monkeypatch):
+    """mnist_dcgan.sdcproj imported, from the same parameters, data and generator draws: two
+    iterations of nncgan and of `nnabla_cli train` on the NNP of the same networks agree (weight
+    decay 0.0001, Sigmoid + BinaryCrossEntropy as NNC computes them). The monitors are left out
+    of both: they move only BatchNormalization's running statistics."""
+    from google.protobuf import text_format
+    from PIL import Image
+    from nncgan.builder import build_all
+    from nncgan.interop.nnp_export import read_nnp_proto
+    from nncgan.train.solvers import OptimizerStep
+    out = tmp_path / "dcgan.yaml"
+    _import(DCGAN, out)
+    monkeypatch.setenv("NNCGAN_LIMIT_SAMPLES", "32")
+    monkeypatch.setenv("NNCGAN_MNIST_DIR", str(MNIST_DIR))
+    run, nnp = tmp_path / "run", tmp_path / "dcgan.nnp"
+    assert cli.main(["train", str(out), "--epochs", "1", "--batch-size", "16", "--out", str(run), "--quiet",
+                     "--context", "cpu", "--set", "config.monitor=null"]) == 0
+    assert cli.main(["dataset", "export", "mnist", str(tmp_path / "ds"), "--limit", "32", "--split", "train"]) == 0
+    csv_path = tmp_path / "ds" / "mnist_training.csv"
+    assert cli.main(["export", str(run), "-o", str(nnp), "--max-epoch", "1", "--dataset-csv", str(csv_path),
+                     "--no-monitors"]) == 0
+    proto = read_nnp_proto(nnp)
+    for d in proto.dataset:
+        d.shuffle = False
+    assert not proto.monitor and proto.training_config.iter_per_epoch == 2
+    assert [o.solver.weight_decay for o in proto.optimizer] == pytest.approx([1e-4, 1e-4])
+    fixed = tmp_path / "fixed.nnp"
+    with zipfile.ZipFile(nnp) as src, zipfile.ZipFile(fixed, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, text_format.MessageToString(proto) if name.endswith(".nntxt") else src.read(name))
+    (tmp_path / "cli").mkdir()
+    r = subprocess.run([sys.executable, "-c", CLI_SEEDED, "7", "train", "-c", str(fixed), "-p", str(fixed),
+                        "-o", str(tmp_path / "cli")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0 and "Training Completed" in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    with zipfile.ZipFile(tmp_path / "cli" / "results.nnp") as z:
+        z.extract(next(n for n in z.namelist() if n.endswith((".h5", ".protobuf"))), tmp_path / "cli_params")
+    nn.clear_parameters()
+    nn.load_parameters(str(next((tmp_path / "cli_params").iterdir())))
+    theirs = {k: v.d.copy() for k, v in nn.get_parameters(grad_only=False).items()}
+
+    # nncgan: the exported parameters, the CSV's images in order, the same generator draws.
+    graph = parse_graph(run / "graph.yaml")
+    graph.config.batch_size = 16
+    nn.clear_parameters()
+    nets, _ = build_all(graph, 16, 0)
+    checkpoint.load(run)
+    steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
+    rows = [l.split(",")[0] for l in csv_path.read_text().splitlines()[1:]]
+    images = np.stack([np.asarray(Image.open(csv_path.parent / p), np.float32)[None] / 255.0 for p in rows])
+    rng = np.random.RandomState(7)
+    for it in range(2):
+        batch = {"x": images[16 * it:16 * (it + 1)], "y": np.zeros((16, 1), np.float32)}
+        for s in steps:
+            s(batch, rng, it)
+    ours = {k: v.d.copy() for k, v in nn.get_parameters(grad_only=False).items()}
+    assert ours.keys() == theirs.keys()
+    worst = max(float(np.abs(ours[k] - theirs[k]).max()) for k in ours)
+    assert worst < 1e-5, sorted  # measured: 0.0, bit for bit(((float(np.abs(ours[k] - theirs[k]).max()), k) for k in ours), reverse=True)[:5]
