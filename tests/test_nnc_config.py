@@ -370,21 +370,17 @@ def _monitor_graph(tmp_path, monitor):
     p.write_text(f"""
 dataset: {{name: mnist}}
 config: {{batch_size: 8, max_epoch: 2, monitor: {monitor}}}
+blocks:
+  net:
+    layers:
+      - {{name: z, type: Input, size: [4], generator: Normal}}
+      - {{name: A, type: Affine, out_shape: [1, 28, 28]}}
+      - {{name: BN, type: BatchNormalization}}
+      - {{name: S, type: Sigmoid}}
+      - {{name: L, type: SquaredError, target: {{dataset: x}}}}
 networks:
-  N:
-    layers:
-      - {{name: z, type: Input, size: [4], generator: Normal}}
-      - {{name: A, type: Affine, out_shape: [1, 28, 28]}}
-      - {{name: BN, type: BatchNormalization}}
-      - {{name: S, type: Sigmoid}}
-      - {{name: L, type: SquaredError, target: {{dataset: x}}}}
-  M:
-    layers:
-      - {{name: z, type: Input, size: [4], generator: Normal}}
-      - {{name: A, type: Affine, out_shape: [1, 28, 28]}}
-      - {{name: BN, type: BatchNormalization}}
-      - {{name: S, type: Sigmoid}}
-      - {{name: L, type: SquaredError, target: {{dataset: x}}}}
+  N: {{layers: [{{use: net}}]}}
+  M: {{layers: [{{use: net}}]}}   # the monitor's network: the same scopes
 optimizers:
   N: {{network: N, solver: Adam}}
 executors:

@@ -320,24 +320,19 @@ class Embed(LayerType):
         return F.embed(xs[0], ctx.param("W"))
 
 
-@register
-class HuberLoss(_Loss):
-    type_name = "HuberLoss"
-    doc = "squared error within delta of the target, absolute error beyond"
-    settings = {**_Loss.settings, "delta": Setting(float_(0.0), 1.0)}
+def _loss(name, fn, setting, default, doc):
+    """A loss of (prediction, target) with one setting of NNabla's function."""
+    cls = type(name, (_Loss,), {
+        "type_name": name, "doc": doc,
+        "settings": {**_Loss.settings, setting: Setting(float_(0.0), default)},
+        "build": lambda self, s, xs, ctx: fn(xs[0], xs[1], s[setting])})
+    return register(cls)
 
-    def build(self, s, xs, ctx):
-        return F.huber_loss(xs[0], xs[1], s["delta"])
 
-
-@register
-class EpsilonInsensitiveLoss(_Loss):
-    type_name = "EpsilonInsensitiveLoss"
-    doc = "|prediction - target| beyond epsilon, 0 within"
-    settings = {**_Loss.settings, "epsilon": Setting(float_(0.0), 0.1)}
-
-    def build(self, s, xs, ctx):
-        return F.epsilon_insensitive_loss(xs[0], xs[1], s["epsilon"])
+HuberLoss = _loss("HuberLoss", F.huber_loss, "delta", 1.0,
+                  "squared error within delta of the target, absolute error beyond")
+EpsilonInsensitiveLoss = _loss("EpsilonInsensitiveLoss", F.epsilon_insensitive_loss, "epsilon", 0.1,
+                               "|prediction - target| beyond epsilon, 0 within")
 
 
 @register
