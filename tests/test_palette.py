@@ -267,7 +267,10 @@ networks:
   N:
     layers:
       - {name: z, type: Input, size: [4], generator: Normal}
-      - {name: A, type: Affine, out_shape: [1, 28, 28]}
+      - {name: A, type: Affine, out_shape: [1, 28, 28], spectral_norm: true}
+      - {name: I, type: InstanceNormalization, epsilon: 0.001}
+      - {name: G, type: GroupNormalization, num_groups: 1, no_bias: true}
+      - {name: P, type: PReLU}
       - {name: W, type: Swish}
       - {name: M, type: MulScalar, val: 0.5}
       - {name: S, type: AddScalar, val: 0.25}
@@ -286,3 +289,13 @@ executors:
     assert layers["MulScalar"]["val"] == 0.5 and layers["AddScalar"]["val"] == 0.25
     assert "Swish" in layers and layers["HuberLoss"]["delta"] == 0.5
     assert back.optimizers[0].weight_decay == 0.001
+    assert layers["InstanceNormalization"]["epsilon"] == pytest.approx(0.001)
+    assert layers["GroupNormalization"]["no_bias"] and not layers["GroupNormalization"]["no_scale"]
+    assert layers["PReLU"]["shared"] is False
+    assert layers["Affine"]["spectral_norm"] is True
+    import zipfile
+    with zipfile.ZipFile(nnp) as z:  # the power iteration's vector travels with the parameters
+        z.extract("parameter.protobuf", tmp_path / "p")
+    nn.clear_parameters()
+    nn.load_parameters(str(tmp_path / "p" / "parameter.protobuf"))
+    assert "A/affine/u" in nn.get_parameters(grad_only=False)

@@ -203,6 +203,8 @@ def _parameters(net):
             path = layer.param_path(p, lt.param_prefix)
             mult = 0.0 if p in lt.fixed_params else float(layer.lr_mult.get(p, 0.0))
             init = layer.settings.get(f"{p.lower()}_init")  # w_init, b_init, beta_init, var_init, ...
+            if p == "W" and layer.settings.get("spectral_norm"):  # spectral norm's vector: fixed, Normal
+                out.setdefault(layer.param_path("u", lt.param_prefix), (0.0, ("Normal", 1.0)))
             old = out.get(path, (0.0, init))
             out[path] = (max(old[0], mult), old[1] or init)
     return out

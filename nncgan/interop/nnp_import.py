@@ -147,7 +147,20 @@ def _network(net, label, feeds, mults):
         return shapes[name] if name in params else shapes[name][1:]  # data: without the batch axis
 
     layers, weights, targets = [], {}, {}
+    # SpectralNorm(W, u) feeding a layer's W is that layer's `spectral_norm: true` (its u is implied).
+    sn = {f.output[0]: f.input[0] for f in net.function
+          if f.type == "SpectralNorm" and len(f.input) == 2 and f.input[0] in params}
     for f in net.function:
+        if f.output and f.output[0] in sn:
+            continue
+        if any(i in sn for i in f.input):
+            copy = type(f)()  # a copy that reads W itself
+            copy.CopyFrom(f)
+            copy.input[:] = [sn.get(i, i) for i in f.input]
+            f = copy
+            layers.append(_layer(f, params, shape_of, f"{where}, function '{f.name}' ({f.type})"))
+            layers[-1]["spectral_norm"] = True
+            continue
         if f.type == "MulScalar" and f.input and any(l["name"] == f.input[0] and l["type"] in LOSSES for l in layers):
             weights[f.input[0]] = (f.mul_scalar_param.val, f.output[0])
             continue
@@ -309,6 +322,18 @@ def _bn(f, in_shapes, scoped, out_shape):
             "batch_stat": p.batch_stat}
 
 
+def _normalization(kind):
+    def convert(f, in_shapes, scoped, out_shape):
+        p = getattr(f, f"{kind}_normalization_param")
+        if list(p.batch_axis) not in ([], [0]) or getattr(p, "channel_axis", 1) != 1:
+            raise ValueError("batch axis 0 and channel axis 1")
+        out = {"epsilon": _f(p.eps), "no_scale": "gamma" not in scoped, "no_bias": "beta" not in scoped}
+        if kind == "group":
+            out["num_groups"] = p.num_groups
+        return out
+    return convert
+
+
 def _pool(kind):
     def convert(f, in_shapes, scoped, out_shape):
         p = getattr(f, f"{kind}_param")
@@ -337,6 +362,11 @@ _CONVERT = {
     "MaxPooling": _pool("max_pooling"),
     "AveragePooling": _pool("average_pooling"),
     "SumPooling": _pool("sum_pooling"),
+    "InstanceNormalization": _normalization("instance"),
+    "LayerNormalization": _normalization("layer"),
+    "GroupNormalization": _normalization("group"),
+    "PReLU": lambda f, s, p, o: {"shared": len(s[1]) == 0},
+    "Embed": lambda f, s, p, o: {"n_inputs": s[1][0], "n_features": s[1][1]},
     "EpsilonInsensitiveLoss": lambda f, s, p, o: {"epsilon": _f(f.epsilon_insensitive_loss_param.epsilon)},
     "OneHot": lambda f, s, p, o: {"shape": list(f.one_hot_param.shape.dim)},
     "SoftmaxCrossEntropy": _softmax_ce,
