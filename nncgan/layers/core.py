@@ -195,6 +195,11 @@ class BatchNormalization(LayerType):
         return init.make(("Constant", 1.0 if pname in ("gamma", "var") else 0.0), 1, 1)
 
     def build(self, s, xs, ctx):
+        if s["batch_stat"] and ctx.comm.size > 1:  # the batch is split over MPI ranks: whole-batch statistics
+            from .sync_bn import sync_batch_normalization
+            return sync_batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),
+                                            ctx.param("var"), [a + 1 for a in s["axes"]], s["decay_rate"],
+                                            s["epsilon"], ctx.comm)
         return F.batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),
                                      ctx.param("var"), axes=[a + 1 for a in s["axes"]],
                                      decay_rate=s["decay_rate"], eps=s["epsilon"],
