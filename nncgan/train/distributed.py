@@ -83,6 +83,9 @@ class Comm:
         Raises Stopped, on every rank alike, when any rank was asked to stop."""
         return list(scalars)
 
+    def barrier(self):
+        """Wait for every rank (rank 0's epoch saved)."""
+
 
 SINGLE = Comm()
 
@@ -99,6 +102,9 @@ class MPIComm(Comm):
         """Sum a NumPy array over the ranks, in place (sync BN's statistics)."""
         self.world.Allreduce(self.MPI.IN_PLACE, a, op=self.MPI.SUM)
         return a
+
+    def barrier(self):
+        self.world.Barrier()
 
     def all_reduce(self, grads, scalars=()):
         # The losses and the stop flag first, in one small message: a stop skips the big one.
@@ -197,10 +203,12 @@ def setup(mode, backend, type_config="float", env=None):
 
 
 def test_kill_at(comm, iteration):
-    """The test hook of a rank dying mid-run: NNCGAN_TEST_KILL=RANK:ITERATION, kill -9 of itself."""
-    spec = os.environ.get(EXIT_AT_ENV, "")
-    if spec and spec == f"{comm.rank}:{iteration}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    """The test hook of a rank signalled mid-run: NNCGAN_TEST_KILL=RANK:ITERATION[:SIGNAL] sends
+    itself SIGNAL (default KILL, as kill -9) before that iteration."""
+    rank, _, rest = os.environ.get(EXIT_AT_ENV, "").partition(":")
+    it, _, sig = rest.partition(":")
+    if rank == str(comm.rank) and it == str(iteration):
+        os.kill(os.getpid(), getattr(signal, f"SIG{sig or 'KILL'}"))
 
 
 def batch_part(batch_size, comm):

@@ -104,13 +104,15 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
                 if bad:
                     raise Diverged(f"{bad} at the end of epoch {epoch}")
-                if not comm.writes:  # only rank 0 writes the run
+                if comm.writes:  # only rank 0 writes the run
+                    with signals.deferred():
+                        if ema is None:
+                            checkpoint.save(run, epoch, solvers, state)
+                        else:
+                            checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
+                comm.barrier()  # no rank goes on (and may die, taking rank 0 with it) mid-save
+                if not comm.writes:
                     continue
-                with signals.deferred():
-                    if ema is None:
-                        checkpoint.save(run, epoch, solvers, state)
-                    else:
-                        checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
                 try:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
                         _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters,
