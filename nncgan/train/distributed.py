@@ -107,31 +107,46 @@ class MPIComm(Comm):
         self.world.Barrier()
 
     def all_reduce(self, grads, scalars=()):
-        # The losses and the stop flag first, in one small message: a stop skips the big one.
-        s = np.array([*scalars, 1.0 if self.stop else 0.0], dtype=np.float64)
-        self.sum(s)
-        if s[-1] > 0:
+        # One message per step: every gradient, the losses and the stop flag packed together
+        # (a rank's every wait on the others costs a scheduling delay on a busy machine).
+        views = [g.data for g in grads]  # views of the gradients' memory (host copies on a GPU)
+        n = sum(v.size for v in views)
+        buf = self._buffer(n + len(scalars) + 1)
+        o = 0
+        for v in views:
+            buf[o:o + v.size] = v.reshape(-1)
+            o += v.size
+        buf[n:-1] = scalars
+        buf[-1] = 1.0 if self.stop else 0.0
+        self.sum(buf)
+        if buf[-1] > 0:
             raise Stopped()
-        self._grads(grads)
-        return (s[:-1] / self.size).tolist()
+        buf *= 1.0 / self.size
+        o = 0
+        for v in views:
+            v[...] = buf[o:o + v.size].reshape(v.shape)
+            o += v.size
+        return buf[n:-1].tolist()
 
-    def _grads(self, grads):
-        for g in grads:
-            a = g.data  # a view of the gradient's memory (a host copy written back, on a GPU)
-            self.sum(a)
-            a *= 1.0 / self.size
+    def _buffer(self, n):
+        if getattr(self, "_buf", None) is None or self._buf.size < n:
+            self._buf = np.empty(n, np.float32)
+        return self._buf[:n]
 
 
 class NcclComm(MPIComm):
-    """Gradients all-reduced on the GPUs by NNabla's communicator (the NCCL/MPI build of nnabla-ext-cuda)."""
+    """Gradients all-reduced on the GPUs by NNabla's communicator (the NCCL/MPI build of nnabla-ext-cuda);
+    the losses and the stop flag through MPI."""
 
     def __init__(self, rank, size, local_rank, comm):
         super().__init__(rank, size, local_rank)
         self.comm = comm
 
-    def _grads(self, grads):
+    def all_reduce(self, grads, scalars=()):
+        scalars = super().all_reduce([], scalars)
         if grads:
             self.comm.all_reduce(grads, division=True, inplace=True)
+        return scalars
 
 
 def plan(mode, env=None):
