@@ -278,6 +278,16 @@ def blas_threads(n):
     return max(1, cores() // n)
 
 
+def _stop_with_parent():
+    """In mpiexec's process: a Ctrl-C of its own when `nncgan train` dies (kill -9 of the parent
+    would otherwise leave the ranks training on their own)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG (Linux)
+    except Exception:
+        pass
+
+
 def launch(n, argv):
     """Run `nncgan ARGV` as n MPI ranks and wait; returns the exit status. Ctrl-C and SIGTERM are
     passed to mpiexec once each (it forwards them to every rank, which stop together)."""
@@ -286,7 +296,7 @@ def launch(n, argv):
     cmd = [mpiexec(), "-n", str(n), sys.executable, "-m", "nncgan.cli", *argv]
     # Its own session: the terminal's Ctrl-C reaches this process only, which forwards it once
     # (mpiexec takes a second Ctrl-C as "kill everything now").
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_stop_with_parent)
 
     def forward(signum, frame):
         try:
