@@ -243,8 +243,10 @@ class Dropout(LayerType):
     def build(self, s, xs, ctx):
         if s["p"] == 0:
             return F.identity(xs[0])
-        # A seed from the run's rng: the masks, and so the run, are the same every time.
-        return F.dropout(xs[0], s["p"], seed=int(ctx.rng.randint(0, 2 ** 31 - 1)))
+        # A seed from the run's rng: the masks, and so the run, are the same every time. Each MPI
+        # rank its own masks (offset by rank), not the same pattern on every slice of the batch.
+        seed = (int(ctx.rng.randint(0, 2 ** 31 - 1)) + ctx.comm.rank) % (2 ** 31 - 1)
+        return F.dropout(xs[0], s["p"], seed=seed)
 
 
 @register
