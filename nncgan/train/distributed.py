@@ -217,7 +217,7 @@ def setup(mode, backend, type_config="float", env=None):
         raise RunError("several processes need mpi4py (`pip install mpi4py mpich`, as pyproject.toml pins)") from None
 
 
-def test_kill_at(comm, iteration):
+def die_if_asked(comm, iteration):
     """The test hook of a rank signalled mid-run: NNCGAN_TEST_KILL=RANK:ITERATION[:SIGNAL] sends
     itself SIGNAL (default KILL, as kill -9) before that iteration."""
     rank, _, rest = os.environ.get(EXIT_AT_ENV, "").partition(":")

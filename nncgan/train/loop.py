@@ -153,7 +153,7 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
         batch = to_batch(di.variables, di.next(), images)
         seen += len(next(iter(batch.values())))
         losses = {}
-        distributed.test_kill_at(comm, state["iteration"])
+        distributed.die_if_asked(comm, state["iteration"])  # a test hook (NNCGAN_TEST_KILL)
         for s in steps:
             loss = losses[s.opt.name] = s(batch, rng, state["iteration"])
             # Checked after every update, so the message names the optimizer that broke it.
