@@ -25,13 +25,15 @@ class Generator:
     var: nn.Variable
     kind: str
     multiplier: float
+    part: slice = slice(None)  # this rank's samples of the global batch
+    global_batch: int = 0      # drawn whole, as one process draws it (0: var's own batch)
 
     def draw(self, rng):
-        shape = self.var.shape
+        shape = ((self.global_batch,) + self.var.shape[1:]) if self.global_batch else self.var.shape
         if self.kind == "Uniform":
-            self.var.d = rng.uniform(-1.0, 1.0, shape) * self.multiplier
+            self.var.d = (rng.uniform(-1.0, 1.0, shape) * self.multiplier)[self.part]
         elif self.kind == "Normal":
-            self.var.d = rng.standard_normal(shape) * self.multiplier
+            self.var.d = (rng.standard_normal(shape) * self.multiplier)[self.part]
         else:
             self.var.d = self.multiplier
 
@@ -47,21 +49,30 @@ class BuiltNetwork:
     loss_terms: Dict[str, Tuple[float, nn.Variable]] = field(default_factory=dict)
     trainable: Dict[str, Tuple[nn.Variable, float]] = field(default_factory=dict)  # path -> (param, mult)
     term_means: Dict[str, nn.Variable] = field(default_factory=dict)   # loss layer -> its mean, unweighted
+    part: slice = slice(None)  # this rank's samples of a global batch (data-parallel)
 
     def feed(self, batch, rng):
         """Set the dataset inputs from `batch` ({variable: array}) and draw every generator."""
         for var, targets in self.data.items():
             for v in targets:
-                v.d = batch[var]
+                v.d = batch[var][self.part]
         for g in self.generators:
             g.draw(rng)
+
+
+class _One:
+    size, rank = 1, 0
+
+
+_ONE = _One()
 
 
 class _LayerContext:
     """What a layer type's build() may ask for: its parameters and its inputs' logits."""
 
-    def __init__(self, layer, lt, in_vars, logits, rng, trainable):
+    def __init__(self, layer, lt, in_vars, logits, rng, trainable, comm=None):
         self.layer, self.lt = layer, lt
+        self.comm = comm or _ONE  # data-parallel ranks (train/distributed.py): sync BN when several
         self.in_vars, self.logits, self.rng, self.trainable = in_vars, logits, rng, trainable
         self.shapes = lt.param_shapes(layer.settings, layer.in_shapes)
 
@@ -86,10 +97,17 @@ class _LayerContext:
         return self.logits.get(id(self.in_vars[i]))
 
 
-def build_network(net: Network, batch_size: int, rng=None) -> BuiltNetwork:
-    """Build `net` for `batch_size` samples. Parameters are created on first use (from `rng`)."""
+def build_network(net: Network, batch_size: int, rng=None, comm=None) -> BuiltNetwork:
+    """Build `net` for `batch_size` samples. Parameters are created on first use (from `rng`).
+
+    With `comm` of several ranks, batch_size is global and this rank builds its slice of it."""
     rng = rng if rng is not None else np.random.RandomState(0)
-    built = BuiltNetwork(net.name, batch_size, {}, [], {})
+    global_batch, part = batch_size, slice(None)
+    if comm is not None and comm.size > 1:
+        from .train.distributed import batch_part
+        part = batch_part(batch_size, comm)
+        batch_size = part.stop - part.start
+    built = BuiltNetwork(net.name, batch_size, {}, [], {}, part=part)
     vars_, logits, loss_sum = {}, {}, []
     for layer in net.layers:
         lt = get_layer_type(layer.type)
@@ -97,14 +115,15 @@ def build_network(net: Network, batch_size: int, rng=None) -> BuiltNetwork:
             v = nn.Variable((batch_size,) + tuple(layer.shape), need_grad=False)
             s = layer.settings
             if s["generator"]:
-                built.generators.append(Generator(v, s["generator"], s["multiplier"]))
+                built.generators.append(Generator(v, s["generator"], s["multiplier"], part,
+                                                  global_batch if part.start is not None else 0))
             else:
                 built.data.setdefault(s["dataset"], []).append(v)
             vars_[layer.name] = v
             continue
         xs = [vars_[i] for i in layer.inputs]
         try:
-            ctx = _LayerContext(layer, lt, xs, logits, rng, built.trainable)
+            ctx = _LayerContext(layer, lt, xs, logits, rng, built.trainable, comm)
             y = lt.build(layer.settings, xs, ctx)
         except (RuntimeError, ValueError, MemoryError) as e:  # NNabla's own refusal, said in its words
             raise GraphError(f"{layer.where} NNabla cannot build this {layer.type}: "
@@ -127,11 +146,11 @@ def build_network(net: Network, batch_size: int, rng=None) -> BuiltNetwork:
     return built
 
 
-def build_all(graph: Graph, batch_size: int, seed: int):
+def build_all(graph: Graph, batch_size: int, seed: int, comm=None):
     """The networks the optimizers train, built once; parameters initialised from `seed`."""
     rng = np.random.RandomState(seed)
     built = {}
     for opt in graph.optimizers:
         if opt.network not in built:
-            built[opt.network] = build_network(graph.networks[opt.network], batch_size, rng)
+            built[opt.network] = build_network(graph.networks[opt.network], batch_size, rng, comm)
     return built, rng

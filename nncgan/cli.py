@@ -83,9 +83,15 @@ def cmd_train(args):
     if args.batch_size:
         graph.config.batch_size = args.batch_size
     from .train import distributed
+    if args.comm != "none":
+        from .train.launch import launch_if_asked
+        code = launch_if_asked(args, graph)  # --procs N > 1: this process starts N ranks and waits
+        if code is not None:
+            return code
     rank, size, _ = distributed.plan(args.comm)  # a --comm that cannot work stops here
     if size > 1:
-        distributed.require_cuda(args.context, size)
+        if args.comm == "nccl":
+            distributed.require_cuda(args.context, size)
         if not args.out:
             raise RunError(f"training as {size} processes: name the run with --out DIR, so that all agree on it")
     if rank > 0:  # only rank 0 writes the run (and logs); the others train into a scratch copy
@@ -277,9 +283,12 @@ def build_parser():
                    help="do not score each epoch's samples with a trained classifier (nncgan eval's numbers)")
     t.add_argument("--type-config", choices=("float", "half"), default="float",
                    help="half: compute in float16 where NNabla can (for CUDA GPUs; see docs/performance.md)")
-    t.add_argument("--comm", choices=("auto", "none", "nccl"), default="auto",
-                   help="data-parallel over GPUs under `mpirun -n N` (nccl; auto: when mpirun started this "
-                        "process); see docs/performance.md")
+    t.add_argument("--procs", default=os.environ.get("NNCGAN_PROCS", "auto"), metavar="N|auto",
+                   help="data-parallel MPI processes started here, sharing each (global) batch; auto: one per "
+                        "core (1 on a GPU); see docs/performance.md")
+    t.add_argument("--comm", choices=("auto", "none", "mpi", "nccl"), default="auto",
+                   help="how processes started by `mpiexec -n N` all-reduce: mpi (mpi4py, host memory; auto's "
+                        "choice) or nccl (NNabla's GPU communicator, where installed); see docs/performance.md")
     _add_set(t)
     t.set_defaults(func=cmd_train)
 
@@ -385,6 +394,14 @@ def main(argv=None):
         print(f"nncgan: error: --truncation must be a positive number, got {t}", file=sys.stderr)
         return 2
     _quiet_nnabla()
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --procs N re-launches
+    if args.command == "train":
+        from .train.launch import as_rank
+        return as_rank(args, _run)  # one process: just _run; under mpiexec: leaving together
+    return _run(args)
+
+
+def _run(args):
     try:
         return args.func(args)
     except GraphError as e:

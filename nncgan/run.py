@@ -14,16 +14,20 @@ RUN_INFO = "run.json"
 LOCK = ".lock"
 
 
+def fresh_path(graph, runs_dir=RUNS_DIR):
+    """runs/<time>-<graph name>, numbered when taken."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(runs_dir) / f"{stamp}-{graph.name}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path(runs_dir) / f"{stamp}-{graph.name}-{n}"
+    return out
+
+
 def new_run(graph, out=None, runs_dir=RUNS_DIR):
     """Create the run folder (`out`, or runs/<time>-<graph name>) and copy the graph into it."""
-    if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path(runs_dir) / f"{stamp}-{graph.name}"
-        n = 1
-        while out.exists():
-            n += 1
-            out = Path(runs_dir) / f"{stamp}-{graph.name}-{n}"
-    out = Path(out)
+    out = Path(out) if out is not None else fresh_path(graph, runs_dir)
     if (out / RUN_INFO).exists():
         raise RunError(f"{out} already holds a run; resume it with --resume, or choose another --out")
     try:

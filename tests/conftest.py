@@ -1,4 +1,5 @@
 """Shared fixtures: the real MNIST files beside the checkout, and small slices of them."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,9 @@ from nncgan.data import registry
 ROOT = Path(__file__).resolve().parents[1]
 CGAN = ROOT / "graphs" / "cgan_mnist.yaml"
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
+# `nncgan train` runs as one process in the suite (its default is one per core): the tests of
+# several processes (test_distributed.py) ask for them with --procs.
+os.environ.setdefault("NNCGAN_PROCS", "1")
 
 
 def mnist_available():

@@ -203,6 +203,11 @@ class BatchNormalization(LayerType):
         return init.make(s[f"{pname}_init"], 1, 1)
 
     def build(self, s, xs, ctx):
+        if s["batch_stat"] and ctx.comm.size > 1:  # the batch is split over MPI ranks: whole-batch statistics
+            from .sync_bn import sync_batch_normalization
+            return sync_batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),
+                                            ctx.param("var"), [a + 1 for a in s["axes"]], s["decay_rate"],
+                                            s["epsilon"], ctx.comm)
         return F.batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),
                                      ctx.param("var"), axes=[a + 1 for a in s["axes"]],
                                      decay_rate=s["decay_rate"], eps=s["epsilon"],
@@ -246,8 +251,10 @@ class Dropout(LayerType):
     def build(self, s, xs, ctx):
         if s["p"] == 0:
             return F.identity(xs[0])
-        # A seed from the run's rng: the masks, and so the run, are the same every time.
-        return F.dropout(xs[0], s["p"], seed=int(ctx.rng.randint(0, 2 ** 31 - 1)))
+        # A seed from the run's rng: the masks, and so the run, are the same every time. Each MPI
+        # rank its own masks (offset by rank), not the same pattern on every slice of the batch.
+        seed = (int(ctx.rng.randint(0, 2 ** 31 - 1)) + ctx.comm.rank) % (2 ** 31 - 1)
+        return F.dropout(xs[0], s["p"], seed=seed)
 
 
 @register

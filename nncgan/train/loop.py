@@ -61,8 +61,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     check_labels(graph, arrays, graph.dataset.name)  # before any training
 
     nn.clear_parameters()
-    nets, rng = build_all(graph, cfg.batch_size, cfg.seed)
-    steps = [OptimizerStep(o, nets[o.network], comm.all_reduce if comm.size > 1 else None) for o in graph.optimizers]
+    # Several ranks: each builds its slice of the global batch; same rng, same data order as one process.
+    nets, rng = build_all(graph, cfg.batch_size, cfg.seed, comm)
+    steps = [OptimizerStep(o, nets[o.network], comm if comm.size > 1 else None) for o in graph.optimizers]
     solvers = {k: s for step in steps for k, s in step.solvers.items()}
     sampler = _tile_sampler(graph)
     # An image-to-image executor draws its tiles from the first training samples, the same every epoch.
@@ -87,10 +88,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
         runs.update_info(run, status="finished")
         return state
-    if comm.size > 1:  # this rank's shard of each epoch, its own noise
-        di, iters = distributed.iterator(arrays, cfg.batch_size, cfg.seed, comm, first_epoch=state["epoch"])
-    else:
-        di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
     for s in steps:  # Polynomial/Cosine run over the graph's whole training, as NNC's max_iter
         s.set_schedule(iters, cfg.max_epoch)
     evaluator = epoch_eval.for_training(graph, run, sampler, data_dir or graph.dataset.dir, log,
@@ -99,13 +97,11 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                                      max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
-    with _stop_on_signals() as signals:
+    with _stop_on_signals(comm) as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
-                if comm.size > 1:  # each rank its own noise, a function of (seed, rank, epoch): resumable
-                    rng = distributed.rank_rng(cfg.seed, comm.rank, epoch)
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
-                                    f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
+                                    f"epoch {epoch}/{max_epoch}", quiet, ema=ema, comm=comm)
                 monitors.flush(state["iteration"] - 1)
                 if monitor.due(cfg.monitor, epoch):  # NNC's monitor pass, before the save as nnabla_cli
                     log(f"epoch {epoch} monitors: " + ", ".join(f"{k} {v:.4f}" for k, v in monitor_pass(epoch).items()))
@@ -114,11 +110,15 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
                 if bad:
                     raise Diverged(f"{bad} at the end of epoch {epoch}")
-                with signals.deferred():
-                    if ema is None:
-                        checkpoint.save(run, epoch, solvers, state)
-                    else:
-                        checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
+                if comm.writes:  # only rank 0 writes the run
+                    with signals.deferred():
+                        if ema is None:
+                            checkpoint.save(run, epoch, solvers, state)
+                        else:
+                            checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
+                comm.barrier()  # no rank goes on (and may die, taking rank 0 with it) mid-save
+                if not comm.writes:
+                    continue
                 try:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
                         _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters,
@@ -131,7 +131,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 if evaluator is not None:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():
                         evaluator(epoch)
-        except Interrupted as e:
+        except (Interrupted, distributed.Stopped) as e:
             runs.update_info(run, status="interrupted")
             if not state["epoch"] and not e.while_saving:
                 raise RunError(f"interrupted during epoch 1, before any epoch was saved in {run}; "
@@ -151,7 +151,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     return state
 
 
-def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None):
+def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None, comm=distributed.SINGLE):
     sums = {s.opt.name: 0.0 for s in steps}
     bar = tqdm(range(iters), desc=desc, disable=quiet, dynamic_ncols=True, leave=True)
     start, seen = time.perf_counter(), 0
@@ -159,6 +159,7 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
         batch = to_batch(di.variables, di.next(), images)
         seen += len(next(iter(batch.values())))
         losses = {}
+        distributed.die_if_asked(comm, state["iteration"])  # a test hook (NNCGAN_TEST_KILL)
         for s in steps:
             loss = losses[s.opt.name] = s(batch, rng, state["iteration"])
             # Checked after every update, so the message names the optimizer that broke it.
@@ -216,13 +217,20 @@ class _stop_on_signals:
     """Turn Ctrl-C and SIGTERM into `Interrupted`, raised between steps of Python code.
 
     Inside `deferred()` (an epoch being saved) a signal is held until the block ends: a save
-    abandoned half-way would throw away an epoch that took minutes to train.
+    abandoned half-way would throw away an epoch that took minutes to train. Among several ranks
+    a signal only raises the rank's stop flag: all stop at the next all-reduce (distributed.Stopped).
     """
+
+    def __init__(self, comm=distributed.SINGLE):
+        self.comm = comm
 
     def __enter__(self):
         self.saving, self.pending = False, None
 
         def handler(signum, frame):
+            if self.comm.size > 1:
+                self.comm.stop = True
+                return
             if self.saving:
                 self.pending = signum
                 return

@@ -17,9 +17,9 @@ def group_name(opt_name, mult, n_groups):
 class OptimizerStep:
     """Runs one NNC optimizer: forward and backward of its network, then its solvers' updates."""
 
-    def __init__(self, opt, network, all_reduce=None):
+    def __init__(self, opt, network, comm=None):
         self.opt, self.network = opt, network
-        self.all_reduce = all_reduce  # data-parallel: averages the gradients over processes before an update
+        self.comm = comm  # data-parallel (train/distributed.py): averages gradients and losses over the ranks
         groups = defaultdict(dict)
         for path, (var, mult) in network.trainable.items():
             groups[mult][path] = var
@@ -53,9 +53,12 @@ class OptimizerStep:
         if self.term_names:
             self.terms = {n: float(v.d) for n, v in zip(self.term_names, net.term_means.values())}
         net.loss.backward(clear_buffer=True)
-        if (iteration + 1) % n == 0:
-            if self.all_reduce is not None:
-                self.all_reduce([v.grad for v, _ in net.trainable.values()])
+        loss, update = float(net.loss.d), (iteration + 1) % n == 0
+        if self.comm is not None:  # the whole batch's gradients (and losses) BEFORE the update
+            grads = [v.grad for v, _ in net.trainable.values()] if update else []
+            loss, *terms = self.comm.all_reduce(grads, [loss, *self.terms.values()])
+            self.terms = dict(zip(self.terms, terms))
+        if update:
             for name, s in self.solvers.items():
                 # nnabla_cli train's order: weight decay on the gradient, then the scheduled rate, then update.
                 if self.opt.weight_decay > 0:
@@ -63,4 +66,4 @@ class OptimizerStep:
                 if self.scheduler is not None:
                     s.set_learning_rate(self.scheduler.get_learning_rate(iteration) * self.mults[name])
                 s.update()
-        return float(net.loss.d)
+        return loss
