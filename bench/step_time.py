@@ -107,15 +107,17 @@ class HandWritten:
             s.update()
 
 
-def nncgan_steps(batch_size, label_tables=True):
-    """nncgan's three optimizer steps; label_tables=False builds the plain formulation (before issue 7)."""
+def nncgan_steps(batch_size, label_tables=True, kernels=True):
+    """nncgan's three optimizer steps; label_tables=False builds the plain formulation (before issue 7),
+    kernels=False NNabla's own Affine/(De)Convolution (before issue 17)."""
     import contextlib
     from nncgan.builder import build_all
-    from nncgan.layers import label_maps
+    from nncgan.layers import cpu_kernels, label_maps
     from nncgan.graph.parse import parse_graph
     from nncgan.train.solvers import OptimizerStep
     graph = parse_graph(ROOT / "graphs" / "cgan_mnist.yaml")
-    with contextlib.nullcontext() if label_tables else label_maps.disabled():
+    with contextlib.nullcontext() if label_tables else label_maps.disabled(), \
+            contextlib.nullcontext() if kernels else cpu_kernels.disabled():
         nets, _ = build_all(graph, batch_size, graph.config.seed)
     return [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
 
