@@ -78,6 +78,17 @@ def _run(fn, arrays, need_x, settings, uses):
 @pytest.mark.parametrize("uses", [1, 2])
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}{i}" for i, c in enumerate(CASES)])
 def test_kernel_equals_nnabla(case, uses, every_layer):
+    _compare(case, uses)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "affine"][::2])
+def test_work_arrays_made_per_call_when_large(case, every_layer, monkeypatch):
+    """Work arrays over KEEP_BYTES are not kept (inference at a big batch): the same results."""
+    monkeypatch.setattr(K._Scratch, "KEEP_BYTES", 0)
+    _compare(case, 2)
+
+
+def _compare(case, uses):
     kind, xs, ws, bias, settings, need_x = case
     rng = np.random.RandomState(0)
     arrays = [rng.randn(*xs).astype(np.float32), rng.randn(*ws).astype(np.float32)]
