@@ -122,7 +122,7 @@ class _Scratch:
     to the largest use: they hold nothing between calls, so memory is the largest layer's, not the
     sum over layers and networks (measured: +80 MB with per-function buffers on cgan_mnist). The
     graph runs one function at a time; each process (MPI rank) has its own."""
-    KEEP_BYTES = 32 << 20  # larger work arrays (inference at a big batch) are made per call and freed
+    KEEP_BYTES = 16 << 20  # larger work arrays (inference at a big batch) are made per call and freed
     ROLE = {"xp": "in", "dyp": "in", "cols": "cols", "yt": "out", "dxp": "out", "yp": "out", "dxt": "out",
             "dyt": "t", "xt": "t"}
 
