@@ -139,6 +139,7 @@ def _median(xs):
 
 def arithmetic_limit(batch):
     """(GFLOP per iteration, GEMM GFLOP/s on 1 thread, on 2 threads), measured here (bench/step_time.py)."""
+    sys.path.insert(0, str(ROOT))  # this checkout's nncgan, as the workers' PYTHONPATH
     from step_time import flops_per_iteration, gemm_peak
     return flops_per_iteration(batch) / 1e9, gemm_peak(1), gemm_peak(2)
 

@@ -5,9 +5,11 @@ A benchmark, not a test. Runs the real command in a child process and reads its 
 checkpoint, sample tiles and learning curve (the evaluation of epoch N is in the reading of N+1).
 
     .venv/bin/python bench/memory.py [--epochs 5] [--samples 2048] [--graph graphs/cgan_mnist.yaml]
-                                     [--kernels blas|nnabla] [-- extra train arguments]
+                                     [--kernels blas|nnabla] [--classifier-runs DIR] [-- extra train arguments]
 
---samples sets NNCGAN_LIMIT_SAMPLES (0: the whole dataset). Prints one line per epoch and the
+--samples sets NNCGAN_LIMIT_SAMPLES (0: the whole dataset). --classifier-runs: a folder holding a
+trained classifier run (nncgan train graphs/classifier_mnist.yaml), so that each epoch is scored as
+`nncgan train` beside a classifier scores it (NNCGAN_CLASSIFIER_RUNS). Prints one line per epoch and the
 growth from epoch 1 to the last; exits 1 when the run fails.
 """
 import argparse
@@ -35,10 +37,12 @@ def status_mb(pid):
     return out
 
 
-def measure(graph, epochs, samples, kernels, extra, log=print):
+def measure(graph, epochs, samples, kernels, extra, classifier_runs=None, log=print):
     """[(epoch, rss MB, peak MB)] of one training run."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), NNCGAN_LIMIT_SAMPLES=str(samples), NNCGAN_KERNELS=kernels,
                PYTHONUNBUFFERED="1")
+    if classifier_runs:
+        env["NNCGAN_CLASSIFIER_RUNS"] = str(Path(classifier_runs).resolve())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "nncgan.cli", "train", str(graph), "--epochs", str(epochs),
@@ -52,7 +56,7 @@ def measure(graph, epochs, samples, kernels, extra, log=print):
                 rows.append((int(m.group(1)), mb.get("VmRSS", float("nan")), mb.get("VmHWM", float("nan"))))
                 log(f"epoch {rows[-1][0]}: RSS {rows[-1][1]:.0f} MB, peak {rows[-1][2]:.0f} MB "
                     f"({time.perf_counter() - t0:.0f} s)")
-            elif "Error" in line or "error" in line:
+            elif "Error" in line or "error" in line or "scor" in line:
                 log(line.rstrip())
         if proc.wait():
             raise SystemExit(f"bench/memory.py: the training failed ({' '.join(cmd)})")
@@ -65,9 +69,10 @@ def main():
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--samples", type=int, default=2048, help="NNCGAN_LIMIT_SAMPLES (0: all)")
     ap.add_argument("--kernels", choices=("blas", "nnabla"), default="blas")
+    ap.add_argument("--classifier-runs", metavar="DIR", help="folder with a trained classifier run (scores each epoch)")
     ap.add_argument("extra", nargs="*", help="more `nncgan train` arguments (after --)")
     args = ap.parse_args()
-    rows = measure(args.graph, args.epochs, args.samples, args.kernels, args.extra)
+    rows = measure(args.graph, args.epochs, args.samples, args.kernels, args.extra, args.classifier_runs)
     if len(rows) > 1:
         print(f"growth epoch {rows[0][0]} -> {rows[-1][0]}: {rows[-1][1] - rows[0][1]:+.0f} MB resident, "
               f"peak {rows[-1][2]:.0f} MB")
