@@ -2,7 +2,8 @@
 
 A benchmark, not a test. Runs the real command in a child process and reads its resident set
 (VmRSS) and peak (VmHWM) from /proc when it logs each finished epoch, i.e. after the epoch's
-checkpoint, sample tiles and learning curve (the evaluation of epoch N is in the reading of N+1).
+checkpoint, sample tiles and learning curve, and again after the epoch's score when a classifier
+scores it; the later reading stands for the epoch.
 
     .venv/bin/python bench/memory.py [--epochs 5] [--samples 2048] [--graph graphs/cgan_mnist.yaml]
                                      [--kernels blas|nnabla] [--classifier-runs DIR] [-- extra train arguments]
@@ -50,11 +51,16 @@ def measure(graph, epochs, samples, kernels, extra, classifier_runs=None, log=pr
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:
-            m = re.match(r"epoch (\d+): ", line)
-            if m:
+            saved = re.match(r"epoch (\d+): .*\(saved ", line)
+            scored = re.match(r"epoch (\d+) eval: ", line)
+            if saved or scored:
                 mb = status_mb(proc.pid)
-                rows.append((int(m.group(1)), mb.get("VmRSS", float("nan")), mb.get("VmHWM", float("nan"))))
-                log(f"epoch {rows[-1][0]}: RSS {rows[-1][1]:.0f} MB, peak {rows[-1][2]:.0f} MB "
+                row = (int((saved or scored).group(1)), mb.get("VmRSS", float("nan")), mb.get("VmHWM", float("nan")))
+                if scored and rows and rows[-1][0] == row[0]:
+                    rows[-1] = row  # after the epoch's score: the later reading stands for the epoch
+                else:
+                    rows.append(row)
+                log(f"epoch {row[0]} {'scored' if scored else 'saved'}: RSS {row[1]:.0f} MB, peak {row[2]:.0f} MB "
                     f"({time.perf_counter() - t0:.0f} s)")
             elif "Error" in line or "error" in line or "scor" in line:
                 log(line.rstrip())
