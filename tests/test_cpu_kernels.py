@@ -225,3 +225,14 @@ def test_every_step_of_three_iterations_has_nnabla_gradients(seed, every_layer):
                 scale = np.abs(v.g).max() + 1e-12
                 np.testing.assert_allclose(got[k] / scale, v.g / scale, atol=1e-4,
                                            err_msg=f"iteration {i} {step.opt.name} {k}")
+
+
+@pytest.mark.parametrize("fn, xs, ws, kw", [
+    ("affine", (4, 6), (5, 3), {}),
+    ("convolution", (2, 4, 6, 6), (3, 5, 3, 3), {}),                # input maps 4, W reads 5
+    ("convolution", (2, 4, 3, 3), (3, 4, 5, 5), {}),                # kernel larger than the input
+    ("deconvolution", (2, 4, 2, 2), (4, 3, 3, 3), dict(pad=(3, 3))),        # an output below one pixel
+])
+def test_mismatched_shapes_go_to_nnabla_which_refuses_them(fn, xs, ws, kw, every_layer):
+    with pytest.raises(RuntimeError, match="Failed|mismatch|invalid|must"):
+        getattr(K, fn)(nn.Variable(xs), nn.Variable(ws), None, **kw)

@@ -369,20 +369,36 @@ class BlasDeconvolution(_ConvKernel):
 
 def affine(x, weight, bias=None, base_axis=1):
     """F.affine with the BLAS kernel (when enabled(); NNabla's function otherwise)."""
-    if not enabled() or 2 * int(np.prod(x.shape)) * int(np.prod(weight.shape[1:])) < MIN_FLOPS:
+    # Shapes that do not fit go to NNabla's function too, which refuses them in its own words.
+    if (not enabled() or int(np.prod(x.shape[base_axis:])) != weight.shape[0]
+            or (bias is not None and tuple(bias.shape) != tuple(weight.shape[1:]))
+            or 2 * int(np.prod(x.shape)) * int(np.prod(weight.shape[1:])) < MIN_FLOPS):
         return F.affine(x, weight, bias, base_axis=base_axis)
     f = BlasAffine(base_axis=base_axis)
     return f(x, weight) if bias is None else f(x, weight, bias)
 
 
-def _conv_ok(x, weight, base_axis, pad, stride, dilation, extra, deconv=False):
+def _conv_ok(x, weight, bias, base_axis, pad, stride, dilation, group, extra, deconv=False):
+    """Settings and shapes the kernels cover (others go to NNabla's function, which refuses a
+    mismatch in its own words), and enough work to gain from them."""
     n = weight.ndim - 2
-    if not (enabled() and base_axis == 1 and x.ndim == n + 2 and 1 <= n <= 3 and not extra
+    if not (enabled() and base_axis == 1 and x.ndim == n + 2 and 1 <= n <= 3 and not extra and group >= 1
             and all(len(v) == n for v in (pad, stride, dilation))):
         return False
+    if deconv:
+        out = [(s - 1) * t - 2 * p + d * (k - 1) + 1 for s, p, d, k, t in
+               zip(x.shape[2:], pad, dilation, weight.shape[2:], stride)]
+        fits = x.shape[1] == weight.shape[0] and weight.shape[0] % group == 0
+        maps = weight.shape[1] * group
+    else:
+        out = [(s + 2 * p - d * (k - 1) - 1) // t + 1 for s, p, d, k, t in
+               zip(x.shape[2:], pad, dilation, weight.shape[2:], stride)]
+        fits = x.shape[1] == weight.shape[1] * group and weight.shape[0] % group == 0
+        maps = weight.shape[0]
+    if not fits or min(out) < 1 or (bias is not None and tuple(bias.shape) != (maps,)):
+        return False
     # one multiply-add per weight and input pixel (deconvolution), per weight and output pixel (convolution)
-    pixels = x.shape[2:] if deconv else [max((s + 2 * p - d * (k - 1) - 1) // t + 1, 0) for s, p, d, k, t in
-                                         zip(x.shape[2:], pad, dilation, weight.shape[2:], stride)]
+    pixels = x.shape[2:] if deconv else out
     return 2 * weight.size * x.shape[0] * int(np.prod(pixels)) >= MIN_FLOPS
 
 
@@ -394,7 +410,7 @@ def convolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dilati
     """F.convolution with the BLAS kernel where its settings are covered, NNabla's otherwise."""
     n = weight.ndim - 2
     p, s, d = _norm(pad, n, 0), _norm(stride, n, 1), _norm(dilation, n, 1)
-    if not _conv_ok(x, weight, base_axis, p, s, d, {k: v for k, v in extra.items() if v}):
+    if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v}):
         return F.convolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
     f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group))
     return f(x, weight) if bias is None else f(x, weight, bias)
@@ -404,7 +420,8 @@ def deconvolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dila
     """F.deconvolution with the BLAS kernel where its settings are covered, NNabla's otherwise."""
     n = weight.ndim - 2
     p, s, d = _norm(pad, n, 0), _norm(stride, n, 1), _norm(dilation, n, 1)
-    if not _conv_ok(x, weight, base_axis, p, s, d, {k: v for k, v in extra.items() if v}, deconv=True):
+    if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v},
+                    deconv=True):
         return F.deconvolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
     f = BlasDeconvolution(pad=p, stride=s, dilation=d, group=int(group))
     return f(x, weight) if bias is None else f(x, weight, bias)
