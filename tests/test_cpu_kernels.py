@@ -145,6 +145,10 @@ def test_layers_choose_by_context_size_and_switch(monkeypatch):
     from nnabla.ext_utils import get_extension_context
     with nn.context_scope(get_extension_context("cpu", type_config="half")):
         assert not K.enabled()
+    cuda = nn.Context(backend=["cudnn:float", "cuda:float", "cpu:float"], array_class="CudaCachedArray")
+    with nn.context_scope(cuda):   # what context.select("cudnn") sets: NNabla's cuDNN functions stay
+        assert not K.enabled()
+    assert K.enabled()
 
 
 # Seeds of the generators' noise. cgan_mnist at batch 8 has points where a ReLU input is ~0 and
