@@ -6,24 +6,27 @@ Each function here is an `nnabla.function.PythonFunction`: the graph, its forwar
 need_grad, clear_buffer and the solvers stay NNabla's; only the arithmetic moves to BLAS.
 
 Layout: a (de)convolution is one large GEMM per group, over the whole batch. The patches are laid
-out as (C*k, N*P) ("im2col", one strided copy of a view made with as_strided), so that forward,
-the weight gradient and the input gradient are each a single GEMM; the adjoint ("col2im") adds the
-k shifted windows back, one strided add per kernel offset. Deconvolution is the same pair of maps
-used the other way round. Everything is float32, and buffers are kept per function and reused.
+out as (C*k, P*N) ("im2col", one strided copy of an as_strided view of the input held as
+(C, *S, N), batch innermost), so that forward, the weight gradient and the input gradient are each
+a single GEMM; the adjoint ("col2im") adds the k shifted windows back, one strided add per kernel
+offset. Deconvolution is the same pair of maps used the other way round. Everything is float32;
+work arrays are shared by all kernels of the process (_Scratch).
 
 Chosen at build time, when NNabla's default context is the CPU with float arrays and
 NNCGAN_KERNELS is not "nnabla"; a layer whose settings are not covered here (channel_last, an
-output_padding, base_axis other than 1 for a (de)convolution, a kernel of more than 3 axes) keeps
-NNabla's function. The NNP exporter builds with `disabled()`: a file holds NNabla's functions.
+output_padding, base_axis other than 1 for a (de)convolution, a kernel of more than 3 axes), whose
+shapes do not fit, or with under MIN_FLOPS of work keeps NNabla's function. The NNP exporter builds
+with `disabled()`: a file holds NNabla's functions.
 
-Safe for several processes (MPI data parallelism): no state outside the function objects; the
-BLAS thread count of this process is set with `set_blas_threads`.
+Several processes (MPI data parallelism): each has its own work arrays, nothing is shared between
+processes; `set_blas_threads` sets the BLAS threads of the process (e.g. 1 per rank on 1 core each).
 """
 import contextlib
 import itertools
 import os
 
 import numpy as np
+from scipy.linalg.blas import sgemm as _sgemm
 import nnabla as nn
 import nnabla.functions as F
 from nnabla.function import PythonFunction
@@ -86,6 +89,29 @@ def _r(v):
 def _gw(v, accum):
     """The gradient array of input `v` to write (accum False) or to add into (accum True)."""
     return v.grad.get_data("rw" if accum else "w")
+
+
+def _matmul(a, b, out, accum=False):
+    """out = a @ b, or out += a @ b, in place (out C-contiguous). The sum goes through SciPy's
+    sgemm with beta 1 (row-major as out.T = b.T a.T): 7.2 against 11.8 ms for matmul + add on
+    (3146x64)@(64x512), measured interleaved; the plain product through np.matmul (equal speed)."""
+    if not accum:
+        np.matmul(a, b, out=out)
+        return
+    fa, fb = _fortran(b), _fortran(a)
+    if fa is None or fb is None or not out.flags.c_contiguous:
+        np.add(out, np.matmul(a, b), out=out)
+        return
+    _sgemm(1.0, fa[0], fb[0], 1.0, out.T, trans_a=fa[1], trans_b=fb[1], overwrite_c=1)
+
+
+def _fortran(m):
+    """(Fortran-ordered array, transpose flag) that BLAS reads as m.T, without a copy; None if none."""
+    if m.flags.c_contiguous:
+        return m.T, 0
+    if m.flags.f_contiguous:
+        return m, 1
+    return None
 
 
 def _store(dst, value, accum):
@@ -180,17 +206,11 @@ class BlasAffine(_Kernel):
         if propagate_down[0]:
             dx = _gw(inputs[0], accum[0]).reshape(m, k)
             w = _r(inputs[1]).reshape(k, n)
-            if accum[0]:
-                np.add(dx, np.matmul(dy, w.T), out=dx)
-            else:
-                np.matmul(dy, w.T, out=dx)
+            _matmul(dy, w.T, dx, accum[0])
         if propagate_down[1]:
             dw = _gw(inputs[1], accum[1]).reshape(k, n)
             x = _r(inputs[0]).reshape(m, k)
-            if accum[1]:
-                np.add(dw, np.matmul(x.T, dy), out=dw)
-            else:
-                np.matmul(x.T, dy, out=dw)
+            _matmul(x.T, dy, dw, accum[1])
         if len(inputs) > 2 and propagate_down[2]:
             _store(_gw(inputs[2], accum[2]).reshape(n), dy.sum(0), accum[2])
 
@@ -267,10 +287,7 @@ class _ConvKernel(_Kernel):
         for i in range(g):
             ai, bi, oi = a[i * ar:(i + 1) * ar], b[i * br:(i + 1) * br], out[i * orow:(i + 1) * orow]
             ai, bi = ai.T if ta else ai, bi.T if tb else bi
-            if accum:
-                np.add(oi, np.matmul(ai, bi), out=oi)
-            else:
-                np.matmul(ai, bi, out=oi)
+            _matmul(ai, bi, oi, accum)
 
 
 def _bias_grad(inputs, propagate_down, accum, dyt):
