@@ -9,8 +9,9 @@ alike. Each reports its peak resident memory (getrusage) at the end.
     .venv/bin/python bench/bench.py [--rounds 6] [--per-round 3] [--infer-run RUN] [--no-torch] [--no-cli]
                                     [--accuracy before.json --accuracy after.json] [--write-doc]
 
-Contestants: nncgan; nncgan with the plain label-map formulation (the code before issue 7's
-speed work); the same networks hand-written in NNabla (bench/step_time.py); `nnabla_cli train`
+Contestants: nncgan (BLAS kernels, OpenBLAS on every core); nncgan with one BLAS thread; nncgan
+with NNabla's own Affine/(De)Convolution kernels (NNCGAN_KERNELS=nnabla, before issue 17); nncgan
+with the plain label-map formulation as well (the code before issue 7's speed work); the same networks hand-written in NNabla (bench/step_time.py); `nnabla_cli train`
 on the graph exported as NNP (when the NNP exporter is installed); the PyTorch twin
 (bench/torch_twin.py) on 1 and on 2 threads, in its own venv bench/.venv-torch (created on
 first use from the torch 2.13.0 CPU wheel; --no-torch to leave it out).
@@ -52,7 +53,7 @@ def _nnabla_worker(kind, batch):
         step = lambda b: twin.step(b, rng)  # noqa: E731
     else:
         from step_time import nncgan_steps
-        steps, it = nncgan_steps(batch, label_tables=(kind == "nncgan")), [0]
+        steps, it = nncgan_steps(batch, label_tables=(kind != "nncgan-plain"), kernels=(kind == "nncgan")), [0]
 
         def step(b):
             for s in steps:
@@ -136,7 +137,14 @@ def _median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def table(contestants, batch, accuracy, infer_s, load, args):
+def arithmetic_limit(batch):
+    """(GFLOP per iteration, GEMM GFLOP/s on 1 thread, on 2 threads), measured here (bench/step_time.py)."""
+    sys.path.insert(0, str(ROOT))  # this checkout's nncgan, as the workers' PYTHONPATH
+    from step_time import flops_per_iteration, gemm_peak
+    return flops_per_iteration(batch) / 1e9, gemm_peak(1), gemm_peak(2)
+
+
+def table(contestants, batch, accuracy, infer_s, load, args, arithmetic=None):
     ref = {c.name: _median(c.times) for c in contestants}
     hand = ref.get("hand-written NNabla")
     rows = ["| contestant | median ms / iteration | images / s | vs hand-written NNabla | peak RSS MB |",
@@ -155,6 +163,17 @@ def table(contestants, batch, accuracy, infer_s, load, args):
            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).", "",
            f"Training step, batch {batch}, {len(contestants[0].times)} timed iterations per contestant "
            f"(interleaved rounds):", ""] + rows
+    if arithmetic:
+        gflop, peak1, peak2 = arithmetic
+        best = min(ref.get("nncgan", float("nan")), ref.get("nncgan, 1 BLAS thread", float("nan")))
+        out += ["", f"Arithmetic: one iteration is {gflop:.2f} GFLOP of GEMM-shaped work (the affines and "
+                    f"(de)convolutions nncgan builds, forward and the backward products it computes). NumPy's "
+                    f"float32 GEMM peaks at {peak1:.1f} GFLOP/s on one core here, {peak2:.1f} on two "
+                    f"(OpenBLAS, 1024x1024): at that peak an iteration's arithmetic takes "
+                    f"{gflop / peak1 * 1000:.0f} ms on one core, {gflop / peak2 * 1000:.0f} ms on two. nncgan's "
+                    f"best above, {best * 1000:.0f} ms, is {gflop / best:.1f} GFLOP/s, {gflop / best / peak1:.0%} "
+                    f"of the one-core peak; the rest is the layers that are not GEMMs (batch normalisation, "
+                    f"activations, concatenation), im2col/col2im copies and Python per function."]
     for c in contestants:
         if c.end.get("note"):
             out += ["", f"{c.name}: one iteration = the difference of {c.end['note']}, divided by their "
@@ -191,7 +210,8 @@ def write_doc(text):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worker", choices=("nncgan", "nncgan-plain", "handwritten"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=("nncgan", "nncgan-plain", "nncgan-nnabla", "handwritten"),
+                    help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--per-round", type=int, default=3, help="timed iterations per contestant per round")
@@ -211,7 +231,9 @@ def main(argv=None):
     load0 = os.getloadavg()[0]
     me = [sys.executable, str(Path(__file__).resolve()), "--batch", str(args.batch), "--worker"]
     specs = [("nncgan", me + ["nncgan"], _env()),
-             ("nncgan, plain label maps (before)", me + ["nncgan-plain"], _env()),
+             ("nncgan, 1 BLAS thread", me + ["nncgan"], _env(OPENBLAS_NUM_THREADS="1")),
+             ("nncgan, NNabla kernels (before issue 17)", me + ["nncgan-nnabla"], _env(NNCGAN_KERNELS="nnabla")),
+             ("nncgan, plain label maps (before issue 7)", me + ["nncgan-plain"], _env(NNCGAN_KERNELS="nnabla")),
              ("hand-written NNabla", me + ["handwritten"], _env())]
     if not args.no_torch:
         tpy = torch_python()
@@ -236,7 +258,8 @@ def main(argv=None):
         c.quit()
     infer_s = cold_start_infer(args.infer_run) if args.infer_run else None
     accuracy = [json.loads(Path(p).read_text()) for p in args.accuracy]
-    text = table(contestants, args.batch, accuracy, infer_s, (load0, os.getloadavg()[0]), argv)
+    text = table(contestants, args.batch, accuracy, infer_s, (load0, os.getloadavg()[0]), argv,
+                 arithmetic_limit(args.batch))
     print(text)
     if args.write_doc:
         write_doc(text)

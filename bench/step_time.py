@@ -107,15 +107,17 @@ class HandWritten:
             s.update()
 
 
-def nncgan_steps(batch_size, label_tables=True):
-    """nncgan's three optimizer steps; label_tables=False builds the plain formulation (before issue 7)."""
+def nncgan_steps(batch_size, label_tables=True, kernels=True):
+    """nncgan's three optimizer steps; label_tables=False builds the plain formulation (before issue 7),
+    kernels=False NNabla's own Affine/(De)Convolution (before issue 17)."""
     import contextlib
     from nncgan.builder import build_all
-    from nncgan.layers import label_maps
+    from nncgan.layers import cpu_kernels, label_maps
     from nncgan.graph.parse import parse_graph
     from nncgan.train.solvers import OptimizerStep
     graph = parse_graph(ROOT / "graphs" / "cgan_mnist.yaml")
-    with contextlib.nullcontext() if label_tables else label_maps.disabled():
+    with contextlib.nullcontext() if label_tables else label_maps.disabled(), \
+            contextlib.nullcontext() if kernels else cpu_kernels.disabled():
         nets, _ = build_all(graph, batch_size, graph.config.seed)
     return [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
 
@@ -151,3 +153,57 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- the machine's arithmetic limit
+
+def flops_per_iteration(batch_size=64):
+    """Floating-point operations of one training iteration of cgan_mnist in its (de)convolutions
+    and affines, the GEMM work: 2 per multiply-add, forward plus the backward products that are
+    computed (to an input that needs a gradient, to a weight that needs one). Read from the graph
+    nncgan builds (label tables included), so it counts what nncgan computes."""
+    from nncgan.layers import cpu_kernels
+    from nncgan.builder import build_all
+    from nncgan.graph.parse import parse_graph
+    graph = parse_graph(ROOT / "graphs" / "cgan_mnist.yaml")
+    with nn.parameter_scope("flops-count"), cpu_kernels.disabled():
+        nets, _ = build_all(graph, batch_size, graph.config.seed)
+    total = {"n": 0}
+
+    def count(f):
+        kind = f.info.type_name
+        if kind not in ("Affine", "Convolution", "Deconvolution"):
+            return
+        x, w, y = f.inputs[0], f.inputs[1], f.outputs[0]
+        if kind == "Affine":
+            macs = y.size * w.shape[0]                 # (M, N) outputs, K each
+        elif kind == "Convolution":
+            macs = y.size * (w.size // w.shape[0])     # each output: C/g * k
+        else:
+            macs = x.size * (w.size // w.shape[0])     # each input: O/g * k
+        total["n"] += 2 * macs * (1 + x.need_grad + w.need_grad)
+    for o in graph.optimizers:
+        nets[o.network].loss.visit(count)
+    return total["n"]
+
+
+def gemm_peak(threads=1, n=1024, repeats=5):
+    """GFLOP/s of NumPy's float32 GEMM (OpenBLAS) on `threads` threads: the best of `repeats`
+    (n x n) @ (n x n) products."""
+    from nncgan.layers import cpu_kernels
+    a, b = np.random.rand(n, n).astype(np.float32), np.random.rand(n, n).astype(np.float32)
+    out = np.empty((n, n), np.float32)
+    limits = cpu_kernels.set_blas_threads(threads)
+    try:
+        np.matmul(a, b, out=out)
+        best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(repeats))
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

@@ -25,6 +25,9 @@ GRAPHS = {"mnist": ("classifier_mnist", "graphs/classifier_mnist.yaml"),
 FEATURES = "features"           # the executor network's output naming the feature layer
 ENV = "NNCGAN_CLASSIFIER_RUNS"  # further folders (':'-separated) searched for classifier runs
 INFO = "classifier.json"        # RUN/eval/classifier.json: the test accuracy measured after training
+# Images per forward pass. 100 rather than 500: the same speed on a CPU (8.4 against 7.6 s per 2000
+# images, measured interleaved), and 160 MB less resident after the first per-epoch score (issue 17).
+BATCH = 100
 
 
 def train_command(dataset):
@@ -60,7 +63,7 @@ def find(dataset, runs_dirs=("runs",)):
 class Classifier:
     """A classifier graph's executor network: images (N, C, H, W) in [0, 1] -> probabilities, features."""
 
-    def __init__(self, run, batch_size=500):
+    def __init__(self, run, batch_size=BATCH):
         """The last saved epoch of classifier run `run`, in a parameter scope of its own."""
         from ..graph.parse import parse_graph
         self.run = Path(run)
@@ -73,7 +76,7 @@ class Classifier:
         self.test_accuracy = read_test_accuracy(run, self.epoch)
 
     @classmethod
-    def live(cls, graph, batch_size=500):
+    def live(cls, graph, batch_size=BATCH):
         """The executor network on the parameters being trained now (a classifier graph's own run)."""
         self = cls.__new__(cls)
         self.run, self.epoch, self.test_accuracy = None, None, None

@@ -27,7 +27,7 @@ from .. import run as runs, schedules
 from ..builder import build_network
 from ..errors import RunError
 from ..graph.parse import parse_graph
-from ..layers import get as get_layer_type, label_maps, losses as loss_layers
+from ..layers import cpu_kernels, get as get_layer_type, label_maps, losses as loss_layers
 from ..train import checkpoint
 
 TRAINING, VALIDATION = "Training", "Validation"   # NNC's dataset names
@@ -134,8 +134,8 @@ class _Traced:
 
     def __init__(self, net, batch, shown=()):
         self.name, self.net = net.name, net
-        # The file holds NNC's own layers, not nncgan's faster formulations: Sigmoid + BinaryCrossEntropy.
-        with label_maps.disabled(), loss_layers.as_nnc():
+        # The file holds NNC's own layers, not nncgan's faster formulations or kernels: Sigmoid + BinaryCrossEntropy.
+        with label_maps.disabled(), cpu_kernels.disabled(), loss_layers.as_nnc():
             built = build_network(net, batch)
         alias = {v: k for k, v in net.outputs.items()}
         self.var_name = {layer.name: alias.get(layer.name, layer.name) for layer in net.layers}

@@ -2,7 +2,7 @@
 import numpy as np
 import nnabla.functions as F
 
-from . import initializers as init, label_maps
+from . import cpu_kernels, initializers as init, label_maps
 from .base import LayerType, Setting, ShapeError, register, shape, int_, float_, bool_, choice, any_str
 
 GENERATORS = ("Normal", "Uniform", "Constant")
@@ -63,7 +63,7 @@ class Affine(LayerType):
         return init.make(s["w_init"] if pname == "W" else s["b_init"], i, o)
 
     def build(self, s, xs, ctx):
-        return F.affine(xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None, base_axis=1)
+        return cpu_kernels.affine(xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None, base_axis=1)
 
 
 def _conv_settings():
@@ -134,7 +134,8 @@ class _ConvBase(LayerType):
 
     def build(self, s, xs, ctx):
         k, p, st, d = self.geometry(s, xs[0].shape[1:])
-        return label_maps.build(self.fn, xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
+        fn = self.fast_fn if cpu_kernels.enabled() else self.fn  # BLAS on the CPU, NNabla's on CUDA
+        return label_maps.build(fn, xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
                                 self.in_axis, pad=p, stride=st, dilation=d, group=s["group"])
 
 
@@ -143,6 +144,7 @@ class Convolution(_ConvBase):
     type_name = "Convolution"
     param_prefix = "conv"
     fn = staticmethod(F.convolution)
+    fast_fn = staticmethod(cpu_kernels.convolution)
     in_axis = 1  # W is (out_maps, in_maps, ...)
 
     @staticmethod
@@ -159,6 +161,7 @@ class Deconvolution(_ConvBase):
     type_name = "Deconvolution"
     param_prefix = "deconv"
     fn = staticmethod(F.deconvolution)
+    fast_fn = staticmethod(cpu_kernels.deconvolution)
     in_axis = 0  # W is (in_maps, out_maps, ...)
 
     @staticmethod

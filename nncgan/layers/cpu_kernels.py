@@ -1,0 +1,444 @@
+"""Affine, Convolution and Deconvolution on the CPU as OpenBLAS GEMMs, inside NNabla's graph.
+
+NNabla's own CPU kernels for these layers run well below what the same matrix products reach
+through NumPy's OpenBLAS (issue 17: about 19 against 64 GFLOP/s for cgan_mnist's largest Affine).
+Each function here is an `nnabla.function.PythonFunction`: the graph, its forward/backward,
+need_grad, clear_buffer and the solvers stay NNabla's; only the arithmetic moves to BLAS.
+
+Layout: a (de)convolution is one large GEMM per group, over the whole batch. The patches are laid
+out as (C*k, P*N) ("im2col", one strided copy of an as_strided view of the input held as
+(C, *S, N), batch innermost), so that forward, the weight gradient and the input gradient are each
+a single GEMM; the adjoint ("col2im") adds the k shifted windows back, one strided add per kernel
+offset. Deconvolution is the same pair of maps used the other way round. Everything is float32;
+work arrays are shared by all kernels of the process (_Scratch).
+
+Chosen at build time, when NNabla's default context is the CPU with float arrays and
+NNCGAN_KERNELS is not "nnabla"; a layer whose settings are not covered here (channel_last, an
+output_padding, base_axis other than 1 for a (de)convolution, a kernel of more than 3 axes), whose
+shapes do not fit, or with under MIN_FLOPS of work keeps NNabla's function. The NNP exporter builds
+with `disabled()`: a file holds NNabla's functions.
+
+Several processes (MPI data parallelism): each has its own work arrays, nothing is shared between
+processes; `set_blas_threads` sets the BLAS threads of the process (e.g. 1 per rank on 1 core each).
+"""
+import contextlib
+import itertools
+import os
+
+import numpy as np
+from scipy.linalg.blas import sgemm as _sgemm
+import nnabla as nn
+import nnabla.functions as F
+from nnabla.function import PythonFunction
+
+ENV = "NNCGAN_KERNELS"          # "nnabla": NNabla's own functions everywhere (comparisons, benchmark)
+# Below this many multiply-adds x2 per forward, NNabla's own kernel was as fast or faster (the
+# PythonFunction's call and the layout copies cost more than the GEMM gains): cgan_mnist's first
+# convolution (20 MFLOP), last deconvolution (29) and label tables (31) against its big layers (>= 200).
+MIN_FLOPS = 50e6
+_DISABLED = [False]
+
+
+def enabled():
+    """True when layers built now get the BLAS kernels: CPU float context, not switched off."""
+    if _DISABLED[0] or os.environ.get(ENV, "blas").lower() == "nnabla":
+        return False
+    ctx = nn.get_current_context()
+    return all(b == "cpu:float" for b in ctx.backend) and ctx.array_class in ("", "CpuArray", "CpuCachedArray")
+
+
+@contextlib.contextmanager
+def disabled():
+    """Build with NNabla's own functions (NNP export, equivalence tests)."""
+    old, _DISABLED[0] = _DISABLED[0], True
+    try:
+        yield
+    finally:
+        _DISABLED[0] = old
+
+
+def set_blas_threads(n):
+    """Limit NumPy's and SciPy's BLAS to `n` threads in this process (one per MPI rank, say).
+
+    Uses threadpoolctl, which finds every OpenBLAS/MKL loaded (NumPy and SciPy each bring their
+    own OpenBLAS). Returns the threadpool limiter, or None when threadpoolctl is missing; then
+    only OPENBLAS_NUM_THREADS set before NumPy is imported has an effect."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        os.environ["OPENBLAS_NUM_THREADS"] = str(n)  # for child processes started from here
+        return None
+    return threadpool_limits(limits=int(n), user_api="blas")
+
+
+def blas_threads():
+    """{library path: threads} of the BLAS libraries loaded in this process (threadpoolctl), or {}."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+# ---------------------------------------------------------------- array access inside a PythonFunction
+
+def _r(v):
+    return v.data.get_data("r")
+
+
+def _gw(v, accum):
+    """The gradient array of input `v` to write (accum False) or to add into (accum True)."""
+    return v.grad.get_data("rw" if accum else "w")
+
+
+def _matmul(a, b, out, accum=False):
+    """out = a @ b, or out += a @ b, in place (out C-contiguous). The sum goes through SciPy's
+    sgemm with beta 1 (row-major as out.T = b.T a.T): 7.2 against 11.8 ms for matmul + add on
+    (3146x64)@(64x512), measured interleaved; the plain product through np.matmul (equal speed)."""
+    if not accum:
+        np.matmul(a, b, out=out)
+        return
+    fa, fb = _fortran(b), _fortran(a)
+    if fa is None or fb is None or not out.flags.c_contiguous:
+        np.add(out, np.matmul(a, b), out=out)
+        return
+    _sgemm(1.0, fa[0], fb[0], 1.0, out.T, trans_a=fa[1], trans_b=fb[1], overwrite_c=1)
+
+
+def _fortran(m):
+    """(Fortran-ordered array, transpose flag) that BLAS reads as m.T, without a copy; None if none."""
+    if m.flags.c_contiguous:
+        return m.T, 0
+    if m.flags.f_contiguous:
+        return m, 1
+    return None
+
+
+def _store(dst, value, accum):
+    if accum:
+        np.add(dst, value, out=dst)
+    else:
+        np.copyto(dst, value)
+
+
+class _Kernel(PythonFunction):
+    def __init__(self, **args):
+        super().__init__(None)
+        self.args = args
+
+    @property
+    def name(self):
+        return self.__class__.__name__
+
+    def min_outputs(self):
+        return 1
+
+    def grad_depends_output_data(self, i, o):
+        return False
+
+    def grad_depends_input_data(self, i, j):
+        # x's gradient needs W, W's needs x; the bias's needs neither.
+        return (i, j) in ((0, 1), (1, 0))
+
+    buffer = staticmethod(lambda key, shape, zero=False: _SCRATCH.get(key, shape, zero))
+
+
+class _Scratch:
+    """Work arrays shared by every kernel of this process, one flat float32 array per role, grown
+    to the largest use: they hold nothing between calls, so memory is the largest layer's, not the
+    sum over layers and networks (measured: +80 MB with per-function buffers on cgan_mnist). The
+    graph runs one function at a time; each process (MPI rank) has its own."""
+    KEEP_BYTES = 16 << 20  # larger work arrays (inference at a big batch) are made per call and freed
+    ROLE = {"xp": "in", "dyp": "in", "cols": "cols", "yt": "out", "dxp": "out", "yp": "out", "dxt": "out",
+            "dyt": "t", "xt": "t"}
+
+    def __init__(self):
+        self.flat, self.tag = {}, {}
+
+    def get(self, key, shape, zero=False, tag=None):
+        """A (shape) view of role(key)'s array; zeroed when asked, or when `tag` differs from the
+        tag of the role's previous use (a padded buffer's zero borders are then still zero)."""
+        role, size = self.ROLE[key], int(np.prod(shape))
+        if size * 4 > self.KEEP_BYTES:
+            self.tag[role] = None
+            return np.zeros(shape, np.float32) if zero or tag is not None else np.empty(shape, np.float32)
+        flat = self.flat.get(role)
+        if flat is None or flat.size < size:
+            flat = self.flat[role] = np.zeros(size, np.float32)
+            self.tag[role] = None
+        view = flat[:size].reshape(shape)
+        if zero or (tag is not None and self.tag[role] != tag):
+            view.fill(0)
+        self.tag[role] = tag
+        return view
+
+
+_SCRATCH = _Scratch()
+
+
+# ---------------------------------------------------------------- Affine
+
+class BlasAffine(_Kernel):
+    """y = x W + b over the axes from base_axis on (NNabla's Affine)."""
+
+    def setup_impl(self, inputs, outputs):
+        x, w = inputs[0], inputs[1]
+        ba = self.args["base_axis"]
+        outputs[0].reset_shape(tuple(x.shape[:ba]) + tuple(w.shape[1:]), True)
+
+    def _mats(self, inputs, outputs):
+        ba = self.args["base_axis"]
+        x = inputs[0]
+        m = int(np.prod(x.shape[:ba]))
+        k = inputs[1].shape[0]
+        return m, k, inputs[1].size // k
+
+    def forward_impl(self, inputs, outputs):
+        m, k, n = self._mats(inputs, outputs)
+        y = outputs[0].data.get_data("w").reshape(m, n)
+        np.matmul(_r(inputs[0]).reshape(m, k), _r(inputs[1]).reshape(k, n), out=y)
+        if len(inputs) > 2:
+            np.add(y, _r(inputs[2]).reshape(1, n), out=y)
+
+    def backward_impl(self, inputs, outputs, propagate_down, accum):
+        m, k, n = self._mats(inputs, outputs)
+        dy = outputs[0].grad.get_data("r").reshape(m, n)
+        if propagate_down[0]:
+            dx = _gw(inputs[0], accum[0]).reshape(m, k)
+            w = _r(inputs[1]).reshape(k, n)
+            _matmul(dy, w.T, dx, accum[0])
+        if propagate_down[1]:
+            dw = _gw(inputs[1], accum[1]).reshape(k, n)
+            x = _r(inputs[0]).reshape(m, k)
+            _matmul(x.T, dy, dw, accum[1])
+        if len(inputs) > 2 and propagate_down[2]:
+            _store(_gw(inputs[2], accum[2]).reshape(n), dy.sum(0), accum[2])
+
+
+# ---------------------------------------------------------------- im2col / col2im, N-D, batch innermost
+#
+# The (de)convolutions work on arrays laid out (C, *S, N): batch innermost, so that every window
+# copied or added by im2col/col2im is a run of N contiguous floats (NCHW would give runs of a row,
+# 7 floats at stride 2 here: 7x slower, measured). One transposing copy in and out per call.
+
+def _im2col(xp, k, dil, stride, out, cols):
+    """cols (C*prod(k), prod(out)*N) <- the windows of the padded input xp (C, *S, N)."""
+    c, n = xp.shape[0], xp.shape[-1]
+    sc, ss, sn = xp.strides[0], xp.strides[1:-1], xp.strides[-1]
+    view = np.lib.stride_tricks.as_strided(
+        xp, (c,) + tuple(k) + tuple(out) + (n,),
+        (sc,) + tuple(s * d for s, d in zip(ss, dil)) + tuple(s * t for s, t in zip(ss, stride)) + (sn,),
+        writeable=False)
+    np.copyto(cols.reshape(view.shape), view)
+    return cols
+
+
+def _col2im(cols, k, dil, stride, out, xp):
+    """xp (C, *S, N) += the adjoint of _im2col: every window added back where it was taken."""
+    v = cols.reshape((xp.shape[0],) + tuple(k) + tuple(out) + (xp.shape[-1],))
+    for off in itertools.product(*[range(ki) for ki in k]):
+        win = tuple(slice(o * d, o * d + t * (m - 1) + 1, t) for o, d, t, m in zip(off, dil, stride, out))
+        dst = xp[(slice(None),) + win]
+        np.add(dst, v[(slice(None),) + off], out=dst)
+
+
+def _inner(a, pad):
+    """The unpadded part of a (C, *S, N) array padded by `pad`."""
+    return (slice(None),) + tuple(slice(p, s - p) for p, s in zip(pad, a.shape[1:-1])) + (slice(None),)
+
+
+def _csn(a):
+    """(N, C, *S) viewed as (C, *S, N)."""
+    return np.moveaxis(a, 0, -1)
+
+
+class _ConvKernel(_Kernel):
+    def geometry(self):
+        a = self.args
+        return a["pad"], a["stride"], a["dilation"], a["group"]
+
+    def to_csn(self, key, a, pad):
+        """a (N, C, *S) copied into a kept buffer (C, *(S+2p), N) whose zero borders stay zero."""
+        shape = (a.shape[1],) + tuple(s + 2 * p for s, p in zip(a.shape[2:], pad)) + (a.shape[0],)
+        buf = _SCRATCH.get(key, shape, tag=(shape, tuple(pad)) if any(pad) else None)
+        np.copyto(buf[_inner(buf, pad)], _csn(a))
+        return buf
+
+    def target(self, key, shape, pad):
+        """A zeroed (C, *(S+2p), N) buffer for col2im to add into."""
+        return self.buffer(key, (shape[1],) + tuple(s + 2 * p for s, p in zip(shape[2:], pad)) + (shape[0],),
+                           zero=True)
+
+    @staticmethod
+    def from_csn(buf, pad, a, accum, bias=None):
+        """a (N, C, *S) <- the unpadded part of buf (C, *S+2p, N), written or added, plus a bias."""
+        src = np.moveaxis(buf[_inner(buf, pad)], -1, 0)
+        if bias is not None and not accum:
+            np.add(src, bias.reshape((1, -1) + (1,) * (a.ndim - 2)), out=a)
+            return
+        _store(a, src, accum)
+        if bias is not None:
+            np.add(a, bias.reshape((1, -1) + (1,) * (a.ndim - 2)), out=a)
+
+    @staticmethod
+    def grouped_matmul(a, b, out, g, ta=False, tb=False, accum=False):
+        """out[i] (+)= op(a[i]) @ op(b[i]) for each of the g row blocks (groups) of a, b and out."""
+        ar, br, orow = a.shape[0] // g, b.shape[0] // g, out.shape[0] // g
+        for i in range(g):
+            ai, bi, oi = a[i * ar:(i + 1) * ar], b[i * br:(i + 1) * br], out[i * orow:(i + 1) * orow]
+            ai, bi = ai.T if ta else ai, bi.T if tb else bi
+            _matmul(ai, bi, oi, accum)
+
+
+def _bias_grad(inputs, propagate_down, accum, dyt):
+    if len(inputs) > 2 and propagate_down[2]:
+        _store(_gw(inputs[2], accum[2]), dyt.reshape(dyt.shape[0], -1).sum(1), accum[2])
+
+
+class BlasConvolution(_ConvKernel):
+    """NNabla's Convolution (base_axis 1, channel first): W (O, C/g, *k)."""
+
+    def setup_impl(self, inputs, outputs):
+        x, w = inputs[0], inputs[1]
+        pad, stride, dil, _ = self.geometry()
+        out = tuple((s + 2 * p - d * (ki - 1) - 1) // t + 1
+                    for s, p, d, ki, t in zip(x.shape[2:], pad, dil, w.shape[2:], stride))
+        outputs[0].reset_shape((x.shape[0], w.shape[0]) + out, True)
+
+    def _cols(self, x, k, out):
+        pad, stride, dil, _ = self.geometry()
+        xp = self.to_csn("xp", x, pad)
+        cols = self.buffer("cols", (x.shape[1] * int(np.prod(k)), int(np.prod(out)) * x.shape[0]))
+        return _im2col(xp, k, dil, stride, out, cols)
+
+    def forward_impl(self, inputs, outputs):
+        x, w = _r(inputs[0]), _r(inputs[1])
+        y = outputs[0].data.get_data("w")
+        g, o = self.geometry()[3], w.shape[0]
+        cols = self._cols(x, w.shape[2:], y.shape[2:])
+        yt = self.buffer("yt", (o,) + y.shape[2:] + (y.shape[0],))
+        self.grouped_matmul(w.reshape(o, -1), cols, yt.reshape(o, -1), g)
+        self.from_csn(yt, (0,) * (y.ndim - 2), y, False, _r(inputs[2]) if len(inputs) > 2 else None)
+
+    def backward_impl(self, inputs, outputs, propagate_down, accum):
+        pad, stride, dil, g = self.geometry()
+        w_shape = inputs[1].shape
+        dy = outputs[0].grad.get_data("r")
+        o, k, out = w_shape[0], w_shape[2:], dy.shape[2:]
+        dyt = self.to_csn("dyt", dy, (0,) * len(k)).reshape(o, -1)
+        _bias_grad(inputs, propagate_down, accum, dyt)
+        if propagate_down[1]:
+            cols = self._cols(_r(inputs[0]), k, out)
+            self.grouped_matmul(dyt, cols, _gw(inputs[1], accum[1]).reshape(o, -1), g, tb=True, accum=accum[1])
+        if propagate_down[0]:
+            x_shape = inputs[0].shape
+            dcols = self.buffer("cols", (x_shape[1] * int(np.prod(k)), dyt.shape[1]))
+            self.grouped_matmul(_r(inputs[1]).reshape(o, -1), dyt, dcols, g, ta=True)
+            dxp = self.target("dxp", x_shape, pad)
+            _col2im(dcols, k, dil, stride, out, dxp)
+            self.from_csn(dxp, pad, _gw(inputs[0], accum[0]), accum[0])
+
+
+class BlasDeconvolution(_ConvKernel):
+    """NNabla's Deconvolution (base_axis 1, channel first, no output_padding): W (C, O/g, *k)."""
+
+    def setup_impl(self, inputs, outputs):
+        x, w = inputs[0], inputs[1]
+        pad, stride, dil, g = self.geometry()
+        out = tuple((s - 1) * t - 2 * p + d * (ki - 1) + 1
+                    for s, p, d, ki, t in zip(x.shape[2:], pad, dil, w.shape[2:], stride))
+        outputs[0].reset_shape((x.shape[0], w.shape[1] * g) + out, True)
+
+    def forward_impl(self, inputs, outputs):
+        pad, stride, dil, g = self.geometry()
+        x, w = _r(inputs[0]), _r(inputs[1])
+        y = outputs[0].data.get_data("w")
+        c, k = x.shape[1], w.shape[2:]
+        xt = self.to_csn("xt", x, (0,) * len(k)).reshape(c, -1)
+        cols = self.buffer("cols", (y.shape[1] * int(np.prod(k)), xt.shape[1]))
+        self.grouped_matmul(w.reshape(c, -1), xt, cols, g, ta=True)
+        yp = self.target("yp", y.shape, pad)
+        _col2im(cols, k, dil, stride, x.shape[2:], yp)
+        self.from_csn(yp, pad, y, False, _r(inputs[2]) if len(inputs) > 2 else None)
+
+    def backward_impl(self, inputs, outputs, propagate_down, accum):
+        pad, stride, dil, g = self.geometry()
+        x_shape, w_shape = inputs[0].shape, inputs[1].shape
+        dy = outputs[0].grad.get_data("r")
+        c, k, o = x_shape[1], w_shape[2:], dy.shape[1]
+        if len(inputs) > 2 and propagate_down[2]:
+            _store(_gw(inputs[2], accum[2]), dy.sum(axis=(0,) + tuple(range(2, dy.ndim))), accum[2])
+        if not (propagate_down[0] or propagate_down[1]):
+            return
+        dyp = self.to_csn("dyp", dy, pad)
+        n_in = x_shape[0] * int(np.prod(x_shape[2:]))
+        cols = _im2col(dyp, k, dil, stride, x_shape[2:], self.buffer("cols", (o * int(np.prod(k)), n_in)))
+        if propagate_down[1]:
+            xt = self.to_csn("xt", _r(inputs[0]), (0,) * len(k)).reshape(c, -1)
+            self.grouped_matmul(xt, cols, _gw(inputs[1], accum[1]).reshape(c, -1), g, tb=True, accum=accum[1])
+        if propagate_down[0]:
+            dxt = self.buffer("dxt", (c,) + tuple(x_shape[2:]) + (x_shape[0],))
+            self.grouped_matmul(_r(inputs[1]).reshape(c, -1), cols, dxt.reshape(c, -1), g)
+            self.from_csn(dxt, (0,) * len(k), _gw(inputs[0], accum[0]), accum[0])
+
+
+# ---------------------------------------------------------------- drop-in replacements for F.*
+
+def affine(x, weight, bias=None, base_axis=1):
+    """F.affine with the BLAS kernel (when enabled(); NNabla's function otherwise)."""
+    # Shapes that do not fit go to NNabla's function too, which refuses them in its own words.
+    if (not enabled() or int(np.prod(x.shape[base_axis:])) != weight.shape[0]
+            or (bias is not None and tuple(bias.shape) != tuple(weight.shape[1:]))
+            or 2 * int(np.prod(x.shape)) * int(np.prod(weight.shape[1:])) < MIN_FLOPS):
+        return F.affine(x, weight, bias, base_axis=base_axis)
+    f = BlasAffine(base_axis=base_axis)
+    return f(x, weight) if bias is None else f(x, weight, bias)
+
+
+def _conv_ok(x, weight, bias, base_axis, pad, stride, dilation, group, extra, deconv=False):
+    """Settings and shapes the kernels cover (others go to NNabla's function, which refuses a
+    mismatch in its own words), and enough work to gain from them."""
+    n = weight.ndim - 2
+    if not (enabled() and base_axis == 1 and x.ndim == n + 2 and 1 <= n <= 3 and not extra and group >= 1
+            and all(len(v) == n for v in (pad, stride, dilation))):
+        return False
+    if deconv:
+        out = [(s - 1) * t - 2 * p + d * (k - 1) + 1 for s, p, d, k, t in
+               zip(x.shape[2:], pad, dilation, weight.shape[2:], stride)]
+        fits = x.shape[1] == weight.shape[0] and weight.shape[0] % group == 0
+        maps = weight.shape[1] * group
+    else:
+        out = [(s + 2 * p - d * (k - 1) - 1) // t + 1 for s, p, d, k, t in
+               zip(x.shape[2:], pad, dilation, weight.shape[2:], stride)]
+        fits = x.shape[1] == weight.shape[1] * group and weight.shape[0] % group == 0
+        maps = weight.shape[0]
+    if not fits or min(out) < 1 or (bias is not None and tuple(bias.shape) != (maps,)):
+        return False
+    # one multiply-add per weight and input pixel (deconvolution), per weight and output pixel (convolution)
+    pixels = x.shape[2:] if deconv else out
+    return 2 * weight.size * x.shape[0] * int(np.prod(pixels)) >= MIN_FLOPS
+
+
+def _norm(v, n, default):
+    return tuple(int(i) for i in v) if v is not None else (default,) * n
+
+
+def convolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dilation=None, group=1, **extra):
+    """F.convolution with the BLAS kernel where its settings are covered, NNabla's otherwise."""
+    n = weight.ndim - 2
+    p, s, d = _norm(pad, n, 0), _norm(stride, n, 1), _norm(dilation, n, 1)
+    if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v}):
+        return F.convolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
+    f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group))
+    return f(x, weight) if bias is None else f(x, weight, bias)
+
+
+def deconvolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dilation=None, group=1, **extra):
+    """F.deconvolution with the BLAS kernel where its settings are covered, NNabla's otherwise."""
+    n = weight.ndim - 2
+    p, s, d = _norm(pad, n, 0), _norm(stride, n, 1), _norm(dilation, n, 1)
+    if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v},
+                    deconv=True):
+        return F.deconvolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
+    f = BlasDeconvolution(pad=p, stride=s, dilation=d, group=int(group))
+    return f(x, weight) if bias is None else f(x, weight, bias)

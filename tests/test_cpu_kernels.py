@@ -1,0 +1,242 @@
+"""The BLAS kernels (nncgan/layers/cpu_kernels.py) against NNabla's own functions.
+
+Values and every gradient (x, W, b) over a table of shapes and settings, accumulated gradients
+included; which function a layer gets (fallbacks); and three training iterations of cgan_mnist's
+optimizers reaching NNabla's parameters. Tolerances: float32 GEMMs sum in another order than
+NNabla's loops, so values and gradients agree to rtol 1e-4 with an absolute floor of 1e-5 times
+the largest magnitude."""
+import contextlib
+
+import numpy as np
+import nnabla as nn
+import nnabla.functions as F
+import pytest
+
+from nncgan.builder import build_all, build_network
+from nncgan.graph.parse import parse_graph
+from nncgan.layers import cpu_kernels as K
+from nncgan.train.solvers import OptimizerStep
+
+from conftest import CGAN
+
+RTOL, FLOOR = 1e-4, 1e-5
+
+
+@pytest.fixture
+def every_layer(monkeypatch):
+    """The kernels for every size (the tests' layers are small)."""
+    monkeypatch.setattr(K, "MIN_FLOPS", 0)
+    monkeypatch.delenv(K.ENV, raising=False)
+
+
+def p2(pad=(0, 0), stride=(1, 1), dilation=(1, 1), group=1):
+    return dict(pad=pad, stride=stride, dilation=dilation, group=group)
+
+
+# (kind, x shape, W shape, bias, settings, x needs a gradient)
+CASES = [
+    ("affine", (5, 7), (7, 9), True, dict(base_axis=1), True),
+    ("affine", (4, 3, 5), (15, 2, 3), True, dict(base_axis=1), True),       # W with out_shape [2, 3]
+    ("affine", (2, 3, 5, 4), (20, 6), False, dict(base_axis=2), True),      # base_axis 2, no bias
+    ("affine", (3, 11), (11, 1), True, dict(base_axis=1), False),           # input without a gradient
+    ("convolution", (3, 4, 9, 8), (6, 4, 3, 3), True, p2(), True),
+    ("convolution", (2, 3, 9, 7), (5, 3, 5, 5), False, p2(pad=(2, 2), stride=(2, 2)), True),   # odd size, stride 2
+    ("convolution", (2, 4, 10, 11), (6, 4, 3, 2), True, p2(pad=(1, 0), stride=(2, 3), dilation=(2, 1)), True),
+    ("convolution", (3, 6, 7, 7), (4, 3, 3, 3), True, p2(pad=(1, 1), group=2), True),          # groups
+    ("convolution", (2, 4, 13), (5, 4, 4), True, dict(pad=(1,), stride=(2,), dilation=(2,), group=1), True),  # 1-D
+    ("convolution", (2, 11, 8, 8), (7, 11, 5, 5), False, p2(pad=(2, 2), stride=(2, 2)), False),  # label-table like
+    ("deconvolution", (3, 4, 7, 7), (4, 5, 6, 6), False, p2(pad=(2, 2), stride=(2, 2)), True),  # cgan_mnist's
+    ("deconvolution", (2, 3, 5, 6), (3, 2, 3, 3), True, p2(), True),
+    ("deconvolution", (2, 4, 5, 4), (4, 3, 3, 2), True, p2(pad=(0, 1), stride=(1, 2), dilation=(2, 1), group=2), True),
+    ("deconvolution", (2, 6, 5), (6, 2, 3), True, dict(pad=(1,), stride=(3,), dilation=(1,), group=1), True),  # 1-D
+    ("deconvolution", (2, 3, 4, 4), (3, 1, 4, 4), True, p2(pad=(1, 1), stride=(2, 2)), False),
+]
+
+
+def _run(fn, arrays, need_x, settings, uses):
+    """Forward and backward of sum_i <fn_i(x, W, b), dy_i> over `uses` uses of one (x, W, b), so
+    that with 2 uses every gradient is accumulated into; NNabla's clearing on as in training."""
+    x = nn.Variable.from_numpy_array(arrays[0], need_grad=need_x)
+    params = [nn.Variable.from_numpy_array(a, need_grad=True) for a in arrays[1:]]
+    terms, ys = [], []
+    for u in range(uses):
+        y = fn(x, *params, **settings) if len(params) == 2 else fn(x, params[0], None, **settings)
+        y.persistent = True
+        ys.append(y)
+        dy = np.random.RandomState(10 + u).randn(*y.shape).astype(np.float32)
+        terms.append(F.sum(y * nn.Variable.from_numpy_array(dy)))
+    loss = terms[0] if uses == 1 else F.add2(*terms)
+    for v in [x] + params:
+        v.grad.zero()
+    loss.forward(clear_no_need_grad=True)
+    loss.backward(clear_buffer=True)
+    names = set()
+    loss.visit(lambda f: names.add(f.info.type_name))
+    return [y.d.copy() for y in ys] + ([x.g.copy()] if need_x else []) + [p.g.copy() for p in params], names
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}{i}" for i, c in enumerate(CASES)])
+def test_kernel_equals_nnabla(case, uses, every_layer):
+    _compare(case, uses)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "affine"][::2])
+def test_work_arrays_made_per_call_when_large(case, every_layer, monkeypatch):
+    """Work arrays over KEEP_BYTES are not kept (inference at a big batch): the same results."""
+    monkeypatch.setattr(K._Scratch, "KEEP_BYTES", 0)
+    _compare(case, 2)
+
+
+def _compare(case, uses):
+    kind, xs, ws, bias, settings, need_x = case
+    rng = np.random.RandomState(0)
+    arrays = [rng.randn(*xs).astype(np.float32), rng.randn(*ws).astype(np.float32)]
+    if bias:
+        arrays.append(rng.randn(*((ws[1] * settings.get("group", 1),) if kind == "deconvolution" else
+                                  (ws[0],) if kind == "convolution" else ws[1:])).astype(np.float32))
+    fast, fast_names = _run(getattr(K, kind), arrays, need_x, settings, uses)
+    ref, ref_names = _run(getattr(F, kind), arrays, need_x, settings, uses)
+    blas = "Blas" + kind.capitalize()
+    assert blas in fast_names and blas not in ref_names
+    assert len(fast) == len(ref)
+    for what, a, b in zip(["y"] * uses + ["dx"] * need_x + ["dW", "db"], fast, ref):
+        assert a.dtype == np.float32 and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=FLOOR * np.abs(b).max(), err_msg=f"{kind} {what}")
+
+
+def _function_names(y):
+    names = []
+    y.visit(lambda f: names.append(f.info.type_name))
+    return names
+
+
+@pytest.mark.parametrize("fn, xs, ws, extra", [
+    ("convolution", (2, 5, 5, 4), (3, 3, 3, 4), dict(channel_last=True)),
+    ("convolution", (2, 3, 4, 5, 5), (3, 4, 3, 3), dict(base_axis=2)),
+    ("deconvolution", (2, 4, 5, 5), (4, 3, 3, 3), dict(stride=(2, 2), output_padding=(1, 1))),
+])
+def test_settings_not_covered_fall_back(fn, xs, ws, extra, every_layer):
+    x, w = nn.Variable(xs), nn.Variable(ws)
+    names = _function_names(getattr(K, fn)(x, w, None, **extra))
+    assert names == [fn.capitalize()]
+
+
+def _generator_functions(**kw):
+    graph = parse_graph(CGAN)
+    return _function_names(build_network(graph.networks["Generator"], 64, **kw).loss)
+
+
+def test_layers_choose_by_context_size_and_switch(monkeypatch):
+    monkeypatch.delenv(K.ENV, raising=False)
+    names = _generator_functions()
+    # cgan_mnist at batch 64: the big layers on BLAS, the small ones (below MIN_FLOPS) on NNabla's.
+    assert names.count("BlasAffine") == 2 and names.count("Affine") >= 2      # Affine (110->512), Affine_4, tables
+    assert names.count("BlasDeconvolution") == 1 and names.count("Deconvolution") >= 1
+    assert names.count("BlasConvolution") == 1 and names.count("Convolution") >= 1
+    monkeypatch.setenv(K.ENV, "nnabla")
+    nn.clear_parameters()
+    assert not any(n.startswith("Blas") for n in _generator_functions())
+    monkeypatch.delenv(K.ENV)
+    nn.clear_parameters()
+    with K.disabled():
+        assert not any(n.startswith("Blas") for n in _generator_functions())
+    nn.clear_parameters()
+    from nnabla.ext_utils import get_extension_context
+    with nn.context_scope(get_extension_context("cpu", type_config="half")):
+        assert not K.enabled()
+    cuda = nn.Context(backend=["cudnn:float", "cuda:float", "cpu:float"], array_class="CudaCachedArray")
+    with nn.context_scope(cuda):   # what context.select("cudnn") sets: NNabla's cuDNN functions stay
+        assert not K.enabled()
+    assert K.enabled()
+
+
+# Seeds of the generators' noise. cgan_mnist at batch 8 has points where a ReLU input is ~0 and
+# rounding flips it: from seed 0, iteration 2's Generator step, Affine_2's gradient differs by 1% of
+# its largest value between NNabla's own plain and label-table formulations exactly as between these
+# kernels and NNabla's (measured; seed 2 too). Seeds 1, 3, 4, 5, 6 stay clear of such points.
+SEED, STEP_SEEDS = 1, [1, 3]
+
+
+def _batch(i, batch):
+    d = np.random.RandomState(100 + i)
+    return {"x": d.rand(batch, 1, 28, 28).astype(np.float32),
+            "y": d.randint(0, 10, (batch, 1)).astype(np.float32)}
+
+
+def _train(batch, iters, kernels, seed=SEED):
+    nn.clear_parameters()
+    graph = parse_graph(CGAN)
+    with contextlib.nullcontext() if kernels else K.disabled():
+        nets, _ = build_all(graph, batch, graph.config.seed)
+    steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
+    names = {n for s in steps for n in _function_names(s.network.loss)}
+    rng = np.random.RandomState(seed)
+    losses = [[s(_batch(i, batch), rng, i) for s in steps] for i in range(iters)]
+    return losses, {k: v.d.copy() for k, v in nn.get_parameters(grad_only=False).items()}, names
+
+
+def test_three_iterations_reach_nnabla_parameters(every_layer):
+    """cgan_mnist's three Adam optimizers, 3 iterations, batch 8, every layer on the kernels, to the
+    tolerance test_label_maps.py holds the label tables to (another summation order, the same maths):
+    all but 1e-4 of the parameters within 1e-5, none further than two Adam steps (2 x 5e-4).
+
+    Adam divides by sqrt(v): a gradient that is ~0 may step either way, and a GAN at batch 8 amplifies
+    such steps from one iteration to the next (some seeds drift to 1e-3 by the third iteration with
+    either rewrite); test_every_step_... below checks every step from shared parameters instead."""
+    losses_f, fast, fast_names = _train(8, 3, kernels=True)
+    losses_r, ref, ref_names = _train(8, 3, kernels=False)
+    assert {"BlasAffine", "BlasConvolution", "BlasDeconvolution"} <= fast_names
+    assert not any(n.startswith("Blas") for n in ref_names)
+    np.testing.assert_allclose(losses_f, losses_r, rtol=1e-4)
+    assert fast.keys() == ref.keys()
+    alpha = 0.0005  # the optimizers' learning rate: the most one flipped Adam step can move a weight twice over
+    for k in ref:
+        np.testing.assert_allclose(fast[k], ref[k], rtol=1e-4, atol=2 * alpha, err_msg=k)
+    off = sum(int((np.abs(fast[k] - ref[k]) > 1e-5).sum()) for k in ref)
+    assert off < 1e-4 * sum(v.size for v in ref.values())
+
+
+@pytest.mark.parametrize("seed", STEP_SEEDS)
+def test_every_step_of_three_iterations_has_nnabla_gradients(seed, every_layer):
+    """The networks built twice on one set of parameters, once per kind of kernel: at each of the
+    optimizers' steps of 3 iterations, the kernels' gradients (from the same parameters, batch and
+    noise, with NNabla's buffer clearing) equal NNabla's to 1e-4 of each gradient's largest value;
+    then NNabla's step updates the shared parameters."""
+    graph = parse_graph(CGAN)
+    with K.disabled():
+        ref_nets, _ = build_all(graph, 8, graph.config.seed)
+    fast_nets, _ = build_all(graph, 8, graph.config.seed)   # same names: the same parameters
+    ref = [OptimizerStep(o, ref_nets[o.network]) for o in graph.optimizers]
+    fast = [fast_nets[o.network] for o in graph.optimizers]
+    assert {"BlasAffine", "BlasConvolution", "BlasDeconvolution"} <= \
+        {n for net in fast for n in _function_names(net.loss)}
+    rng, params = np.random.RandomState(seed), nn.get_parameters(grad_only=False)
+    for i in range(3):
+        for step, net in zip(ref, fast):
+            saved, state = {k: v.d.copy() for k, v in params.items()}, rng.get_state()
+            for v, _ in net.trainable.values():
+                v.grad.zero()
+            net.feed(_batch(i, 8), rng)
+            net.loss.forward(clear_no_need_grad=True)
+            net.loss.backward(clear_buffer=True)
+            got = {k: v.g.copy() for k, (v, _) in net.trainable.items()}
+            for k, v in params.items():   # undo the batch statistics' moving averages
+                v.d = saved[k]
+            rng.set_state(state)
+            step(_batch(i, 8), rng, i)
+            for k, (v, _) in step.network.trainable.items():
+                scale = np.abs(v.g).max() + 1e-12
+                np.testing.assert_allclose(got[k] / scale, v.g / scale, atol=1e-4,
+                                           err_msg=f"iteration {i} {step.opt.name} {k}")
+
+
+@pytest.mark.parametrize("fn, xs, ws, kw", [
+    ("affine", (4, 6), (5, 3), {}),
+    ("convolution", (2, 4, 6, 6), (3, 5, 3, 3), {}),                # input maps 4, W reads 5
+    ("convolution", (2, 4, 3, 3), (3, 4, 5, 5), {}),                # kernel larger than the input
+    ("deconvolution", (2, 4, 2, 2), (4, 3, 3, 3), dict(pad=(3, 3))),        # an output below one pixel
+])
+def test_mismatched_shapes_go_to_nnabla_which_refuses_them(fn, xs, ws, kw, every_layer):
+    with pytest.raises(RuntimeError, match="Failed|mismatch|invalid|must"):
+        getattr(K, fn)(nn.Variable(xs), nn.Variable(ws), None, **kw)
