@@ -62,9 +62,9 @@ def cmd_view(args):
 
 
 def cmd_report(args):
-    from . import run as runs
     from .view.report import write_report
-    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    from .pick import gan_run
+    run = gan_run(args.run, args.runs_dir, "reporting", "RUN")
     out = write_report(run, args.out)
     print(f"nncgan: report of {run} -> {out}")
     return 0
@@ -137,11 +137,12 @@ def _train(args, graph, run, info, log):
 
 def cmd_infer(args):
     import numpy as np
-    from . import context, feeds, inference, run as runs
+    from . import context, feeds, inference
     from .images import grid, save_tile
     if args.pipeline:
         return _infer_pipeline(args)
-    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    from .pick import gan_run
+    run = gan_run(args.run, args.runs_dir, "drawing from")
     graph = inference.run_graph(run)
     context.select(args.context)
     if args.interpolate or args.arithmetic:
@@ -178,7 +179,8 @@ def cmd_eval(args):
     context.select(args.context)
     run = args.run
     if run is None and (args.images_from == "generator" or args.dataset is None):
-        run = report.latest_gan_run(args.runs_dir)
+        from .pick import gan_run
+        run = gan_run(None, args.runs_dir, "evaluating", "RUN")
     if run is not None and args.images_from == "generator" and report.is_classifier_run(run):
         print(report.classifier_test(run, args.data_dir))  # a classifier run: its test accuracy
         return 0
@@ -223,8 +225,8 @@ def cmd_dataset_export(args):
 
 
 def cmd_export(args):
-    from . import run as runs
-    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    from .pick import gan_run
+    run = gan_run(args.run, args.runs_dir, "exporting", "RUN")
     out = Path(args.out) if args.out else run / "export" / f"{run.name}.{args.format}"
     if args.format == "onnx":
         from .interop.onnx_export import export_onnx
