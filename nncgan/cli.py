@@ -75,11 +75,16 @@ def cmd_train(args):
     if args.resume and args.set:
         raise RunError("--set cannot be used with --resume: a resumed run trains the graph it started "
                        "with (its graph.yaml); start a new run to change it")
+    from .train import settings
+    graph = _parse_with_overrides(args)[0]
+    settings.env_alias(args)
+    if args.resume:  # the run's own settings (epochs, data, log file, limits) unless given again
+        resumed = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
+        settings.resumed(args, runs.read_info(resumed))
     log = print
     if args.log_file:
         from .train.progress import file_log
         log = file_log(args.log_file)
-    graph = _parse_with_overrides(args)[0]
     if args.batch_size:
         graph.config.batch_size = args.batch_size
     from .train import distributed
@@ -93,7 +98,7 @@ def cmd_train(args):
         return distributed.train_other_rank(args, graph, lambda run, info: _train(args, graph, run, info,
                                                                                   lambda *a: None))
     if args.resume:
-        run = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
+        run = resumed
         info = runs.read_info(run)
         with runs.locked(run):
             return _train(args, graph, run, info, log)
@@ -103,8 +108,9 @@ def cmd_train(args):
 
 
 def _train(args, graph, run, info, log):
-    from . import context, run as runs
+    from . import context, hints, run as runs
     from .train.loop import train
+    from .train.settings import recorded
     if info is not None:
         # A resumed run keeps training the graph it started with, whatever happened to the file since.
         base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
@@ -116,22 +122,25 @@ def _train(args, graph, run, info, log):
         runs.update_info(run, status="running")
     else:
         runs.update_info(run, batch_size=graph.config.batch_size)
+    runs.update_info(run, **recorded(args))
     from .train.distributed import setup
     backend = context.select(args.context, type_config=args.type_config)
     comm = setup(args.comm, backend, type_config=args.type_config)
     log(f"nncgan: training {graph.path} in {run} on {backend}"
         + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))
     train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
-          log=log, evaluate=not args.no_eval, comm=comm)
+          log=log, evaluate=not args.no_eval, comm=comm, limit_samples=args.limit_samples,
+          limit_iterations=args.limit_iterations)
     from .eval.classifier import is_classifier
     if not comm.writes:
         return 0
     if is_classifier(graph):
-        print("nncgan: done; nncgan eval now reads generated images with it")
+        print(f"nncgan: done; {hints.command('eval')} now reads generated images with it")
         return 0
     ex = graph.executor
     labelled = any(l.type == "Input" and l.settings.get("dataset") == "y" for l in graph.networks[ex.network].layers)
-    print(f"nncgan: done; draw samples with: nncgan infer --run {run}{' --label 7' if labelled else ''}")
+    print(f"nncgan: done; draw samples with: "
+          f"{hints.command('infer', '--run', run, *(['--label', 7] if labelled else []))}")
     return 0
 
 
@@ -275,6 +284,10 @@ def build_parser():
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
+    t.add_argument("--limit-samples", type=int, metavar="N",
+                   help="a quick run: train on the first N training samples only (recorded in run.json)")
+    t.add_argument("--limit-iterations", type=int, metavar="N",
+                   help="a quick run: at most N iterations per epoch (recorded in run.json)")
     t.add_argument("--no-eval", action="store_true",
                    help="do not score each epoch's samples with a trained classifier (nncgan eval's numbers)")
     t.add_argument("--type-config", choices=("float", "half"), default="float",
@@ -377,7 +390,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "num", "limit", "max_epoch", "steps"):
+    from .hints import invoked
+    invoked(sys.argv[1:] if argv is None else argv)
+    for name in ("epochs", "batch_size", "num", "limit", "max_epoch", "steps", "limit_samples", "limit_iterations"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)

@@ -1,9 +1,12 @@
 """Everyday use (issue 14), each check run through the CLI as a user types it."""
-import json
+import shlex
+
+import pytest
 
 from nncgan import cli, run as runs
+from nncgan.train import loop
 
-from conftest import ROOT
+from conftest import MNIST_DIR, ROOT, mnist_available
 
 
 def train(runs_dir, graph, *extra):
@@ -27,3 +30,80 @@ def test_commands_without_a_run_take_the_latest_gan_not_the_classifier_and_say_s
     assert cli.main(["export", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"exporting {gan}, the latest GAN run" in out and (gan / "export" / f"{gan.name}.nnp").is_file()
+
+
+def quick(out, *extra):
+    """A quick run as the docs type it: real MNIST files, the first 64 samples, batches of 32."""
+    return ["train", str(ROOT / "graphs" / "cgan_mnist.yaml"), "--data-dir", str(MNIST_DIR), "--limit-samples",
+            "64", "--batch-size", "32", "--out", str(out), "--quiet", "--no-eval", *extra]
+
+
+def interrupt_at(monkeypatch, where, epoch):
+    """Ctrl-C (as the loop sees it) once, in `where` of the given epoch."""
+    real = getattr(loop, where)
+    calls = {"n": 0}
+
+    def wrapped(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == epoch:
+            raise loop.Interrupted()
+        return real(*a, **k)
+    monkeypatch.setattr(loop, where, wrapped)
+
+
+def printed_command(text, after, prog="bin/nncgan"):
+    line = text.split(after, 1)[1].strip().splitlines()[0]
+    args = shlex.split(line)
+    assert args[0] == prog, line  # the way the user invoked nncgan
+    return args[1:]
+
+
+def test_resume_keeps_the_runs_epochs_data_dir_log_file_and_limits(tmp_path, monkeypatch, capsys):
+    if not mnist_available():
+        pytest.skip("MNIST files not found")
+    monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
+    run, log = tmp_path / "run", tmp_path / "train.log"
+    interrupt_at(monkeypatch, "_epoch_outputs", 1)  # Ctrl-C right after epoch 1 is saved
+    assert cli.main(quick(run, "--epochs", "2", "--log-file", str(log))) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    resume = printed_command(err, "Resume with:")
+    assert resume == ["train", str(ROOT / "graphs" / "cgan_mnist.yaml"), "--resume", "--out", str(run)]
+    assert cli.main(resume) == 0
+    out = capsys.readouterr().out
+    assert "resuming with the run's own settings: --epochs 2, --data-dir" in out
+    assert "--limit-samples 64: training on the first 64 of 60000 samples" in out
+    info = runs.read_info(run)
+    assert info["max_epoch"] == 2 and info["status"] == "finished" and info["limit_samples"] == 64
+    assert info["data_dir"] == str(MNIST_DIR) and info["log_file"] == str(log)
+    assert "epoch 2:" in log.read_text()  # the resumed run logs where the run logged
+
+
+def test_interrupted_in_epoch_1_the_start_again_command_works_as_printed(tmp_path, monkeypatch, capsys):
+    if not mnist_available():
+        pytest.skip("MNIST files not found")
+    monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
+    run, log = tmp_path / "run", tmp_path / "train.log"
+    interrupt_at(monkeypatch, "_train_epoch", 1)
+    assert cli.main(quick(run, "--epochs", "1", "--log-file", str(log))) == 2
+    monkeypatch.undo()
+    again = printed_command(capsys.readouterr().err, "start again with:")
+    assert again == quick(run, "--epochs", "1", "--log-file", str(log))  # --data-dir, --log-file, --out kept
+    assert cli.main(again) == 0 and runs.read_info(run)["status"] == "finished"
+
+
+def test_resume_asking_for_fewer_epochs_says_so(tmp_path, capsys):
+    if not mnist_available():
+        pytest.skip("MNIST files not found")
+    run = tmp_path / "runs" / "r"
+    assert cli.main(quick(run, "--epochs", "2", "--limit-iterations", "1")) == 0
+    assert runs.read_info(run)["limit_iterations"] == 1
+    capsys.readouterr()
+    assert cli.main(["train", str(ROOT / "graphs" / "cgan_mnist.yaml"), "--resume", "--out", str(run),
+                     "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "has already trained 2 epochs; --epochs 1 asks for fewer" in out
+    assert "2 of 1" not in out
+    assert cli.main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert " 2/2 " in row and " finished " in row, row

@@ -9,7 +9,7 @@ import numpy as np
 import nnabla as nn
 from tqdm import tqdm
 
-from .. import run as runs
+from .. import hints, run as runs
 from ..builder import build_all
 from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
@@ -19,7 +19,7 @@ from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import checkpoint, distributed, progress
+from . import checkpoint, distributed, progress, settings
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -49,15 +49,18 @@ def _set_rng_state(rng, state):
 
 
 def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False, evaluate=True,
-          comm=distributed.SINGLE):
+          comm=distributed.SINGLE, limit_samples=None, limit_iterations=None):
     """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state.
 
     With `evaluate`, each epoch is scored (nncgan.eval.hook) when a trained classifier fits.
-    `comm` (train/distributed.py): this process' rank among data-parallel processes."""
+    `comm` (train/distributed.py): this process' rank among data-parallel processes.
+    `limit_samples`, `limit_iterations`: quick runs on the first N samples, N iterations per epoch."""
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
     arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    if limit_samples:
+        arrays = settings.head(arrays, limit_samples, log)
     check_labels(graph, arrays, graph.dataset.name)  # before any training
 
     nn.clear_parameters()
@@ -83,13 +86,21 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 log(f"{run}: the saved epoch has no {EMA_FILE}; the average starts from its parameters")
         log(f"resuming {run} after epoch {state['epoch']}")
     if state["epoch"] >= max_epoch:
-        log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
-        runs.update_info(run, status="finished")
+        done = state["epoch"]
+        log(f"{run} has already trained {done} epochs; "
+            + (f"--epochs {max_epoch} asks for fewer" if done > max_epoch else "that is all it was asked for")
+            + f", so there is nothing to do (--epochs N with N above {done} trains more)")
+        runs.update_info(run, status="finished", max_epoch=done)
         return state
     if comm.size > 1:  # this rank's shard of each epoch, its own noise
         di, iters = distributed.iterator(arrays, cfg.batch_size, cfg.seed, comm, first_epoch=state["epoch"])
     else:
         di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    if limit_iterations and limit_iterations < iters:
+        log(f"nncgan: --limit-iterations {limit_iterations}: {limit_iterations} of {iters} iterations per epoch")
+        iters = limit_iterations
+    else:
+        limit_iterations = None
     evaluator = epoch_eval.for_training(graph, run, sampler, data_dir or graph.dataset.dir, log,
                                         resume_epoch=state["epoch"]) if evaluate and comm.writes else None
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],
@@ -101,6 +112,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
                 if comm.size > 1:  # each rank its own noise, a function of (seed, rank, epoch): resumable
                     rng = distributed.rank_rng(cfg.seed, comm.rank, epoch)
+                elif limit_iterations:  # each epoch's first batches of its own order: resumable
+                    di, _ = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=epoch - 1)
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 state.update(epoch=epoch, rng=_rng_state(rng))
@@ -129,11 +142,11 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
             runs.update_info(run, status="interrupted")
             if not state["epoch"] and not e.while_saving:
                 raise RunError(f"interrupted during epoch 1, before any epoch was saved in {run}; "
-                               f"start again with: nncgan train {graph.path}") from None
+                               f"start again with: {hints.again(['train', graph.path])}") from None
             when = (f"while saving epoch {state['epoch']}, which was finished first" if e.while_saving
                     else f"during epoch {state['epoch'] + 1}")
             raise RunError(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
-                           f"Resume with: nncgan train {graph.path} --resume --out {run}") from None
+                           f"Resume with: {hints.command('train', graph.path, '--resume', '--out', run)}") from None
         except Diverged as e:
             runs.update_info(run, status="diverged")
             kept = (f"the last good epoch, {state['epoch']}, is kept in {run}" if state["epoch"]

@@ -69,7 +69,8 @@ def save_learning_curve(run, opt_names, iters_per_epoch):
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     ax.set_title(f"{Path(run).name}")
     fig.tight_layout()
     tmp = Path(run) / f".{CURVE}.tmp.png"
