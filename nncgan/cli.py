@@ -125,6 +125,9 @@ def _train(args, graph, run, info, log):
     runs.update_info(run, **recorded(args))
     from .train.distributed import setup
     backend = context.select(args.context, type_config=args.type_config)
+    from .provenance import record
+    prov = record(hints.argv(), backend)
+    runs.update_info(run, **prov, commands=(info or {}).get("commands", []) + [prov.pop("command")])
     comm = setup(args.comm, backend, type_config=args.type_config)
     log(f"nncgan: training {graph.path} in {run} on {backend}"
         + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))
@@ -253,9 +256,29 @@ def cmd_import(args):
     return 0
 
 
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .provenance import version_line
+        print(version_line())
+        parser.exit()
+
+
+def cmd_graphs(args):
+    from .bundled import listing
+    print(listing())
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
+    p.add_argument("--version", action=_Version, help="print nncgan's version (and git commit) and exit")
     sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("graphs", help="list the sample graphs that come with nncgan (train one by name)")
+    g.set_defaults(func=cmd_graphs)
 
     c = sub.add_parser("check", help="validate a graph and show its networks, shared scopes and optimizers")
     c.add_argument("graph")
@@ -392,6 +415,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .hints import invoked
     invoked(sys.argv[1:] if argv is None else argv)
+    from .bundled import resolve
+    for name in ("graph", "pipeline"):  # a sample graph by name: nncgan train cgan_mnist
+        if getattr(args, name, None):
+            setattr(args, name, resolve(getattr(args, name)))
     for name in ("epochs", "batch_size", "num", "limit", "max_epoch", "steps", "limit_samples", "limit_iterations"):
         v = getattr(args, name, None)
         if v is not None and v < 1:

@@ -1,8 +1,11 @@
 """Everyday use (issue 14), each check run through the CLI as a user types it."""
+import platform
 import shlex
 
+import nnabla as nn
 import pytest
 
+import nncgan
 from nncgan import cli, run as runs
 from nncgan.train import loop
 
@@ -107,3 +110,43 @@ def test_resume_asking_for_fewer_epochs_says_so(tmp_path, capsys):
     assert cli.main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
     row = capsys.readouterr().out.splitlines()[1]
     assert " 2/2 " in row and " finished " in row, row
+
+
+def test_version_graphs_and_a_sample_by_name_from_another_folder(tmp_path, monkeypatch, capsys):
+    if not mnist_available():
+        pytest.skip("MNIST files not found")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith(f"nncgan {nncgan.__version__}")
+    assert cli.main(["graphs"]) == 0
+    listed = capsys.readouterr().out
+    assert "cgan_mnist " in listed and "Conditional DCGAN on MNIST" in listed and "dcgan_srcnn.pipeline" in listed
+    monkeypatch.chdir(tmp_path)  # no graphs/ here: the sample is found by name
+    assert cli.main(["train", "cgan_mnist", "--data-dir", str(MNIST_DIR), "--limit-samples", "64", "--epochs", "1",
+                     "--batch-size", "32", "--out", "r", "--quiet", "--no-eval"]) == 0
+    info = runs.read_info(tmp_path / "r")
+    assert info["graph"] == str(ROOT / "nncgan" / "graphs" / "cgan_mnist.yaml")
+    assert info["nncgan_version"] == nncgan.__version__ and info["nnabla"] == nn.__version__
+    assert info["python"] == platform.python_version() and info["context"].startswith("cpu")
+    assert info["commands"] == [["train", "cgan_mnist", "--data-dir", str(MNIST_DIR), "--limit-samples", "64",
+                                 "--epochs", "1", "--batch-size", "32", "--out", "r", "--quiet", "--no-eval"]]
+    assert info["limit_samples"] == 64 and info["limit_iterations"] is None
+    if (ROOT / ".git").exists():
+        assert len(info["commit"].split("-")[0]) == 40
+
+
+def test_the_package_carries_the_sample_graphs(tmp_path):
+    """What `pip install .` puts in site-packages (setuptools' build_py, as the wheel gets it)."""
+    import shutil
+    import subprocess
+    import sys
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "tests",
+                                                                            "*.egg-info", "build"))
+    r = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py",
+                        "--build-lib", str(tmp_path / "lib")], cwd=src, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    shipped = {p.name for p in (tmp_path / "lib" / "nncgan" / "graphs").iterdir()}
+    assert {p.name for p in (ROOT / "nncgan" / "graphs").glob("*.yaml")} <= shipped
+    assert {"cgan_mnist.yaml", "classifier_mnist.yaml", "dcgan_srcnn.pipeline.yaml"} <= shipped
