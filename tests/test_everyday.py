@@ -150,3 +150,22 @@ def test_the_package_carries_the_sample_graphs(tmp_path):
     shipped = {p.name for p in (tmp_path / "lib" / "nncgan" / "graphs").iterdir()}
     assert {p.name for p in (ROOT / "nncgan" / "graphs").glob("*.yaml")} <= shipped
     assert {"cgan_mnist.yaml", "classifier_mnist.yaml", "dcgan_srcnn.pipeline.yaml"} <= shipped
+
+
+@pytest.mark.parametrize("old, new, cause", [
+    ("{name: Affine, type: Affine, out_shape: 512,", "{name: Affine, type: Affine, out_shpe: 512,",
+     "unknown key 'out_shpe' in an Affine layer; did you mean 'out_shape'?"),
+    ("{name: Affine, type: Affine, out_shape: 512,", "{name: Affine, type: Afine, out_shape: 512,",
+     "unknown layer type 'Afine'; did you mean 'Affine'?"),
+])
+def test_one_misspelling_one_message(tmp_path, capsys, old, new, cause):
+    text = (ROOT / "graphs" / "cgan_mnist.yaml").read_text()
+    assert text.count(old) == 1
+    path = tmp_path / "typo.yaml"
+    path.write_text(text.replace(old, new))
+    assert cli.main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nncgan: 1 problem(s) in the graph:"), err
+    assert cause in err and "'Generator' (line" in err and "'RuntimeGenerator' (line" in err
+    for leak in ("NoneType", "not iterable", "needs the setting", "Known types", "a Affine"):
+        assert leak not in err, err

@@ -28,7 +28,8 @@ INFO = "classifier.json"        # RUN/eval/classifier.json: the test accuracy me
 
 
 def train_command(dataset):
-    return f"nncgan train {GRAPHS[dataset][1]}" if dataset in GRAPHS else None
+    from ..hints import command
+    return command("train", GRAPHS[dataset][0]) if dataset in GRAPHS else None  # a bundled sample, by name
 
 
 def find(dataset, runs_dirs=("runs",)):
