@@ -131,9 +131,11 @@ def _train(args, graph, run, info, log):
     comm = setup(args.comm, backend, type_config=args.type_config)
     log(f"nncgan: training {graph.path} in {run} on {backend}"
         + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))
-    train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
-          log=log, evaluate=not args.no_eval, comm=comm, limit_samples=args.limit_samples,
-          limit_iterations=args.limit_iterations)
+    from .train.progress import log_ending
+    with log_ending(args.log_file if comm.writes else None, run):
+        train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
+              log=log, evaluate=not args.no_eval, comm=comm, limit_samples=args.limit_samples,
+              limit_iterations=args.limit_iterations)
     from .eval.classifier import is_classifier
     if not comm.writes:
         return 0

@@ -1,5 +1,7 @@
 """Everyday use (issue 14), each check run through the CLI as a user types it."""
+import json
 import platform
+import re
 import shlex
 
 import nnabla as nn
@@ -79,7 +81,11 @@ def test_resume_keeps_the_runs_epochs_data_dir_log_file_and_limits(tmp_path, mon
     info = runs.read_info(run)
     assert info["max_epoch"] == 2 and info["status"] == "finished" and info["limit_samples"] == 64
     assert info["data_dir"] == str(MNIST_DIR) and info["log_file"] == str(log)
+    lines = log.read_text().splitlines()
     assert "epoch 2:" in log.read_text()  # the resumed run logs where the run logged
+    assert any(l.endswith("nncgan: run ended: interrupted: " + err.split("error: ", 1)[1].strip())
+               for l in lines), lines
+    assert lines[-1].endswith("nncgan: run ended: finished")
 
 
 def test_interrupted_in_epoch_1_the_start_again_command_works_as_printed(tmp_path, monkeypatch, capsys):
@@ -169,3 +175,29 @@ def test_one_misspelling_one_message(tmp_path, capsys, old, new, cause):
     assert cause in err and "'Generator' (line" in err and "'RuntimeGenerator' (line" in err
     for leak in ("NoneType", "not iterable", "needs the setting", "Known types", "a Affine"):
         assert leak not in err, err
+
+
+def test_progress_line_fits_80_columns_with_running_means_and_epoch_times(tmp_path, monkeypatch, capsys):
+    if not mnist_available():
+        pytest.skip("MNIST files not found")
+    monkeypatch.setenv("COLUMNS", "80")
+    run, log = tmp_path / "runs" / "r", tmp_path / "train.log"
+    args = [a for a in quick(run, "--epochs", "1", "--log-file", str(log)) if a != "--quiet"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    bars = [l for l in captured.err.replace("\r", "\n").splitlines() if l.startswith("epoch 1/1")]
+    assert bars and all(len(l) <= 80 for l in bars), "\n".join(bars)
+    state = json.loads((run / "checkpoints" / "epoch_0001" / "state.json").read_text())
+    means = state["losses"]["1"]
+    # the last refresh shows the epoch's running means (= its mean loss), every optimizer, and img/s
+    assert all(f"{short} {means[name]:.3f}" in bars[-1] for short, name in
+               (("G", "Generator"), ("DF", "DiscriminatorFake"), ("DR", "DiscriminatorReal"))), bars[-1]
+    assert "img/s" in bars[-1]
+    seconds = runs.read_info(run)["epoch_seconds"]["1"]
+    assert seconds > 0 and re.search(r"epoch 1: .*\d in \d+\.\ds  \(saved", captured.out)
+    assert cli.main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "TIME" in table[0] and re.search(r" \d+\.\ds ", table[1])
+    assert cli.main(["report", str(run)]) == 0
+    assert 'class="num duration"' in (run / "report.html").read_text()
+    assert log.read_text().splitlines()[-1].endswith("nncgan: run ended: finished")

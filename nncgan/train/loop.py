@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import nnabla as nn
-from tqdm import tqdm
 
 from .. import hints, run as runs
 from ..builder import build_all
@@ -19,7 +18,7 @@ from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import checkpoint, distributed, progress, settings
+from . import bar as progress_bar, checkpoint, distributed, progress, settings
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -114,9 +113,11 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     rng = distributed.rank_rng(cfg.seed, comm.rank, epoch)
                 elif limit_iterations:  # each epoch's first batches of its own order: resumable
                     di, _ = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=epoch - 1)
+                started = time.perf_counter()
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema)
                 state.update(epoch=epoch, rng=_rng_state(rng))
+                state.setdefault("seconds", {})[str(epoch)] = round(time.perf_counter() - started, 2)
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
                 bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
                 if bad:
@@ -134,7 +135,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
                                    f"be written in {run}: {e.strerror or e}") from None
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
-                    + f"  (saved {run})")
+                    + f" in {progress.duration(state['seconds'][str(epoch)])}  (saved {run})")
+                runs.update_info(run, epoch_seconds=state["seconds"])
                 if evaluator is not None:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():
                         evaluator(epoch)
@@ -160,7 +162,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
 
 def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None):
     sums = {s.opt.name: 0.0 for s in steps}
-    bar = tqdm(range(iters), desc=desc, disable=quiet, dynamic_ncols=True, leave=True)
+    bar = progress_bar.make(iters, desc, quiet)
+    short, room = progress_bar.short_names(list(sums)), progress_bar.room(desc, iters)
     start, seen = time.perf_counter(), 0
     for i in bar:
         batch = to_batch(di.variables, di.next(), images)
@@ -182,8 +185,8 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
             sums[k] += v
         if i % 10 == 0 or i == iters - 1:
             rate = seen / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix({"iter": state["iteration"], **{k: f"{v:.3f}" for k, v in losses.items()},
-                             "img/s": f"{rate:.0f}"}, refresh=False)
+            means = {k: v / (i + 1) for k, v in sums.items()}  # running means, as Keras shows
+            bar.set_postfix_str(progress_bar.postfix(means, rate, short, room), refresh=False)
     return sums
 
 

@@ -1,4 +1,5 @@
 """What a run shows each epoch: loss series (nnabla monitors), sample tiles, their GIF, a learning curve."""
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -103,6 +104,15 @@ def save_progress_gif(run):
     return d / GIF
 
 
+def duration(seconds):
+    """12.3s, 4m05s, 1h02m"""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
 def file_log(path, echo=print):
     """A log function that also appends each message, time-stamped, to `path` (unattended runs)."""
     from ..errors import RunError
@@ -116,3 +126,27 @@ def file_log(path, echo=print):
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
     return log
+
+
+@contextlib.contextmanager
+def log_ending(path, run):
+    """The log file's last line says how the run ended: finished, stopped, interrupted, diverged or error."""
+    if not path:
+        yield
+        return
+    from .. import run as runs
+    write = file_log(path, echo=lambda msg: None)  # the terminal has its own message
+
+    def status(default):
+        try:
+            s = runs.read_info(run).get("status")
+        except Exception:  # the run folder itself may be what failed
+            return default
+        return s if s in ("finished", "stopped", "interrupted", "diverged") else default
+    try:
+        yield
+    except BaseException as e:
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else status("error")
+        write(f"nncgan: run ended: {why}" + (f": {e}" if str(e) else ""))
+        raise
+    write(f"nncgan: run ended: {status('finished')}")

@@ -101,9 +101,11 @@ def _epoch_losses(state):
     if not losses:
         return ""
     names = list(next(iter(losses.values())))
-    head = "<tr><th>epoch</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+    seconds = state.get("seconds") or {}
+    head = "<tr><th>epoch</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "<th>time</th></tr>"
     rows = "".join(f'<tr data-epoch="{_e(e)}"><td class="num">{_e(e)}</td>'
-                   + "".join(f'<td class="num">{v.get(n, float("nan")):.4f}</td>' for n in names) + "</tr>"
+                   + "".join(f'<td class="num">{v.get(n, float("nan")):.4f}</td>' for n in names)
+                   + f'<td class="num duration">{_e(progress.duration(seconds[e])) if e in seconds else "-"}</td></tr>'
                    for e, v in sorted(losses.items(), key=lambda kv: int(kv[0])))
     return f'<p>mean loss of each epoch</p><table class="kv losses">{head}{rows}</table>'
 
