@@ -201,3 +201,25 @@ def test_progress_line_fits_80_columns_with_running_means_and_epoch_times(tmp_pa
     assert cli.main(["report", str(run)]) == 0
     assert 'class="num duration"' in (run / "report.html").read_text()
     assert log.read_text().splitlines()[-1].endswith("nncgan: run ended: finished")
+
+
+def test_check_and_view_count_parameters_as_nnabla_builds_them(tmp_path, capsys):
+    from nncgan.builder import build_all
+    from nncgan.graph.parse import parse_graph
+    assert cli.main(["check", "cgan_mnist"]) == 0
+    out = capsys.readouterr().out
+    graph_row = re.search(r"^  graph +([\d,]+) +([\d,]+) +([\d,]+)", out, re.M)
+    total = int(graph_row.group(1).replace(",", ""))
+    nn.clear_parameters()
+    build_all(parse_graph(ROOT / "graphs" / "cgan_mnist.yaml"), 2, 0)
+    built = nn.get_parameters(grad_only=False)
+    assert total == sum(v.size for v in built.values())  # each shared scope once
+    bn_stats = sum(v.size for k, v in built.items() if k.endswith(("/mean", "/var")))
+    assert int(graph_row.group(3).replace(",", "")) == bn_stats  # running statistics: never trained
+    affine = re.search(r"^  Affine +Affine +\(512,\) +([\d,]+) <- Concatenate", out, re.M)
+    assert affine.group(1) == f"{110 * 512:,}"  # (100 noise + 10 label) x 512, no bias
+    g = re.search(r"^  Generator +([\d,]+) +([\d,]+) +([\d,]+)", out, re.M)
+    assert int(g.group(1).replace(",", "")) == total  # Generator's network holds D too (frozen there)
+    assert cli.main(["view", "cgan_mnist", "--out", str(tmp_path / "v.html")]) == 0
+    html = (tmp_path / "v.html").read_text()
+    assert f'<tr data-network="Generator"><td>Generator</td><td>{total:,}</td>' in html
