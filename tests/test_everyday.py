@@ -223,3 +223,58 @@ def test_check_and_view_count_parameters_as_nnabla_builds_them(tmp_path, capsys)
     assert cli.main(["view", "cgan_mnist", "--out", str(tmp_path / "v.html")]) == 0
     html = (tmp_path / "v.html").read_text()
     assert f'<tr data-network="Generator"><td>Generator</td><td>{total:,}</td>' in html
+
+
+def read_events(folder):
+    """Every event in a run's TensorBoard files: TFRecord framing (length, CRCs) of tensorboardX's Event."""
+    import struct
+    from tensorboardX.proto.event_pb2 import Event
+    events = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            pos += 12
+            events.append(Event.FromString(data[pos:pos + length]))
+            pos += length + 4
+    return events
+
+
+def test_tensorboard_events_hold_every_loss_score_tile_and_the_graph(tmp_path, capsys):
+    if not mnist_available():
+        pytest.skip("MNIST files not found")
+    root = tmp_path / "runs"
+    clf = root / "clf"
+    assert cli.main(["train", "classifier_mnist", "--data-dir", str(MNIST_DIR), "--limit-samples", "64",
+                     "--batch-size", "32", "--epochs", "1", "--out", str(clf), "--quiet"]) == 0
+    gan = root / "gan"
+    assert cli.main([a for a in quick(gan, "--epochs", "2") if a != "--no-eval"]) == 0
+    assert "scoring each epoch's samples with the classifier" in capsys.readouterr().out
+    scalars, images, texts = {}, {}, {}
+    for ev in read_events(gan / "tensorboard"):
+        for v in ev.summary.value:
+            if v.HasField("simple_value"):
+                scalars.setdefault(v.tag, {})[ev.step] = v.simple_value
+            elif v.HasField("image"):
+                images.setdefault(v.tag, {})[ev.step] = v.image
+            else:
+                texts[v.tag] = v
+    terms = {"Generator", "DiscriminatorFake", "DiscriminatorReal"}
+    assert all(len(scalars[f"loss/{t}"]) == 4 for t in terms)  # 2 epochs of 2 iterations
+    state = json.loads((gan / "checkpoints" / "epoch_0002" / "state.json").read_text())
+    for t in terms:
+        for e in ("1", "2"):
+            assert scalars[f"epoch/{t}"][int(e)] == pytest.approx(state["losses"][e][t], rel=1e-5)
+    assert set(scalars["epoch/seconds"]) == {1, 2}
+    for score in ("label_accuracy", "fid", "class_entropy_ratio", "precision", "recall"):
+        assert set(scalars[f"score/{score}"]) == {1, 2}, score
+    fid_series = (gan / "monitor" / "eval-fid.series.txt").read_text().split()
+    assert scalars["score/fid"][2] == pytest.approx(float(fid_series[-1]), rel=1e-4)
+    from PIL import Image
+    import io
+    tile = Image.open(io.BytesIO(images["samples"][2].encoded_image_string))
+    assert set(images["samples"]) == {1, 2} and tile.size == Image.open(gan / "samples" / "epoch_0002.png").size
+    assert any(k.startswith("graph") for k in texts)
+    clf_scalars = {v.tag for ev in read_events(clf / "tensorboard") for v in ev.summary.value}
+    assert "score/test_accuracy" in clf_scalars

@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import nnabla as nn
@@ -18,7 +19,7 @@ from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import bar as progress_bar, checkpoint, distributed, progress, settings
+from . import bar as progress_bar, checkpoint, distributed, progress, settings, tensorboard
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -105,6 +106,10 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],
                                      max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
+    board = None
+    if comm.writes:  # TensorBoard events beside the monitors (train/tensorboard.py)
+        board = tensorboard.Board(run, graph.text, state["iteration"] if resume else None)
+        monitors = tensorboard.Tee(monitors, board)
 
     with _stop_on_signals() as signals:
         try:
@@ -137,9 +142,14 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
                     + f" in {progress.duration(state['seconds'][str(epoch)])}  (saved {run})")
                 runs.update_info(run, epoch_seconds=state["seconds"])
+                if board is not None:
+                    board.epoch(epoch, state["losses"][str(epoch)], state["seconds"][str(epoch)],
+                                Path(run) / progress.SAMPLES_DIR / f"epoch_{epoch:04d}.png")
                 if evaluator is not None:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():
-                        evaluator(epoch)
+                        scores = evaluator(epoch)
+                    if board is not None:
+                        board.scores(epoch, scores)
         except Interrupted as e:
             runs.update_info(run, status="interrupted")
             if not state["epoch"] and not e.while_saving:
@@ -155,6 +165,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     else f"no epoch was saved in {run}")
             raise RunError(f"training diverged: {e}; {kept}. Lower the learning rate (or check the "
                            f"data) and train again") from None
+        finally:
+            if board is not None:
+                board.close()
     runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
                      epochs=state["epoch"])
     return state
