@@ -249,8 +249,12 @@ def test_tensorboard_events_hold_every_loss_score_tile_and_the_graph(tmp_path, c
     assert cli.main(["train", "classifier_mnist", "--data-dir", str(MNIST_DIR), "--limit-samples", "64",
                      "--batch-size", "32", "--epochs", "1", "--out", str(clf), "--quiet"]) == 0
     gan = root / "gan"
-    assert cli.main([a for a in quick(gan, "--epochs", "2") if a != "--no-eval"]) == 0
+    assert cli.main([a for a in quick(gan, "--epochs", "1") if a != "--no-eval"]) == 0
     assert "scoring each epoch's samples with the classifier" in capsys.readouterr().out
+    # pictures and numbers of epoch 1, then a second epoch: the report must tell them apart
+    assert cli.main(["infer", "--run", str(gan), "--num", "10", "--label", "3"]) == 0
+    assert cli.main(["eval", str(gan), "--num", "10", "--data-dir", str(MNIST_DIR), "--runs-dir", str(root)]) == 0
+    assert cli.main(["train", "cgan_mnist", "--resume", "--out", str(gan), "--epochs", "2", "--quiet"]) == 0
     scalars, images, texts = {}, {}, {}
     for ev in read_events(gan / "tensorboard"):
         for v in ev.summary.value:
@@ -278,3 +282,11 @@ def test_tensorboard_events_hold_every_loss_score_tile_and_the_graph(tmp_path, c
     assert any(k.startswith("graph") for k in texts)
     clf_scalars = {v.tag for ev in read_events(clf / "tensorboard") for v in ev.summary.value}
     assert "score/test_accuracy" in clf_scalars
+
+    assert cli.main(["report", str(gan)]) == 0
+    html = (gan / "report.html").read_text()
+    assert "<h2>Scores of every epoch</h2>" in html
+    for score in ("fid", "label_accuracy", "precision"):
+        assert f'id="score-{score}"' in html, score
+    assert html.count("older than the run&#x27;s last epoch, 2") == 2  # the infer tile and eval.json
+    assert "Frechet distance (classifier features)" in html.split("<h2>Evaluation</h2>")[1]  # eval's own table
