@@ -52,7 +52,8 @@ def cmd_view(args):
     from .graph.overrides import describe, load
     from .view.html import view_page
     graph, applied = load(args.graph, args.set)
-    out = Path(args.out) if args.out else Path(Path(args.graph).stem + ".html")
+    from .view.html import default_out
+    out = Path(args.out) if args.out else default_out(args.graph)
     try:
         out.write_text(view_page(graph, describe(applied)), encoding="utf-8")
     except OSError as e:
@@ -174,8 +175,10 @@ def cmd_infer(args):
     elif sampler.conditional:
         labels = np.arange(n) % sampler.classes
     images = sampler.draw(labels, np.random.RandomState(args.seed), truncation=args.truncation, feed=feed)
+    trunc = f"_trunc{args.truncation:g}" if args.truncation else ""  # never over the plain tile
     out = Path(args.out) if args.out else run / "infer" / (
-        f"label_{args.label}_seed{args.seed}.png" if args.label is not None else f"samples_seed{args.seed}.png")
+        f"label_{args.label}_seed{args.seed}{trunc}.png" if args.label is not None
+        else f"samples_seed{args.seed}{trunc}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = grid(n)
     save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
@@ -294,7 +297,8 @@ def build_parser():
 
     v = sub.add_parser("view", help="draw the graph as a self-contained HTML page (SVG), as NNC's editor shows it")
     v.add_argument("graph")
-    v.add_argument("-o", "--out", help="the HTML file to write (default: <graph name>.html here)")
+    v.add_argument("-o", "--out", help="the HTML file to write (default: beside the graph file, "
+                                       "GRAPH.html; a bundled sample's here)")
     _add_set(v)
     v.set_defaults(func=cmd_view)
 

@@ -29,6 +29,12 @@ def test_commands_without_a_run_take_the_latest_gan_not_the_classifier_and_say_s
     assert cli.main(["infer", "--label", "7", "--num", "10", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"drawing from {gan}, the latest GAN run" in out and (gan / "infer" / "label_7_seed0.png").is_file()
+    assert "cuDNN" not in out  # the CUDA notice only when cudnn is asked for by name
+    plain = (gan / "infer" / "label_7_seed0.png").read_bytes()
+    assert cli.main(["infer", "--label", "7", "--num", "10", "--truncation", "0.5", "--run", str(gan)]) == 0
+    assert (gan / "infer" / "label_7_seed0_trunc0.5.png").is_file()
+    assert (gan / "infer" / "label_7_seed0.png").read_bytes() == plain  # not overwritten
+    capsys.readouterr()
     assert cli.main(["report", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"reporting {gan}, the latest GAN run" in out and (gan / "report.html").is_file()
@@ -69,7 +75,7 @@ def test_resume_keeps_the_runs_epochs_data_dir_log_file_and_limits(tmp_path, mon
     monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
     run, log = tmp_path / "run", tmp_path / "train.log"
     interrupt_at(monkeypatch, "_epoch_outputs", 1)  # Ctrl-C right after epoch 1 is saved
-    assert cli.main(quick(run, "--epochs", "2", "--log-file", str(log))) == 2
+    assert cli.main(quick(run, "--epochs", "2", "--log-file", str(log))) == 130  # Ctrl-C: 130
     monkeypatch.undo()
     err = capsys.readouterr().err
     resume = printed_command(err, "Resume with:")
@@ -94,7 +100,7 @@ def test_interrupted_in_epoch_1_the_start_again_command_works_as_printed(tmp_pat
     monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
     run, log = tmp_path / "run", tmp_path / "train.log"
     interrupt_at(monkeypatch, "_train_epoch", 1)
-    assert cli.main(quick(run, "--epochs", "1", "--log-file", str(log))) == 2
+    assert cli.main(quick(run, "--epochs", "1", "--log-file", str(log))) == 130
     monkeypatch.undo()
     again = printed_command(capsys.readouterr().err, "start again with:")
     assert again == quick(run, "--epochs", "1", "--log-file", str(log))  # --data-dir, --log-file, --out kept
@@ -290,3 +296,13 @@ def test_tensorboard_events_hold_every_loss_score_tile_and_the_graph(tmp_path, c
         assert f'id="score-{score}"' in html, score
     assert html.count("older than the run&#x27;s last epoch, 2") == 2  # the infer tile and eval.json
     assert "Frechet distance (classifier features)" in html.split("<h2>Evaluation</h2>")[1]  # eval's own table
+
+
+def test_view_writes_beside_the_graph_not_here(tmp_path, monkeypatch, capsys):
+    (tmp_path / "g").mkdir()
+    graph = tmp_path / "g" / "mine.yaml"
+    graph.write_text((ROOT / "graphs" / "cgan_mnist.yaml").read_text())
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert cli.main(["view", str(graph)]) == 0
+    assert (tmp_path / "g" / "mine.html").is_file() and not list((tmp_path / "here").iterdir())

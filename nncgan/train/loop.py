@@ -153,11 +153,11 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         except Interrupted as e:
             runs.update_info(run, status="interrupted")
             if not state["epoch"] and not e.while_saving:
-                raise RunError(f"interrupted during epoch 1, before any epoch was saved in {run}; "
+                raise _stopped(f"interrupted during epoch 1, before any epoch was saved in {run}; "
                                f"start again with: {hints.again(['train', graph.path])}") from None
             when = (f"while saving epoch {state['epoch']}, which was finished first" if e.while_saving
                     else f"during epoch {state['epoch'] + 1}")
-            raise RunError(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
+            raise _stopped(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
                            f"Resume with: {hints.command('train', graph.path, '--resume', '--out', run)}") from None
         except Diverged as e:
             runs.update_info(run, status="diverged")
@@ -171,6 +171,13 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
                      epochs=state["epoch"])
     return state
+
+
+def _stopped(message):
+    """The RunError of a Ctrl-C or SIGTERM: exit status 130, as the shell's convention has it."""
+    err = RunError(message)
+    err.exit_code = 130
+    return err
 
 
 def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None):

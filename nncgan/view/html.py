@@ -1,5 +1,7 @@
 """`nncgan view`: the graph picture as one self-contained HTML page (inline SVG, CSS and script)."""
+import os
 from html import escape
+from pathlib import Path
 
 from . import layout as L
 from .svg import graph_svg
@@ -82,6 +84,13 @@ def legend(graph):
 def graph_section(graph):
     """The picture with its legend: a fragment that `nncgan report` embeds too."""
     return legend(graph) + f'<div class="scroll">{graph_svg(graph)}</div>'
+
+
+def default_out(graph_path):
+    """GRAPH.html beside the graph file; here when that folder cannot be written (an installed sample)."""
+    p = Path(graph_path)
+    name = p.name[:-len(".yaml")] if p.name.endswith(".yaml") else p.stem
+    return p.with_name(f"{name}.html") if os.access(p.parent, os.W_OK) else Path(f"{name}.html")
 
 
 def params_table(graph):
