@@ -173,7 +173,7 @@ def cmd_infer(args):
         sampler.check_label(args.label)
         labels = np.full(n, args.label)
     elif sampler.conditional:
-        labels = np.arange(n) % sampler.classes
+        labels = np.arange(n) * sampler.classes // n  # one row per label, as the epoch tiles
     images = sampler.draw(labels, np.random.RandomState(args.seed), truncation=args.truncation, feed=feed)
     trunc = f"_trunc{args.truncation:g}" if args.truncation else ""  # never over the plain tile
     out = Path(args.out) if args.out else run / "infer" / (
