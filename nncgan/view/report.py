@@ -70,6 +70,17 @@ def table(mapping, cls="kv"):
     return f'<table class="{cls}">{rows}</table>'
 
 
+def _svg(fig):
+    """A matplotlib figure as inline SVG text (closed after)."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
 def curves_svg(run, state):
     """Each optimizer's loss against epochs, from its MonitorSeries, as an inline SVG (or None)."""
     series = {p.name[:-len("-loss.series.txt")]: progress.read_series(p)
@@ -92,12 +103,7 @@ def curves_svg(run, state):
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return _svg(fig)
 
 
 def scores_svg(run):
@@ -121,12 +127,7 @@ def scores_svg(run):
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(series):]:
         ax.axis("off")
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return _svg(fig)
 
 
 def _older(epoch, last):
