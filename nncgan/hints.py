@@ -43,5 +43,9 @@ def command(*args):
 
 
 def again(fallback):
-    """The command line of this process, to run it again; `fallback` args when none was recorded."""
-    return command(*(_ARGV or fallback))
+    """The command line of this process, to run it again, when it is the command `fallback` names
+    (["train", GRAPH]); else `fallback` itself (a library caller, or another command)."""
+    from .bundled import resolve
+    same = len(_ARGV) > 1 and _ARGV[0] == fallback[0] and \
+        os.path.abspath(resolve(_ARGV[1])) == os.path.abspath(str(fallback[1]))
+    return command(*(_ARGV if same else fallback))
