@@ -128,7 +128,8 @@ def _train(args, graph, run, info, log):
     backend = context.select(args.context, type_config=args.type_config)
     from .provenance import record
     prov = record(hints.argv(), backend)
-    runs.update_info(run, **prov, commands=(info or {}).get("commands", []) + [prov.pop("command")])
+    line = prov.pop("command")
+    runs.update_info(run, **prov, commands=(info or {}).get("commands", []) + [line])
     comm = setup(args.comm, backend, type_config=args.type_config)
     log(f"nncgan: training {graph.path} in {run} on {backend}"
         + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))

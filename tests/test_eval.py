@@ -232,5 +232,5 @@ def test_classifier_lookup_prefers_the_first_folder_then_the_latest_finished(tmp
     assert C.find("mnist", [tmp_path / "b", tmp_path / "a"]) == newest
     monkeypatch.setenv(C.ENV, str(tmp_path / "b"))
     assert C.find("mnist", [tmp_path / "nothing"]) == newest
-    with pytest.raises(RunError, match="train one with: nncgan train graphs/classifier_fashion.yaml"):
+    with pytest.raises(RunError, match="train one with: nncgan train classifier_fashion "):
         C.find("fashion-mnist", [tmp_path / "b"])

@@ -142,7 +142,7 @@ def test_version_graphs_and_a_sample_by_name_from_another_folder(tmp_path, monke
     assert info["python"] == platform.python_version() and info["context"].startswith("cpu")
     assert info["commands"] == [["train", "cgan_mnist", "--data-dir", str(MNIST_DIR), "--limit-samples", "64",
                                  "--epochs", "1", "--batch-size", "32", "--out", "r", "--quiet", "--no-eval"]]
-    assert info["limit_samples"] == 64 and info["limit_iterations"] is None
+    assert info["limit_samples"] == 64 and info["limit_iterations"] is None and "command" not in info
     if (ROOT / ".git").exists():
         assert len(info["commit"].split("-")[0]) == 40
 
