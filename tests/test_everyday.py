@@ -306,3 +306,19 @@ def test_view_writes_beside_the_graph_not_here(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path / "here")
     assert cli.main(["view", str(graph)]) == 0
     assert (tmp_path / "g" / "mine.html").is_file() and not list((tmp_path / "here").iterdir())
+
+
+def test_the_old_environment_variable_is_an_announced_recorded_alias(tmp_path, monkeypatch, capsys):
+    if not mnist_available():
+        pytest.skip("MNIST files not found")
+    monkeypatch.setenv("NNCGAN_LIMIT_SAMPLES", "96")
+    args = [a for a in quick(tmp_path / "r", "--epochs", "1", "--limit-iterations", "1")]
+    i = args.index("--limit-samples")
+    del args[i:i + 2]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "NNCGAN_LIMIT_SAMPLES=96 is read as --limit-samples 96" in out
+    assert "--limit-iterations 1: 1 of 3 iterations per epoch" in out
+    info = runs.read_info(tmp_path / "r")
+    assert info["limit_samples"] == 96 and info["limit_iterations"] == 1
+    assert json.loads((tmp_path / "r" / "checkpoints" / "epoch_0001" / "state.json").read_text())["iteration"] == 1
