@@ -96,7 +96,7 @@ def save_progress_gif(run):
     frames = []
     for p in paths:
         with Image.open(p) as im:
-            frames.append(im.convert("L"))
+            frames.append(_captioned(im.convert("L"), f"epoch {int(p.stem.split('_')[1])}"))
     tmp = d / f".{GIF}.tmp"
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FRAME_MS * 5]
     frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
@@ -111,6 +111,18 @@ def duration(seconds):
         return f"{seconds:.1f}s"
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+CAPTION_PX = 12
+
+
+def _captioned(image, text):
+    """The image under a strip saying `text` (which epoch a GIF frame is)."""
+    from PIL import Image, ImageDraw
+    out = Image.new("L", (image.width, image.height + CAPTION_PX), 255)
+    out.paste(image, (0, CAPTION_PX))
+    ImageDraw.Draw(out).text((2, 0), text, fill=0)
+    return out
 
 
 def file_log(path, echo=print):
