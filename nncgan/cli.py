@@ -52,7 +52,8 @@ def cmd_view(args):
     from .graph.overrides import describe, load
     from .view.html import view_page
     graph, applied = load(args.graph, args.set)
-    out = Path(args.out) if args.out else Path(Path(args.graph).stem + ".html")
+    from .view.html import default_out
+    out = Path(args.out) if args.out else default_out(args.graph)
     try:
         out.write_text(view_page(graph, describe(applied)), encoding="utf-8")
     except OSError as e:
@@ -62,9 +63,9 @@ def cmd_view(args):
 
 
 def cmd_report(args):
-    from . import run as runs
     from .view.report import write_report
-    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    from .pick import gan_run
+    run = gan_run(args.run, args.runs_dir, "reporting", "RUN")
     out = write_report(run, args.out)
     print(f"nncgan: report of {run} -> {out}")
     return 0
@@ -75,11 +76,16 @@ def cmd_train(args):
     if args.resume and args.set:
         raise RunError("--set cannot be used with --resume: a resumed run trains the graph it started "
                        "with (its graph.yaml); start a new run to change it")
+    from .train import settings
+    graph = _parse_with_overrides(args)[0]
+    settings.env_alias(args)
+    if args.resume:  # the run's own settings (epochs, data, log file, limits) unless given again
+        resumed = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
+        settings.resumed(args, runs.read_info(resumed))
     log = print
     if args.log_file:
         from .train.progress import file_log
         log = file_log(args.log_file)
-    graph = _parse_with_overrides(args)[0]
     if args.batch_size:
         graph.config.batch_size = args.batch_size
     from .train import distributed
@@ -99,7 +105,7 @@ def cmd_train(args):
         return distributed.train_other_rank(args, graph, lambda run, info: _train(args, graph, run, info,
                                                                                   lambda *a: None))
     if args.resume:
-        run = Path(args.out) if args.out else runs.latest_run(args.runs_dir, graph.name)
+        run = resumed
         info = runs.read_info(run)
         with runs.locked(run):
             return _train(args, graph, run, info, log)
@@ -109,8 +115,9 @@ def cmd_train(args):
 
 
 def _train(args, graph, run, info, log):
-    from . import context, run as runs
+    from . import context, hints, run as runs
     from .train.loop import train
+    from .train.settings import recorded
     if info is not None:
         # A resumed run keeps training the graph it started with, whatever happened to the file since.
         base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
@@ -122,32 +129,42 @@ def _train(args, graph, run, info, log):
         runs.update_info(run, status="running")
     else:
         runs.update_info(run, batch_size=graph.config.batch_size)
+    runs.update_info(run, **recorded(args))
     from .train.distributed import setup
     backend = context.select(args.context, type_config=args.type_config)
+    from .provenance import record
+    prov = record(hints.argv(), backend)
+    line = prov.pop("command")
+    runs.update_info(run, **prov, commands=(info or {}).get("commands", []) + [line])
     comm = setup(args.comm, backend, type_config=args.type_config)
     log(f"nncgan: training {graph.path} in {run} on {backend}"
         + (f" (rank {comm.rank} of {comm.size} processes)" if comm.size > 1 else ""))
-    train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
-          log=log, evaluate=not args.no_eval, comm=comm)
+    from .train.progress import log_ending
+    with log_ending(args.log_file if comm.writes else None, run):
+        train(graph, run, max_epoch=args.epochs, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet,
+              log=log, evaluate=not args.no_eval, comm=comm, limit_samples=args.limit_samples,
+              limit_iterations=args.limit_iterations)
     from .eval.classifier import is_classifier
     if not comm.writes:
         return 0
     if is_classifier(graph):
-        print("nncgan: done; nncgan eval now reads generated images with it")
+        print(f"nncgan: done; {hints.command('eval')} now reads generated images with it")
         return 0
     ex = graph.executor
     labelled = any(l.type == "Input" and l.settings.get("dataset") == "y" for l in graph.networks[ex.network].layers)
-    print(f"nncgan: done; draw samples with: nncgan infer --run {run}{' --label 7' if labelled else ''}")
+    print(f"nncgan: done; draw samples with: "
+          f"{hints.command('infer', '--run', run, *(['--label', 7] if labelled else []))}")
     return 0
 
 
 def cmd_infer(args):
     import numpy as np
-    from . import context, feeds, inference, run as runs
+    from . import context, feeds, inference
     from .images import grid, save_tile
     if args.pipeline:
         return _infer_pipeline(args)
-    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    from .pick import gan_run
+    run = gan_run(args.run, args.runs_dir, "drawing from")
     graph = inference.run_graph(run)
     context.select(args.context)
     if args.interpolate or args.arithmetic:
@@ -163,10 +180,12 @@ def cmd_infer(args):
         sampler.check_label(args.label)
         labels = np.full(n, args.label)
     elif sampler.conditional:
-        labels = np.arange(n) % sampler.classes
+        labels = np.arange(n) * sampler.classes // n  # one row per label, as the epoch tiles
     images = sampler.draw(labels, np.random.RandomState(args.seed), truncation=args.truncation, feed=feed)
+    trunc = f"_trunc{args.truncation:g}" if args.truncation else ""  # never over the plain tile
     out = Path(args.out) if args.out else run / "infer" / (
-        f"label_{args.label}_seed{args.seed}.png" if args.label is not None else f"samples_seed{args.seed}.png")
+        f"label_{args.label}_seed{args.seed}{trunc}.png" if args.label is not None
+        else f"samples_seed{args.seed}{trunc}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = grid(n)
     save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
@@ -184,7 +203,8 @@ def cmd_eval(args):
     context.select(args.context)
     run = args.run
     if run is None and (args.images_from == "generator" or args.dataset is None):
-        run = report.latest_gan_run(args.runs_dir)
+        from .pick import gan_run
+        run = gan_run(None, args.runs_dir, "evaluating", "RUN")
     if run is not None and args.images_from == "generator" and report.is_classifier_run(run):
         print(report.classifier_test(run, args.data_dir))  # a classifier run: its test accuracy
         return 0
@@ -229,8 +249,8 @@ def cmd_dataset_export(args):
 
 
 def cmd_export(args):
-    from . import run as runs
-    run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
+    from .pick import gan_run
+    run = gan_run(args.run, args.runs_dir, "exporting", "RUN")
     out = Path(args.out) if args.out else run / "export" / f"{run.name}.{args.format}"
     if args.format == "onnx":
         from .interop.onnx_export import export_onnx
@@ -248,9 +268,29 @@ def cmd_import(args):
     return 0
 
 
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .provenance import version_line
+        print(version_line())
+        parser.exit()
+
+
+def cmd_graphs(args):
+    from .bundled import listing
+    print(listing())
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
+    p.add_argument("--version", action=_Version, help="print nncgan's version (and git commit) and exit")
     sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("graphs", help="list the sample graphs that come with nncgan (train one by name)")
+    g.set_defaults(func=cmd_graphs)
 
     c = sub.add_parser("check", help="validate a graph and show its networks, shared scopes and optimizers")
     c.add_argument("graph")
@@ -264,7 +304,8 @@ def build_parser():
 
     v = sub.add_parser("view", help="draw the graph as a self-contained HTML page (SVG), as NNC's editor shows it")
     v.add_argument("graph")
-    v.add_argument("-o", "--out", help="the HTML file to write (default: <graph name>.html here)")
+    v.add_argument("-o", "--out", help="the HTML file to write (default: beside the graph file, "
+                                       "GRAPH.html; a bundled sample's here)")
     _add_set(v)
     v.set_defaults(func=cmd_view)
 
@@ -279,6 +320,10 @@ def build_parser():
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--log-file", metavar="FILE", help="also append each epoch's line, time-stamped, to FILE")
+    t.add_argument("--limit-samples", type=int, metavar="N",
+                   help="a quick run: train on the first N training samples only (recorded in run.json)")
+    t.add_argument("--limit-iterations", type=int, metavar="N",
+                   help="a quick run: at most N iterations per epoch (recorded in run.json)")
     t.add_argument("--no-eval", action="store_true",
                    help="do not score each epoch's samples with a trained classifier (nncgan eval's numbers)")
     t.add_argument("--type-config", choices=("float", "half"), default="float",
@@ -384,7 +429,13 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "num", "limit", "max_epoch", "steps"):
+    from .hints import invoked
+    invoked(sys.argv[1:] if argv is None else argv)
+    from .bundled import resolve
+    for name in ("graph", "pipeline"):  # a sample graph by name: nncgan train cgan_mnist
+        if getattr(args, name, None):
+            setattr(args, name, resolve(getattr(args, name)))
+    for name in ("epochs", "batch_size", "num", "limit", "max_epoch", "steps", "limit_samples", "limit_iterations"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             print(f"nncgan: error: --{name.replace('_', '-')} must be at least 1, got {v}", file=sys.stderr)

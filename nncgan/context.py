@@ -19,7 +19,7 @@ def select(name="auto", type_config="float", log=print):
     if name in ("auto", "cudnn"):
         if cuda_available():
             backend = "cudnn"
-        else:
+        elif name == "cudnn":  # asked for by name; with auto, `train` says "on cpu" and that is enough
             log("nncgan: nnabla-ext-cuda (cuDNN) is not available; computing on the CPU")
     nn.set_default_context(get_extension_context(backend, type_config=type_config))
     return backend

@@ -2,6 +2,7 @@
 from collections import defaultdict
 
 from .layers import get as get_layer_type
+from .param_counts import layer_count, summary_lines
 
 
 def _params(layer):
@@ -19,13 +20,14 @@ def describe(graph):
              f"batch {graph.config.batch_size}, max epoch {graph.config.max_epoch}, seed {graph.config.seed}", ""]
     users = defaultdict(set)
     for net in graph.networks.values():
-        lines.append(f"network {net.name}")
+        lines.append(f"network {net.name}  (layer, type, output shape, parameters, inputs)")
         for l in net.layers:
             lt = get_layer_type(l.type)
             mults = " ".join(f"{p}x{m:g}" for p, m in l.lr_mult.items())
             src = f" <- {', '.join(l.inputs)}" if l.inputs else ""
             scope = f"  scope {l.scope}" if lt.params and l.scope != l.name else ""
-            lines.append(f"  {l.name:<22} {l.type:<20} {str(l.shape):<16}{src}"
+            n = layer_count(l)
+            lines.append(f"  {l.name:<22} {l.type:<20} {str(l.shape):<16} {f'{n:,}' if n else '':>10}{src}"
                          + (f"  [{mults}]" if mults else "") + scope)
             for path in _params(l):
                 users[l.scope].add(net.name)
@@ -67,4 +69,5 @@ def describe(graph):
         aliases = [a for a, l in graph.networks[e.network].outputs.items() if l == e.output]
         shown = f"{aliases[0]} (layer {e.output})" if aliases else e.output
         lines.append(f"executor {e.name}: network {e.network}, output {shown}")
+    lines += [""] + summary_lines(graph)
     return "\n".join(lines)

@@ -28,7 +28,7 @@ def fresh_path(graph, runs_dir=RUNS_DIR):
 def new_run(graph, out=None, runs_dir=RUNS_DIR):
     """Create the run folder (`out`, or runs/<time>-<graph name>) and copy the graph into it."""
     out = Path(out) if out is not None else fresh_path(graph, runs_dir)
-    if (out / RUN_INFO).exists():
+    if (out / RUN_INFO).exists() and not _nothing_saved(out):
         raise RunError(f"{out} already holds a run; resume it with --resume, or choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -38,6 +38,15 @@ def new_run(graph, out=None, runs_dir=RUNS_DIR):
     except OSError as e:
         raise RunError(f"cannot write the run folder {out}: {e.strerror}") from None
     return out
+
+
+def _nothing_saved(out):
+    """A run interrupted before its first epoch was saved: its folder may be started again."""
+    from .train.checkpoint import has_checkpoint
+    try:
+        return read_info(out).get("status") == "interrupted" and not has_checkpoint(out)
+    except RunError:
+        return False
 
 
 def read_info(run):
@@ -78,8 +87,9 @@ def latest_run(runs_dir=RUNS_DIR, name=None):
                 candidates.append((info.get("started", ""), d.stat().st_mtime, d))
     if not candidates:
         what = f" of graph '{name}'" if name else ""
+        from .hints import command
         raise RunError(f"no run{what} with a saved epoch under {root}/; train one first "
-                       f"(nncgan train graphs/cgan_mnist.yaml) or pass --run DIR")
+                       f"({command('train', name or 'cgan_mnist')}) or pass --run DIR")
     return max(candidates)[2]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import run as runs
 from .errors import RunError
-from .train import checkpoint
+from .train import checkpoint, progress
 
 
 def _alive(pid):
@@ -47,6 +47,7 @@ def collect(runs_dir=runs.RUNS_DIR):
         losses = state.get("losses", {}).get(str(epoch), {})
         rows.append({"run": d.name, "graph": info.get("name", "?"), "started": info.get("started", ""),
                      "epoch": epoch, "max_epoch": info.get("max_epoch"), "losses": losses,
+                     "seconds": sum((state.get("seconds") or {}).values()),
                      "status": status(info)})
     rows.sort(key=lambda r: (r["started"], r["run"]), reverse=True)
     return rows
@@ -55,11 +56,12 @@ def collect(runs_dir=runs.RUNS_DIR):
 def table(rows):
     if not rows:
         return "no runs"
-    head = ("RUN", "GRAPH", "STARTED", "EPOCHS", "STATUS", "LAST LOSSES")
+    head = ("RUN", "GRAPH", "STARTED", "EPOCHS", "STATUS", "TIME", "LAST LOSSES")
     lines = [head]
     for r in rows:
         epochs = f"{r['epoch']}/{r['max_epoch'] if r['max_epoch'] is not None else '?'}"
         losses = ", ".join(f"{k} {v:.4f}" for k, v in r["losses"].items()) or "-"
-        lines.append((r["run"], r["graph"], r["started"].replace("T", " "), epochs, r["status"], losses))
+        took = progress.duration(r["seconds"]) if r.get("seconds") else "-"  # the saved epochs' training time
+        lines.append((r["run"], r["graph"], r["started"].replace("T", " "), epochs, r["status"], took, losses))
     widths = [max(len(l[i]) for l in lines) for i in range(len(head) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(l, widths)) + "  " + l[-1] for l in lines)

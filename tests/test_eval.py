@@ -134,7 +134,7 @@ def test_eval_without_a_classifier_names_the_command(tmp_path, small, capsys, mo
     assert cli.main(["eval", str(gan)]) == 2
     err = capsys.readouterr().err
     assert "no trained classifier for dataset 'mnist'" in err
-    assert "nncgan train graphs/classifier_mnist.yaml" in err and "Traceback" not in err
+    assert "nncgan train classifier_mnist " in err and "Traceback" not in err  # the bundled sample, by name
     # --classifier, or $NNCGAN_CLASSIFIER_RUNS, finds it
     monkeypatch.setenv(C.ENV, str(small["clf"].parent))
     assert C.find("mnist", ["runs"]) == small["clf"].resolve()
@@ -232,5 +232,5 @@ def test_classifier_lookup_prefers_the_first_folder_then_the_latest_finished(tmp
     assert C.find("mnist", [tmp_path / "b", tmp_path / "a"]) == newest
     monkeypatch.setenv(C.ENV, str(tmp_path / "b"))
     assert C.find("mnist", [tmp_path / "nothing"]) == newest
-    with pytest.raises(RunError, match="train one with: nncgan train graphs/classifier_fashion.yaml"):
+    with pytest.raises(RunError, match="train one with: nncgan train classifier_fashion "):
         C.find("fashion-mnist", [tmp_path / "b"])

@@ -252,9 +252,13 @@ def test_unknown_type_is_grouped_with_suggestions(tmp_path, capsys):
     with pytest.raises(GraphError) as e:
         parse_graph(p)
     msg = str(e.value)
-    assert "did you mean 'InstanceNormalization'" in msg
-    assert "normalization:" in msg.lower() and "Swish" in msg   # grouped, not one flat list
+    assert "did you mean 'InstanceNormalization'" in msg and "Swish" not in msg   # a guess, not the whole list
     assert cli.main(["check", str(p)]) == 2
+    p.write_text(p.read_text().replace("type: InstanceNorm", "type: Qwxyz"))
+    with pytest.raises(GraphError) as e:
+        parse_graph(p)
+    msg = str(e.value)
+    assert "normalization:" in msg.lower() and "Swish" in msg   # nothing close: grouped, not one flat list
 
 
 def test_palette_layers_export_to_nnp_and_import_back(tmp_path, small_mnist):

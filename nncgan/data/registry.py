@@ -18,7 +18,7 @@ def _load_mnist(split, data_dir=None, log=print):
     from .mnist import load_mnist
     images, labels = load_mnist(split, data_dir, log=log)
     # For tests that run the real command in a subprocess (e.g. killing it mid-save): a few
-    # samples make an epoch last well under a second. Not a user option.
+    # samples make an epoch last well under a second. `train` reads it as --limit-samples, saying so.
     limit = int(os.environ.get("NNCGAN_LIMIT_SAMPLES") or 0)
     if limit > 0:
         images, labels = images[:limit], labels[:limit]

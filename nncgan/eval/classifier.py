@@ -31,7 +31,8 @@ BATCH = 100
 
 
 def train_command(dataset):
-    return f"nncgan train {GRAPHS[dataset][1]}" if dataset in GRAPHS else None
+    from ..hints import command
+    return command("train", GRAPHS[dataset][0]) if dataset in GRAPHS else None  # a bundled sample, by name
 
 
 def find(dataset, runs_dirs=("runs",)):

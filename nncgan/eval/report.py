@@ -175,8 +175,9 @@ def latest_gan_run(runs_dir="runs"):
             if info.get("name") not in classifiers:
                 found.append((info.get("started", ""), d))
     if not found:
+        from ..hints import command
         raise RunError(f"no GAN run with a saved epoch under {root}/; train one first "
-                       f"(nncgan train graphs/cgan_mnist.yaml) or pass RUN")
+                       f"({command('train', 'cgan_mnist')}) or name the run")
     return max(found)[1]
 
 

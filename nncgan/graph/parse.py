@@ -12,6 +12,7 @@ from ..data import registry
 from ..data.registry import DATASETS
 from ..errors import DataError, GraphError
 from ..layers import get as get_layer_type, known_types
+from ..layers.base import ShapeError
 from ..layers.palette import grouped_types
 from .params import resolve as resolve_params
 from .model import Config, DatasetSpec, Executor, Graph, Layer, Network, Optimizer, Where
@@ -34,7 +35,19 @@ def _suggest(word, options):
     options = [str(o) for o in options]
     lower = {o.lower(): o for o in options}  # case slips (Relu for ReLU) are the commonest
     near = difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)
+    # Only the matches about as close as the best one: 'Afine' is Affine, not also ASin.
+    best = max((difflib.SequenceMatcher(None, str(word).lower(), n).ratio() for n in near), default=0)
+    near = [n for n in near if difflib.SequenceMatcher(None, str(word).lower(), n).ratio() >= best - 0.1]
     return f"; did you mean {' or '.join(repr(lower[n]) for n in near)}?" if near else ""
+
+
+def _close(word, options):
+    lower = {str(o).lower(): o for o in options}
+    return [lower[n] for n in difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)]
+
+
+def _article(word):
+    return "an" if str(word)[:1].upper() in "AEIOU" else "a"
 
 
 def _is_num(v):
@@ -42,12 +55,32 @@ def _is_num(v):
 
 
 class _Problems:
+    """The problems found, each once: a block used by several networks reports a problem of its own
+    lines one time, naming every use, not once per network."""
+
     def __init__(self, path):
         self.path = path
         self.items = []
+        self.count = 0  # every add, repeats included: "did this layer have a problem?"
+        self._uses = {}  # (line, layer, block, msg) -> (index in items, [(network, used_at)])
 
     def add(self, where, msg):
-        self.items.append(f"{where} {msg}")
+        self.count += 1
+        if not getattr(where, "block", None):
+            self.items.append(f"{where} {msg}")
+            return
+        key = (where.file, where.line, where.layer, where.block, msg)
+        if key not in self._uses:
+            self._uses[key] = (len(self.items), [])
+            self.items.append(None)
+        index, uses = self._uses[key]
+        uses.append((where.network, where.used_at))
+        if len(uses) == 1:
+            self.items[index] = f"{where} {msg}"
+        else:
+            nets = ", ".join(f"'{n}' (line {u})" for n, u in uses)
+            self.items[index] = (f"{where.file}:{where.line}: layer '{where.layer}' of block '{where.block}', "
+                                 f"used by networks {nets}: {msg}")
 
     def at(self, line, **kw):
         return Where(self.path, line, **kw)
@@ -58,7 +91,7 @@ class _Problems:
         for k in node:
             if k not in allowed:
                 w = Where(**{**where.__dict__, "line": node.line_of(k)})
-                self.add(w, f"unknown key '{k}' in {what}{_suggest(k, allowed)} "
+                self.add(w, f"unknown key '{k}' in {what}{_suggest(k, allowed) or '.'} "
                             f"Known: {', '.join(allowed)}")
                 ok = False
         for k in required:
@@ -88,6 +121,7 @@ class _Parser:
     def __init__(self, path, raw, text, base_dir):
         self.path, self.raw, self.text, self.base_dir = path, raw, text, base_dir
         self.p = _Problems(path)
+        self.broken = set()  # ids of layers already reported
 
     def where(self, node, key=None, **kw):
         line = node.line_of(key) if (key is not None and isinstance(node, (Node, Seq))) \
@@ -340,15 +374,19 @@ class _Parser:
         w = Where(**{**w.__dict__, "layer": full})
         lt = get_layer_type(ltype)
         if lt is None:
-            self.p.add(w, f"unknown layer type '{ltype}'{_suggest(ltype, known_types())} Layer types by group: "
-                          + "; ".join(grouped_types()))
+            guess = _suggest(ltype, known_types())  # the whole list, by group, only when nothing is close
+            self.p.add(w, f"unknown layer type '{ltype}'" + (guess or "; layer types by group: "
+                                                              + "; ".join(grouped_types())))
             # Kept as a shapeless stand-in so that layers reading it report nothing spurious.
             given = e.get("inputs", e.get("input", [prev] if prev else []))
             given = [given] if isinstance(given, str) else given if isinstance(given, list) else []
             return [Layer(full, str(ltype), [self.resolve(g, placeholders, ctx) for g in given
                                              if isinstance(g, str)], {}, full, {}, w, shape=None)]
         allowed = LAYER_KEYS + tuple(lt.settings)
-        self.p.keys(e, allowed, w, f"a {ltype} layer")
+        before = self.p.count
+        self.p.keys(e, allowed, w, f"{_article(ltype)} {ltype} layer")
+        # a misspelt key (out_shpe) is the one cause: the setting it meant is not reported missing too
+        meant = {m for k in e if k not in allowed for m in _close(k, allowed)[:1]}
 
         # settings: type defaults < graph defaults < the layer's own < the use: entry's overrides
         raw = {k: v for k, v in e.items() if k in lt.settings}
@@ -368,7 +406,8 @@ class _Parser:
                                f"{ltype} setting '{key}' must be {err}, got {merged[key]!r}")
                     settings[key] = spec.default
             elif spec.required:
-                self.p.add(w, f"{ltype} needs the setting '{key}'" + (f" ({spec.doc})" if spec.doc else ""))
+                if key not in meant:
+                    self.p.add(w, f"{ltype} needs the setting '{key}'" + (f" ({spec.doc})" if spec.doc else ""))
                 settings[key] = spec.default
             else:
                 settings[key] = spec.default
@@ -397,6 +436,8 @@ class _Parser:
         scope = ctx.get("scope_prefix", "") + scope
         lr_mult = self.parse_lr_mult(e, w, lt, settings, ctx.get("factor", 1.0))
         layer = Layer(full, ltype, inputs, settings, scope, lr_mult, w)
+        if self.p.count > before:  # reported: its shape (and those after it) would only repeat it
+            self.broken.add(id(layer))
         return extra + [layer]
 
     def parse_inputs(self, e, w, lt, placeholders, ctx, prev):
@@ -547,7 +588,7 @@ class _Parser:
 
     def infer_shape(self, l, by_name, dataset):
         lt = get_layer_type(l.type)
-        if lt is None:  # already reported
+        if lt is None or id(l) in self.broken:  # already reported
             l.shape = None
             return
         in_shapes = [by_name[i].shape for i in self.deps(l)]
@@ -560,9 +601,15 @@ class _Parser:
             return
         try:
             l.shape = tuple(lt.out_shape(l.settings, in_shapes))
-        except Exception as err:  # ShapeError and anything a shape rule trips over
+        except ShapeError as err:
             names = ", ".join(f"'{i}' {s}" for i, s in zip(l.inputs, in_shapes))
             self.p.add(l.where, f"shape mismatch: {l.type} expected {err} (inputs: {names})")
+            l.shape = None
+            return
+        except Exception:  # a shape rule tripping over settings it was not written for: no Python wording
+            names = ", ".join(f"'{i}' {s}" for i, s in zip(l.inputs, in_shapes))
+            self.p.add(l.where, f"{l.type} cannot work out its output shape from its settings "
+                                f"({', '.join(f'{k}={v}' for k, v in l.settings.items())}) and inputs {names}")
             l.shape = None
             return
         self.check_size(l, l.shape, "output")

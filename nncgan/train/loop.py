@@ -4,12 +4,12 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import nnabla as nn
-from tqdm import tqdm
 
-from .. import run as runs
+from .. import hints, run as runs
 from ..builder import build_all
 from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
@@ -19,7 +19,7 @@ from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import checkpoint, distributed, monitor, progress
+from . import bar as progress_bar, checkpoint, distributed, monitor, progress, settings, tensorboard
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -49,15 +49,18 @@ def _set_rng_state(rng, state):
 
 
 def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False, evaluate=True,
-          comm=distributed.SINGLE):
+          comm=distributed.SINGLE, limit_samples=None, limit_iterations=None):
     """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state.
 
     With `evaluate`, each epoch is scored (nncgan.eval.hook) when a trained classifier fits.
-    `comm` (train/distributed.py): this process' rank among data-parallel processes."""
+    `comm` (train/distributed.py): this process' rank among data-parallel processes.
+    `limit_samples`, `limit_iterations`: quick runs on the first N samples, N iterations per epoch."""
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
     arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    if limit_samples:
+        arrays = settings.head(arrays, limit_samples, log)
     check_labels(graph, arrays, graph.dataset.name)  # before any training
 
     nn.clear_parameters()
@@ -85,10 +88,18 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 log(f"{run}: the saved epoch has no {EMA_FILE}; the average starts from its parameters")
         log(f"resuming {run} after epoch {state['epoch']}")
     if state["epoch"] >= max_epoch:
-        log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
-        runs.update_info(run, status="finished")
+        done = state["epoch"]
+        log(f"{run} has already trained {done} epochs; "
+            + (f"--epochs {max_epoch} asks for fewer" if done > max_epoch else "that is all it was asked for")
+            + f", so there is nothing to do (--epochs N with N above {done} trains more)")
+        runs.update_info(run, status="finished", max_epoch=done)
         return state
     di, iters = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=state["epoch"])
+    if limit_iterations and limit_iterations < iters:
+        log(f"nncgan: --limit-iterations {limit_iterations}: {limit_iterations} of {iters} iterations per epoch")
+        iters = limit_iterations
+    else:
+        limit_iterations = None
     for s in steps:  # Polynomial/Cosine run over the graph's whole training, as NNC's max_iter
         s.set_schedule(iters, cfg.max_epoch)
     evaluator = epoch_eval.for_training(graph, run, sampler, data_dir or graph.dataset.dir, log,
@@ -96,16 +107,24 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],
                                      max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
+    board = None
+    if comm.writes:  # TensorBoard events beside the monitors (train/tensorboard.py)
+        board = tensorboard.Board(run, graph.text, state["iteration"] if resume else None)
+        monitors = tensorboard.Tee(monitors, board)
 
     with _stop_on_signals(comm) as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
+                if limit_iterations:  # each epoch's first batches of its own order: resumable
+                    di, _ = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=epoch - 1)
+                started = time.perf_counter()
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
                                     f"epoch {epoch}/{max_epoch}", quiet, ema=ema, comm=comm)
                 monitors.flush(state["iteration"] - 1)
                 if monitor.due(cfg.monitor, epoch):  # NNC's monitor pass, before the save as nnabla_cli
                     log(f"epoch {epoch} monitors: " + ", ".join(f"{k} {v:.4f}" for k, v in monitor_pass(epoch).items()))
                 state.update(epoch=epoch, rng=_rng_state(rng))
+                state.setdefault("seconds", {})[str(epoch)] = round(time.perf_counter() - started, 2)
                 state["losses"][str(epoch)] = {k: v / iters for k, v in sums.items()}
                 bad = _nonfinite(nn.get_parameters(grad_only=False))  # never save a NaN epoch
                 if bad:
@@ -127,33 +146,50 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
                                    f"be written in {run}: {e.strerror or e}") from None
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
-                    + f"  (saved {run})")
+                    + f" in {progress.duration(state['seconds'][str(epoch)])}  (saved {run})")
+                runs.update_info(run, epoch_seconds=state["seconds"])
+                if board is not None:
+                    board.epoch(epoch, state["losses"][str(epoch)], state["seconds"][str(epoch)],
+                                Path(run) / progress.SAMPLES_DIR / f"epoch_{epoch:04d}.png")
                 if evaluator is not None:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():
-                        evaluator(epoch)
+                        scores = evaluator(epoch)
+                    if board is not None:
+                        board.scores(epoch, scores)
         except (Interrupted, distributed.Stopped) as e:
             runs.update_info(run, status="interrupted")
             if not state["epoch"] and not e.while_saving:
-                raise RunError(f"interrupted during epoch 1, before any epoch was saved in {run}; "
-                               f"start again with: nncgan train {graph.path}") from None
+                raise _stopped(f"interrupted during epoch 1, before any epoch was saved in {run}; "
+                               f"start again with: {hints.again(['train', graph.path])}") from None
             when = (f"while saving epoch {state['epoch']}, which was finished first" if e.while_saving
                     else f"during epoch {state['epoch'] + 1}")
-            raise RunError(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
-                           f"Resume with: nncgan train {graph.path} --resume --out {run}") from None
+            raise _stopped(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
+                           f"Resume with: {hints.command('train', graph.path, '--resume', '--out', run)}") from None
         except Diverged as e:
             runs.update_info(run, status="diverged")
             kept = (f"the last good epoch, {state['epoch']}, is kept in {run}" if state["epoch"]
                     else f"no epoch was saved in {run}")
             raise RunError(f"training diverged: {e}; {kept}. Lower the learning rate (or check the "
                            f"data) and train again") from None
+        finally:
+            if board is not None:
+                board.close()
     runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
                      epochs=state["epoch"])
     return state
 
 
+def _stopped(message):
+    """The RunError of a Ctrl-C or SIGTERM: exit status 130, as the shell's convention has it."""
+    err = RunError(message)
+    err.exit_code = 130
+    return err
+
+
 def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None, comm=distributed.SINGLE):
     sums = {s.opt.name: 0.0 for s in steps}
-    bar = tqdm(range(iters), desc=desc, disable=quiet, dynamic_ncols=True, leave=True)
+    bar = progress_bar.make(iters, desc, quiet)
+    short, room = progress_bar.short_names(list(sums)), progress_bar.room(desc, iters)
     start, seen = time.perf_counter(), 0
     for i in bar:
         batch = to_batch(di.variables, di.next(), images)
@@ -176,8 +212,8 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
             sums[k] += v
         if i % 10 == 0 or i == iters - 1:
             rate = seen / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix({"iter": state["iteration"], **{k: f"{v:.3f}" for k, v in losses.items()},
-                             "img/s": f"{rate:.0f}"}, refresh=False)
+            means = {k: v / (i + 1) for k, v in sums.items()}  # running means, as Keras shows
+            bar.set_postfix_str(progress_bar.postfix(means, rate, short, room), refresh=False)
     return sums
 
 

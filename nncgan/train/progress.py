@@ -1,4 +1,5 @@
 """What a run shows each epoch: loss series (nnabla monitors), sample tiles, their GIF, a learning curve."""
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -78,7 +79,8 @@ def save_learning_curve(run, opt_names, iters_per_epoch):
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     ax.set_title(f"{Path(run).name}")
     fig.tight_layout()
     tmp = Path(run) / f".{CURVE}.tmp.png"
@@ -103,12 +105,33 @@ def save_progress_gif(run):
     frames = []
     for p in paths:
         with Image.open(p) as im:
-            frames.append(im.convert("L"))
+            frames.append(_captioned(im.convert("L"), f"epoch {int(p.stem.split('_')[1])}"))
     tmp = d / f".{GIF}.tmp"
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FRAME_MS * 5]
     frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     os.replace(tmp, d / GIF)
     return d / GIF
+
+
+def duration(seconds):
+    """12.3s, 4m05s, 1h02m"""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+CAPTION_PX = 12
+
+
+def _captioned(image, text):
+    """The image under a strip saying `text` (which epoch a GIF frame is)."""
+    from PIL import Image, ImageDraw
+    out = Image.new("L", (image.width, image.height + CAPTION_PX), 255)
+    out.paste(image, (0, CAPTION_PX))
+    ImageDraw.Draw(out).text((2, 0), text, fill=0)
+    return out
 
 
 def file_log(path, echo=print):
@@ -124,3 +147,27 @@ def file_log(path, echo=print):
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
     return log
+
+
+@contextlib.contextmanager
+def log_ending(path, run):
+    """The log file's last line says how the run ended: finished, stopped, interrupted, diverged or error."""
+    if not path:
+        yield
+        return
+    from .. import run as runs
+    write = file_log(path, echo=lambda msg: None)  # the terminal has its own message
+
+    def status(default):
+        try:
+            s = runs.read_info(run).get("status")
+        except Exception:  # the run folder itself may be what failed
+            return default
+        return s if s in ("finished", "stopped", "interrupted", "diverged") else default
+    try:
+        yield
+    except BaseException as e:
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else status("error")
+        write(f"nncgan: run ended: {why}" + (f": {e}" if str(e) else ""))
+        raise
+    write(f"nncgan: run ended: {status('finished')}")

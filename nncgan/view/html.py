@@ -1,5 +1,7 @@
 """`nncgan view`: the graph picture as one self-contained HTML page (inline SVG, CSS and script)."""
+import os
 from html import escape
+from pathlib import Path
 
 from . import layout as L
 from .svg import graph_svg
@@ -84,6 +86,25 @@ def graph_section(graph):
     return legend(graph) + f'<div class="scroll">{graph_svg(graph)}</div>'
 
 
+def default_out(graph_path):
+    """GRAPH.html beside the graph file; here when that folder cannot be written (an installed sample)."""
+    p = Path(graph_path)
+    name = p.name[:-len(".yaml")] if p.name.endswith(".yaml") else p.stem
+    return p.with_name(f"{name}.html") if os.access(p.parent, os.W_OK) else Path(f"{name}.html")
+
+
+def params_table(graph):
+    """Parameters per network, trainable and frozen, and the graph's total (nncgan check's numbers)."""
+    from ..param_counts import count
+    c = count(graph)
+    rows = "".join(f'<tr data-network="{_e(n)}"><td>{_e(n)}</td><td>{x.total:,}</td><td>{x.trainable:,}</td>'
+                   f"<td>{x.frozen:,}</td></tr>" for n, x in c.networks.items())
+    rows += (f'<tr data-network=""><th>graph</th><th>{c.total:,}</th><th>{c.trained:,}</th>'
+             f"<th>{c.total - c.trained:,}</th></tr>")
+    return ('<h2>Parameters</h2><table class="params"><tr><th>network</th><th>total</th><th>trainable</th>'
+            f"<th>frozen</th></tr>{rows}</table>")
+
+
 def page(title, body, css=""):
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -99,5 +120,5 @@ def view_page(graph, applied=()):
     over = "".join(f"<li>{_e(a)}</li>" for a in applied)
     body = (f"<h1>{_e(graph.name)}</h1><p class=\"facts\">{facts}</p>"
             + (f"<p>overrides:</p><ul>{over}</ul>" if over else "")
-            + graph_section(graph))
+            + graph_section(graph) + params_table(graph))
     return page(f"{graph.name} \u2014 nncgan view", body)

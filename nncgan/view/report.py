@@ -28,6 +28,7 @@ table.kv td.num { text-align: right; font-family: ui-monospace, monospace; }
 .tiles img { image-rendering: pixelated; display: block; }
 figcaption { font-size: 12px; color: #555; text-align: center; }
 .missing { color: #888; font-style: italic; }
+.older { color: #b35900; font-weight: bold; display: block; }
 """
 
 
@@ -69,10 +70,24 @@ def table(mapping, cls="kv"):
     return f'<table class="{cls}">{rows}</table>'
 
 
+def _svg(fig):
+    """A matplotlib figure as inline SVG text (closed after)."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
 def curves_svg(run, state):
     """Each optimizer's loss against epochs, from its MonitorSeries, as an inline SVG (or None)."""
     series = {p.name[:-len("-loss.series.txt")]: progress.read_series(p)
               for p in sorted((Path(run) / progress.MONITOR_DIR).glob("*-loss.series.txt"))}
+    order = list(((state or {}).get("losses") or {}).get(str((state or {}).get("epoch")), {}))
+    series = dict(sorted(series.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order),
+                                                         kv[0])))  # learning_curve.png's colours
     series = {k: v for k, v in series.items() if len(v)}
     if not series:
         return None
@@ -88,12 +103,40 @@ def curves_svg(run, state):
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return _svg(fig)
+
+
+def scores_svg(run):
+    """The per-epoch scores training wrote (monitor/eval-*.series.txt), one small chart each (or None)."""
+    paths = sorted((Path(run) / progress.MONITOR_DIR).glob("eval-*.series.txt"))
+    series = {p.name[len("eval-"):-len(".series.txt")]: progress.read_series(p) for p in paths}
+    series = {k: v for k, v in series.items() if len(v)}
+    if not series:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cols = min(3, len(series))
+    rows = -(-len(series) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
+    for ax, (name, s) in zip(axes.flat, series.items()):
+        ax.plot(s[:, 0], s[:, 1], marker=".", gid=f"score-{name}")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(series):]:
+        ax.axis("off")
+    return _svg(fig)
+
+
+def _older(epoch, last):
+    """' (epoch 2: older than the run's last epoch, 4)' when `epoch` is before `last`."""
+    try:
+        epoch = int(str(epoch).replace("epoch_", ""))
+    except ValueError:
+        return ""
+    return f" (epoch {epoch}: older than the run's last epoch, {last})" if last and epoch < last else ""
 
 
 def _epoch_losses(state):
@@ -101,9 +144,11 @@ def _epoch_losses(state):
     if not losses:
         return ""
     names = list(next(iter(losses.values())))
-    head = "<tr><th>epoch</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+    seconds = state.get("seconds") or {}
+    head = "<tr><th>epoch</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "<th>time</th></tr>"
     rows = "".join(f'<tr data-epoch="{_e(e)}"><td class="num">{_e(e)}</td>'
-                   + "".join(f'<td class="num">{v.get(n, float("nan")):.4f}</td>' for n in names) + "</tr>"
+                   + "".join(f'<td class="num">{v.get(n, float("nan")):.4f}</td>' for n in names)
+                   + f'<td class="num duration">{_e(progress.duration(seconds[e])) if e in seconds else "-"}</td></tr>'
                    for e, v in sorted(losses.items(), key=lambda kv: int(kv[0])))
     return f'<p>mean loss of each epoch</p><table class="kv losses">{head}{rows}</table>'
 
@@ -118,15 +163,24 @@ def _tiles(run):
     return f'<div class="tiles">{figs}</div>'
 
 
-def _infer(run):
+def _png_epoch(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        return im.info.get("epoch")
+
+
+def _infer(run, last=None):
     paths = sorted((Path(run) / "infer").glob("*.png"), key=lambda p: p.stat().st_mtime)[-MAX_INFER:]
     if not paths:
         return ""
-    figs = "".join(f'<figure>{img(p, p.name, 640)}<figcaption>{_e(p.name)}</figcaption></figure>' for p in paths)
+    figs = "".join(f'<figure>{img(p, p.name, 640)}<figcaption>{_e(p.name)}'
+                   + (f'<span class="older">{_e(old)}</span>' if (old := _older(_png_epoch(p), last)) else "")
+                   + "</figcaption></figure>" for p in paths)
     return f'<h2>Drawn by nncgan infer</h2><div class="tiles infer">{figs}</div>'
 
 
-def _eval(run):
+def _eval(run, last=None):
+    """eval.json as `nncgan eval` prints it (every key in a folded table), marked when older than the run."""
     path = Path(run) / EVAL_FILE
     if not path.is_file():
         return f'<p class="missing">no {_e(EVAL_FILE)} (nncgan eval writes it)</p>'
@@ -134,7 +188,17 @@ def _eval(run):
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         return f'<p class="missing">{_e(path)} cannot be read: {_e(e)}</p>'
-    return f'<div class="eval">{table(data) if isinstance(data, dict) else value_html(data)}</div>'
+    if not isinstance(data, dict):
+        return f'<div class="eval">{value_html(data)}</div>'
+    old = _older(data.get("epoch"), last) if data.get("source") == "generator" else ""
+    note = f'<p class="older">nncgan eval of{_e(old)}</p>' if old else ""
+    try:
+        from ..eval.report import table as eval_table
+        text = f"<pre>{_e(eval_table(data))}</pre>"
+    except (KeyError, TypeError, ValueError):  # an eval.json of another version: its keys only
+        text = ""
+    return (f'<div class="eval">{note}{text}<details><summary>every number of {_e(EVAL_FILE)}</summary>'
+            f"{table(data)}</details></div>")
 
 
 def _graph(run, info):
@@ -152,15 +216,18 @@ def report_page(run):
     info = runs.read_info(run)
     state = checkpoint.peek_state(run)
     curves = curves_svg(run, state)
+    scores = scores_svg(run)
+    last = (state or {}).get("epoch")
     body = [f"<h1>{_e(run.name)}</h1>",
             f'<p class="facts">graph {_e(info.get("name", "?"))} \u00b7 status {_e(info.get("status", "?"))}'
             f' \u00b7 epoch {_e((state or {}).get("epoch", 0))}</p>',
             "<h2>Learning curves</h2>",
             f'<div class="curves">{curves}</div>' if curves else '<p class="missing">no loss series yet</p>',
             _epoch_losses(state),
+            *(["<h2>Scores of every epoch</h2>", f'<div class="scores">{scores}</div>'] if scores else []),
             "<h2>Samples of every epoch</h2>", _tiles(run),
-            _infer(run),
-            "<h2>Evaluation</h2>", _eval(run),
+            _infer(run, last),
+            "<h2>Evaluation</h2>", _eval(run, last),
             "<h2>Run</h2>", table(info),
             "<h2>Graph</h2>", _graph(run, info)]
     return page(f"{run.name} \u2014 nncgan report", "\n".join(body), REPORT_CSS)
