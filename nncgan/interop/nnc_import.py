@@ -7,6 +7,7 @@ NNC's properties as snake_case settings, ParameterScope as `scope:`, the LRateMu
 checked as `nncgan check` checks it before this returns; what nncgan cannot express (weight
 decay, learning-rate schedules) is named in a warning and in the file's header.
 """
+import math
 from pathlib import Path
 
 from ..errors import GraphError
@@ -83,9 +84,10 @@ def literal(text):
     except ValueError:
         pass
     try:
-        return float(text)
+        v = float(text)
     except ValueError:
         return text
+    return v if math.isfinite(v) else text  # 'inf', or 400 digits: the checks then name the text
 
 
 def compact_lr_mult(mults):
@@ -175,10 +177,10 @@ def from_sdcproj(project):
                   for k in range(project.value(s, "SolverParameterNum", int))}
         where = f"{project.path}:{s.line}: [{s.name}]"
         optimizers[oname] = {"network": net, "solver": solver_entry(project.value(s, "SolverName"), params, where),
-                             "update_interval": int(s.get("UpdateInterval", "1"))}
-        if float(s.get("WeightDecay", "0") or 0) != 0:
+                             "update_interval": project.value(s, "UpdateInterval", int, 1)}
+        if project.value(s, "WeightDecay", float, 0.0) != 0:
             notes.append(f"optimizer {oname}: WeightDecay {s.get('WeightDecay')} (nncgan has none)")
-        if float(s.get("LearningRateMultiplier", "1") or 1) != 1:
+        if project.value(s, "LearningRateMultiplier", float, 1.0) != 1:
             notes.append(f"optimizer {oname}: learning-rate schedule x{s.get('LearningRateMultiplier')} "
                          f"every {s.get('LearningRateUpdateInterval')} (nncgan keeps the rate constant)")
     executors = {}
@@ -244,11 +246,18 @@ def _sdc_layer(project, l, inputs):
     def bad(what):
         project.fail(l.line, l.section, what)
 
+    def number(prop, default):
+        """A property that must be a finite number (a multiplier)."""
+        v = literal(p.get(prop, default))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            bad(f"{prop} of {l.type} '{name}' to be a number, got {p.get(prop)!r}")
+        return float(v)
+
     if lt.is_input:
         out["size"] = literal(p.get("Size", ""))
         gen = p.get("Generator", "None")
         if gen not in ("", "None"):
-            out["generator"], out["multiplier"] = gen, literal(p.get("GeneratorMultiplier", "1.0"))
+            out["generator"], out["multiplier"] = gen, number("GeneratorMultiplier", "1.0")
         else:
             out["dataset"] = p.get("Dataset") or bad("an Input with a Dataset variable or a Generator")
         return out
@@ -256,7 +265,7 @@ def _sdc_layer(project, l, inputs):
         if len(inputs) == 1:
             gen = p.get("T.Generator", "None")
             if gen not in ("", "None"):
-                out["target"] = {"generator": gen, "multiplier": literal(p.get("T.GeneratorMultiplier", "1.0"))}
+                out["target"] = {"generator": gen, "multiplier": number("T.GeneratorMultiplier", "1.0")}
             elif p.get("T.Dataset"):
                 out["target"] = {"dataset": p["T.Dataset"]}
             else:
@@ -271,9 +280,9 @@ def _sdc_layer(project, l, inputs):
             if attr == "File" and value:
                 bad(f"parameters initialised by their initializer ({prop}={value!r} reads a file nncgan does not)")
             if attr == "LRateMultiplier" and pname not in lt.fixed_params:
-                mults[pname] = float(literal(value))
+                mults[pname] = number(prop, "1.0")
             if attr == "Initializer" and pname in ("W", "b"):
-                mult = literal(p.get(f"{pname}.InitializerMultiplier", "1.0"))
+                mult = number(f"{pname}.InitializerMultiplier", "1.0")
                 if (value, mult) != ("Constant", 0.0) or pname == "W":
                     out[f"{pname.lower()}_init"] = {"type": value, "multiplier": float(mult)}
             continue
