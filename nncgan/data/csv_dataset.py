@@ -159,11 +159,11 @@ class CsvTable:
             return 0
         # The classes 0..max, each needing a row, found from the labels present (never a set of
         # range(max): a label of 1e8 would build one of 10^8 numbers).
-        present = np.unique(y).astype(np.int64)
-        k = int(present[-1]) + 1
+        present = [int(v) for v in np.unique(y).tolist()]  # Python ints: a label may be 3e38
+        k = present[-1] + 1
         if len(present) < k:
             missing, expect = [], 0
-            for v in present.tolist():
+            for v in present:
                 missing += range(expect, min(v, expect + 5 - len(missing)))
                 expect = v + 1
                 if len(missing) >= 5:

@@ -30,9 +30,6 @@ from .samples import Arrays, Samples, fits_in_memory, read_all
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 LAYOUTS = ("classes", "paired", "side-by-side", "unpaired")
-# Pillow's decompression-bomb limit (89 M pixels): it only warns up to twice that, and decoding such
-# an image takes gigabytes; nncgan refuses from the limit on.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 def _stat(p):
@@ -67,14 +64,17 @@ def _images(d):
 
 
 def _opened(path):
-    """The image at `path`, opened (pixels not decoded); DataError for what is not a usable image."""
+    """The image at `path`, opened (pixels not decoded); DataError for what is not a usable image.
+
+    Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89 M pixels) is an error from the
+    limit on: Pillow itself only warns up to twice that, and decodes gigabytes."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(path)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise DataError(f"{path}: the image has more pixels than Pillow's decompression-bomb limit of "
-                        f"{MAX_PIXELS:,}; shrink it before training") from None
+                        f"{Image.MAX_IMAGE_PIXELS:,}; shrink it before training") from None
     except (OSError, UnidentifiedImageError, ValueError) as e:  # unreadable, not an image
         raise DataError(f"{path}: cannot read the image ({e})") from None
 

@@ -248,11 +248,11 @@ def _conv(kind):
         if kind == "deconvolution" and any(p.output_padding.dim):
             raise ValueError("no output_padding (nncgan's Deconvolution has none)")
         if "W" not in scoped:
-            raise ValueError(f"a parameter W (the kernel) among its inputs, named '<scope>/{get_layer_type(f.type).param_prefix}/W'")
+            raise ValueError(f"expected a parameter W (the kernel) among its inputs, named '<scope>/{get_layer_type(f.type).param_prefix}/W'")
         # W: (out, in/g, *k) or, deconvolving, (in, out/g, *k)
         w, group = in_shapes[list(f.input).index(scoped["W"])], p.group or 1
         if len(w) < 3:
-            raise ValueError(f"W of shape (maps, maps, *kernel), got {tuple(w)}")
+            raise ValueError(f"expected W of shape (maps, maps, *kernel), got {tuple(w)}")
         return {"out_maps": w[0] if kind == "convolution" else w[1] * group, "kernel_shape": list(w[2:]),
                 "pad": list(p.pad.dim), "stride": list(p.stride.dim), "dilation": list(p.dilation.dim),
                 "group": group, "with_bias": "b" in scoped}
