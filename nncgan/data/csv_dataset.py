@@ -25,6 +25,7 @@ from .samples import Arrays, Samples, fits_in_memory, read_all
 
 # NNabla's loader reads these with PIL; a cell with another extension is not an image.
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _number(cell):
@@ -125,7 +126,9 @@ class CsvTable:
         out = []
         for var in self.variables:
             a = np.asarray(values[var])
-            a = a if a.dtype == np.uint8 else a.astype(np.float32)
+            if a.dtype != np.uint8:
+                with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+                    a = a.astype(np.float32)
             if a.dtype != np.uint8 and not np.isfinite(a).all():  # inf, nan, or beyond float32 (1e39)
                 raise DataError(f"{self.where(i)}: '{var}' must hold finite numbers, got "
                                 f"{', '.join(self._cells(i, var))[:80]}")
@@ -145,7 +148,7 @@ class CsvTable:
             self.check_row(i)
             for j, k in enumerate(cols):
                 x = _number(row[k])
-                if x is None or not np.isfinite(np.float32(x)):
+                if x is None or not abs(x) <= FLOAT32_MAX:  # inf, nan, or inf once float32 (1e39)
                     raise DataError(f"{self.where(i)}: '{var}' must be a finite number, got {row[k]!r}")
                 out[i, j] = x
         return out
