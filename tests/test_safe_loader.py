@@ -49,12 +49,14 @@ def test_set_values_are_read_by_the_bounded_loader(value, message, capsys):
     assert "--set description=" in out
 
 
-def test_list_indexes_are_ascii_digits(capsys):
-    for index in ("²", "٣", "0" * 5000 + "1", "-1", "1e0"):
+def test_list_indexes_are_decimal_digits(capsys):
+    for index in ("²", "0" * 5000 + "1", "-1", "1e0", "٣٣"):
         rc, out = run_cli(["check", str(CGAN), "--set", f"networks.Generator.layers.{index}.size=3"], capsys)
         assert rc == 2 and "networks.Generator.layers is a list of 5 item(s); give an index 0..4" in out, out
-    graph, applied = overrides.load(CGAN, ["networks.Generator.layers.0.multiplier=2"])
-    assert applied[0][0] == "networks.Generator.layers.0.multiplier"
+    for index in ("0", "٠", "０"):   # ASCII, Arabic-Indic and full-width zero: the same item
+        graph, applied = overrides.load(CGAN, [f"networks.Generator.layers.{index}.multiplier=2"])
+        assert applied[0][0] == f"networks.Generator.layers.{index}.multiplier"
+        assert graph.networks["Generator"].layer("Z").settings["multiplier"] == 2.0
 
 
 def test_set_reads_numbers_dates_and_text_as_graph_files_do():

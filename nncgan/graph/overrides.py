@@ -19,7 +19,9 @@ from ..errors import GraphError
 from ..layers import get as get_layer_type
 from .yamlio import Node, Seq, dump, load_file, load_value
 
-INDEX = re.compile(r"[0-9]{1,9}")  # ASCII digits: str.isdigit() also passes '²', which int() refuses
+# Decimal digits, any script's ('٣' is 3), as int() reads them; str.isdigit() also passes '²', which
+# int() refuses, and a 5,000-digit index is past int()'s own limit.
+INDEX = re.compile(r"\d{1,9}")
 
 
 def _kind(v):
