@@ -93,6 +93,13 @@ def test_image_between_pillows_warning_and_error_is_refused(tmp_path, monkeypatc
         registry.file_dataset("folder", str(tmp_path / "d"))
 
 
+def test_a_folder_size_too_large_to_allocate_is_refused(tmp_path):
+    _folder(tmp_path / "d", {"a.png": Image.new("L", (8, 8))})
+    with no_hang(), pytest.raises(DataError, match=r"size \[3, 100000, 100000\] is 30,000,000,000 values per "
+                                                   r"image; nncgan takes at most 268,435,456"):
+        registry.file_dataset("folder", str(tmp_path / "d"), size=[3, 100000, 100000])
+
+
 def test_looping_links_in_a_folder_dataset_are_named(tmp_path):
     _folder(tmp_path / "d", {"a.png": Image.new("L", (8, 8))})
     os.symlink("loop.png", tmp_path / "d" / "digit" / "loop.png")

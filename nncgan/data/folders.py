@@ -30,6 +30,7 @@ from .samples import Arrays, Samples, fits_in_memory, read_all
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 LAYOUTS = ("classes", "paired", "side-by-side", "unpaired")
+MAX_SAMPLE_VALUES = 1 << 28  # as nncgan.graph.parse.MAX_ELEMENTS: what an Input may hold per sample
 
 
 def _stat(p):
@@ -178,6 +179,9 @@ def _check_size(size, where):
     if not ok:
         raise DataError(f"{where}: size must be [channels, height, width] with channels 1 (grayscale) "
                         f"or 3 (RGB), got {size!r}")
+    if size[0] * size[1] * size[2] > MAX_SAMPLE_VALUES:  # every image is resized to it: refused before
+        raise DataError(f"{where}: size {list(size)} is {size[0] * size[1] * size[2]:,} values per image; "
+                        f"nncgan takes at most {MAX_SAMPLE_VALUES:,} (the graph's limit per sample)")
     return tuple(size)
 
 
