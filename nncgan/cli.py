@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .errors import GraphError, NncganError, RunError
+from .limits import MAX_BATCH, MAX_COUNT, MAX_EPOCHS, MAX_IMAGES, count, seed, truncation
 
 
 def _quiet_nnabla():
@@ -87,7 +88,7 @@ def cmd_train(args):
         from .train.progress import file_log
         log = file_log(args.log_file)
     if args.batch_size:
-        graph.config.batch_size = args.batch_size
+        _set_batch_size(graph, args.batch_size)
     from .train import distributed
     if args.comm != "none":
         from .train.launch import launch_if_asked
@@ -123,7 +124,7 @@ def _train(args, graph, run, info, log):
         base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
         graph = _parse(run / runs.GRAPH_COPY, base_dir=base)
         if args.batch_size:
-            graph.config.batch_size = args.batch_size
+            _set_batch_size(graph, args.batch_size)
         elif info.get("batch_size"):
             graph.config.batch_size = info["batch_size"]
         runs.update_info(run, status="running")
@@ -157,6 +158,24 @@ def _train(args, graph, run, info, log):
     return 0
 
 
+def _set_batch_size(graph, n):
+    from .limits import memory_error
+    for net in graph.networks.values():
+        msg = memory_error(net, n, "--batch-size")
+        if msg:
+            raise RunError(msg)
+    graph.config.batch_size = n
+
+
+def _check_images(graph, executor, n, what):
+    """`n` images of the executor's network must fit in memory: refused before anything is built."""
+    from .limits import memory_error
+    ex = graph.executors.get(executor) if executor else graph.executor
+    msg = memory_error(graph.networks[ex.network], n, what) if ex is not None else None
+    if msg:
+        raise RunError(msg)
+
+
 def cmd_infer(args):
     import numpy as np
     from . import context, feeds, inference
@@ -167,6 +186,8 @@ def cmd_infer(args):
     run = gan_run(args.run, args.runs_dir, "drawing from")
     graph = inference.run_graph(run)
     context.select(args.context)
+    if not args.arithmetic:
+        _check_images(graph, args.executor, *((args.steps, "--steps") if args.interpolate else (args.num, "--num")))
     if args.interpolate or args.arithmetic:
         from .infer_latent import infer_latent
         loaded = inference.load(run, args.steps if args.interpolate else 4, args.executor, args.no_ema, graph)
@@ -311,8 +332,8 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a graph; each run is a folder under runs/")
     t.add_argument("graph")
-    t.add_argument("--epochs", type=int, help="train up to this many epochs (default: config.max_epoch)")
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--epochs", type=count(1, MAX_EPOCHS), help="train up to this many epochs (default: config.max_epoch)")
+    t.add_argument("--batch-size", type=count(1, MAX_BATCH))
     t.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
     t.add_argument("--out", help="the run folder (default: runs/<time>-<graph name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (or the latest run of this graph)")
@@ -351,20 +372,20 @@ def build_parser():
                    help="with a pipeline: the run folder of stage NAME (default: the file's run:)")
     i.add_argument("--label", type=int, help="the class to draw (conditional graphs)")
     i.add_argument("--run", help="the run folder (default: the most recent run)")
-    i.add_argument("--num", type=int, default=100, help="number of images (default 100, a 10x10 tile)")
-    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--num", type=count(1, MAX_IMAGES), default=100, help="number of images (default 100, a 10x10 tile)")
+    i.add_argument("--seed", type=seed, default=0)
     i.add_argument("--out", help="the PNG to write (default: RUN/infer/label_<L>_seed<S>.png)")
     i.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
-    i.add_argument("--truncation", type=float, metavar="T",
+    i.add_argument("--truncation", type=truncation, metavar="T",
                    help="redraw latent values beyond +-T until within (fewer, more typical images)")
     i.add_argument("--no-ema", action="store_true",
                    help="draw with the trained parameters, not their average (runs with config.ema)")
-    i.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED1", "SEED2"),
+    i.add_argument("--interpolate", nargs=2, type=seed, metavar=("SEED1", "SEED2"),
                    help="a strip of images walking from SEED1's latent code to SEED2's")
-    i.add_argument("--steps", type=int, default=10, help="images in the --interpolate strip (default 10)")
+    i.add_argument("--steps", type=count(1, MAX_IMAGES), default=10, help="images in the --interpolate strip (default 10)")
     i.add_argument("--interp", choices=("auto", "slerp", "linear"), default="auto",
                    help="auto: slerp for Normal latents, linear for Uniform ones")
-    i.add_argument("--arithmetic", nargs=3, type=int, metavar=("S1", "S2", "S3"),
+    i.add_argument("--arithmetic", nargs=3, type=seed, metavar=("S1", "S2", "S3"),
                    help="z1 - z2 + z3 of these seeds' codes, shown with its three sources")
     i.add_argument("--labels", metavar="A,B,C[,R]", help="with --arithmetic: a label per code (and the result)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
@@ -373,8 +394,8 @@ def build_parser():
     v = sub.add_parser("eval", help="sample quality of a run, read by a trained classifier: label accuracy, "
                                      "Frechet distance, diversity, mode collapse")
     v.add_argument("run", nargs="?", help="the run folder (default: the most recent GAN run)")
-    v.add_argument("--num", type=int, default=100, help="images per label (default 100)")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--num", type=count(1, MAX_IMAGES), default=100, help="images per label (default 100)")
+    v.add_argument("--seed", type=seed, default=0)
     v.add_argument("--classifier", metavar="RUN", help="the classifier run to read images with (default: the "
                                                           "latest finished run of graphs/classifier_<dataset>.yaml)")
     v.add_argument("--images-from", choices=("generator", "test", "repeat"), default="generator",
@@ -404,8 +425,8 @@ def build_parser():
     x.add_argument("-o", "--out", help="the file to write (default: RUN/export/<run>.<format>)")
     x.add_argument("--dataset-csv", metavar="CSV", help="NNC CSV file of the Training dataset (nnp)")
     x.add_argument("--validation-csv", metavar="CSV", help="NNC CSV file of the Validation dataset (nnp)")
-    x.add_argument("--batch-size", type=int, help="default: the graph's config.batch_size")
-    x.add_argument("--max-epoch", type=int, help="training_config.max_epoch (nnp; default: the graph's)")
+    x.add_argument("--batch-size", type=count(1, MAX_BATCH), help="default: the graph's config.batch_size")
+    x.add_argument("--max-epoch", type=count(1, MAX_EPOCHS), help="training_config.max_epoch (nnp; default: the graph's)")
     x.add_argument("--no-monitors", action="store_true", help="leave out NNC's train/valid error monitors (nnp)")
     x.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     x.set_defaults(func=cmd_export)
@@ -421,14 +442,17 @@ def build_parser():
     e.add_argument("dataset", help="mnist or fashion-mnist")
     e.add_argument("dir", help="output folder")
     e.add_argument("--split", nargs="+", choices=("train", "test"), default=["train", "test"])
-    e.add_argument("--limit", type=int, help="the first N samples of each split only")
+    e.add_argument("--limit", type=count(1, MAX_COUNT), help="the first N samples of each split only")
     e.add_argument("--data-dir", help="directory holding the dataset files")
     e.set_defaults(func=cmd_dataset_export)
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    try:  # numbers are range-checked by their argparse types (nncgan.limits): a usage error, exit 2
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        return e.code
     from .hints import invoked
     invoked(sys.argv[1:] if argv is None else argv)
     from .bundled import resolve

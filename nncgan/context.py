@@ -3,6 +3,9 @@ import nnabla as nn
 from nnabla.ext_utils import get_extension_context
 
 CHOICES = ("auto", "cpu", "cudnn")
+HALF_ON_CPU = ("nncgan: warning: --type-config half on the CPU: NNabla has no float16 CPU kernels and "
+               "emulates them, many times slower than float; half is meant for CUDA GPUs "
+               "(docs/performance.md). Use --type-config float here.")
 
 
 def cuda_available():
@@ -21,5 +24,7 @@ def select(name="auto", type_config="float", log=print):
             backend = "cudnn"
         elif name == "cudnn":  # asked for by name; with auto, `train` says "on cpu" and that is enough
             log("nncgan: nnabla-ext-cuda (cuDNN) is not available; computing on the CPU")
+    if backend == "cpu" and type_config == "half":
+        log(HALF_ON_CPU)
     nn.set_default_context(get_extension_context(backend, type_config=type_config))
     return backend

@@ -9,15 +9,37 @@ def _latent(kind, multiplier, shape, rng):
     return (rng.standard_normal(shape) if kind == "Normal" else rng.uniform(-1.0, 1.0, shape)) * multiplier
 
 
+MAX_REDRAWS = 64  # rounds of redrawing; a tiny limit (1e-300) accepts almost nothing, and would never end
+
+
 def truncated(kind, multiplier, shape, rng, limit):
     """Latents as the generator draws them, each value beyond +-limit redrawn until within
-    (the truncation trick: fewer, more typical samples). `limit` must be > 0."""
+    (the truncation trick: fewer, more typical samples). `limit` must be > 0.
+
+    Values still outside after MAX_REDRAWS rounds are drawn from the truncated distribution
+    itself (inverse CDF): the same distribution, in bounded time for any limit."""
     v = _latent(kind, multiplier, shape, rng)
     bad = np.abs(v) > limit
-    while bad.any():
+    for _ in range(MAX_REDRAWS):
+        if not bad.any():
+            return v
         v[bad] = _latent(kind, multiplier, int(bad.sum()), rng)
         bad = np.abs(v) > limit
+    if bad.any():
+        v[bad] = _truncated_exactly(kind, abs(multiplier), int(bad.sum()), rng, limit)
     return v
+
+
+def _truncated_exactly(kind, scale, n, rng, limit):
+    """n values of scale * Normal (or scale * Uniform(-1, 1)) conditioned on |value| <= limit."""
+    if kind != "Normal":
+        return rng.uniform(-1.0, 1.0, n) * min(limit, scale)
+    if limit < 1e-4 * scale:  # the density is flat there to 5e-9: uniform, which ndtri cannot resolve
+        return rng.uniform(-limit, limit, n)
+    from scipy.special import ndtr, ndtri
+    lo = ndtr(-limit / scale)
+    z = ndtri(rng.uniform(lo, 1.0 - lo, n)) * scale
+    return np.clip(z, -limit, limit)  # ndtri(0.5 +- 1e-17) rounds: keep the promise exactly
 
 
 def data_inputs(graph, executor=None):

@@ -98,6 +98,6 @@ def test_latent_options_are_checked(trained_run, capsys):
     assert cli.main(base + ["--label", "1", "--interpolate", "1", "2", "--steps", "1"]) == 2
     assert "--steps must be at least 2" in capsys.readouterr().err
     assert cli.main(base + ["--label", "1", "--interpolate", "1", "2", "--steps", "0"]) == 2
-    assert "--steps must be at least 1" in capsys.readouterr().err
+    assert "argument --steps: must be at least 1" in capsys.readouterr().err
     assert cli.main(base + ["--label", "1", "--interpolate", "1", "2", "--arithmetic", "1", "2", "3"]) == 2
     assert "not both" in capsys.readouterr().err

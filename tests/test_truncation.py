@@ -33,5 +33,5 @@ def test_sampler_truncates_the_executors_latents_only():
 
 def test_truncation_must_be_positive(capsys):
     assert cli.main(["infer", "--truncation", "0"]) == 2
-    assert "--truncation must be a positive number" in capsys.readouterr().err
+    assert "argument --truncation: must be a positive number" in capsys.readouterr().err
     # that infer --truncation states T in the PNG's metadata is tested with a trained run in test_ema.py

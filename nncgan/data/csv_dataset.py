@@ -25,6 +25,7 @@ from .samples import Arrays, Samples, fits_in_memory, read_all
 
 # NNabla's loader reads these with PIL; a cell with another extension is not an image.
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _number(cell):
@@ -125,7 +126,12 @@ class CsvTable:
         out = []
         for var in self.variables:
             a = np.asarray(values[var])
-            a = a if a.dtype == np.uint8 else a.astype(np.float32)
+            if a.dtype != np.uint8:
+                with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+                    a = a.astype(np.float32)
+            if a.dtype != np.uint8 and not np.isfinite(a).all():  # inf, nan, or beyond float32 (1e39)
+                raise DataError(f"{self.where(i)}: '{var}' must hold finite numbers, got "
+                                f"{', '.join(self._cells(i, var))[:80]}")
             if hasattr(self, "shapes") and a.shape != self.shapes[var]:  # row 1 sets the shapes
                 if var in self.images:
                     raise DataError(f"{self.where(i)}: {self.file_of(self._cells(i, var)[0])}: image of '{var}' "
@@ -142,8 +148,8 @@ class CsvTable:
             self.check_row(i)
             for j, k in enumerate(cols):
                 x = _number(row[k])
-                if x is None:
-                    raise DataError(f"{self.where(i)}: '{var}' must be a number, got {row[k]!r}")
+                if x is None or not abs(x) <= FLOAT32_MAX:  # inf, nan, or inf once float32 (1e39)
+                    raise DataError(f"{self.where(i)}: '{var}' must be a finite number, got {row[k]!r}")
                 out[i, j] = x
         return out
 
@@ -154,11 +160,22 @@ class CsvTable:
         y = self.column("y")[:, 0]
         if np.any(y < 0) or np.any(y != np.floor(y)):
             return 0
-        k = int(y.max()) + 1
-        missing = sorted(set(range(k)) - set(y.astype(int).tolist()))
-        if missing:
+        # The classes 0..max, each needing a row, found from the labels present (never a set of
+        # range(max): a label of 1e8 would build one of 10^8 numbers).
+        present = [int(v) for v in np.unique(y).tolist()]  # Python ints: a label may be 3e38
+        k = present[-1] + 1
+        if len(present) < k:
+            missing, expect = [], 0
+            for v in present:
+                missing += range(expect, min(v, expect + 5 - len(missing)))
+                expect = v + 1
+                if len(missing) >= 5:
+                    break
+            more = k - len(present) - len(missing)
+            big = int(np.argmax(y))
             raise DataError(f"{self.path}: labels of 'y' run 0..{k - 1} but no row has label "
-                            f"{', '.join(map(str, missing))}: an empty class")
+                            f"{', '.join(map(str, missing))}{f' (and {more:,} more)' if more else ''}: "
+                            f"an empty class" + (f"; the largest, {self._cells(big, 'y')[0]}, is in row {big + 1} (line {big + 2})" if more else ""))
         return k
 
 

@@ -17,6 +17,9 @@ Images are uint8 (C, H, W), scaled by 1/255 at batch time like NNC's image datas
 """
 from __future__ import annotations
 
+import errno
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +30,63 @@ from .samples import Arrays, Samples, fits_in_memory, read_all
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 LAYOUTS = ("classes", "paired", "side-by-side", "unpaired")
+MAX_SAMPLE_VALUES = 1 << 28  # as nncgan.graph.parse.MAX_ELEMENTS: what an Input may hold per sample
+
+
+def _stat(p):
+    """os.stat of `p` (following links), None when absent; a link that loops is an error naming it."""
+    try:
+        return os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"{p}: a symbolic link that loops (it leads back to itself)") from None
+        return None
+
+
+def _entries(d, kind):
+    import stat
+    test = stat.S_ISDIR if kind == "dir" else stat.S_ISREG  # FIFOs and devices are never images
+    out = []
+    for p in d.iterdir():
+        if p.name.startswith(".") or (kind == "file" and p.suffix.lower() not in IMAGE_EXTS):
+            continue
+        st = _stat(p)
+        if st is not None and test(st.st_mode):
+            out.append(p)
+    return sorted(out)
 
 
 def _subdirs(d):
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return _entries(d, "dir")
 
 
 def _images(d):
-    return sorted(p for p in d.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS)
+    return _entries(d, "file")
+
+
+def _opened(path):
+    """The image at `path`, opened (pixels not decoded); DataError for what is not a usable image.
+
+    Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89 M pixels) is an error from the
+    limit on: Pillow itself only warns up to twice that, and decodes gigabytes."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise DataError(f"{path}: the image has more pixels than Pillow's decompression-bomb limit of "
+                        f"{Image.MAX_IMAGE_PIXELS:,}; shrink it before training") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:  # unreadable, not an image
+        raise DataError(f"{path}: cannot read the image ({e})") from None
 
 
 def _open(path):
-    try:
-        with Image.open(path) as im:
+    with _opened(path) as im:
+        try:
             im.load()
             return im.copy()
-    except (OSError, UnidentifiedImageError, ValueError) as e:  # unreadable, truncated, not an image
-        raise DataError(f"{path}: cannot read the image ({e})") from None
+        except (OSError, ValueError) as e:  # truncated, corrupt
+            raise DataError(f"{path}: cannot read the image ({e})") from None
 
 
 def _channels(mode):
@@ -63,11 +105,8 @@ class ImageReader:
 
     def probe(self, path, crop=None):
         """What read() would refuse, from the file's header alone (no pixels decoded)."""
-        try:
-            with Image.open(path) as im:
-                mode, w, h = im.mode, im.width, im.height
-        except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise DataError(f"{path}: cannot read the image ({e})") from None
+        with _opened(path) as im:
+            mode, w, h = im.mode, im.width, im.height
         if crop is not None:
             if w % 2:
                 raise DataError(f"{path}: width {w} is odd; a side-by-side image holds A and B "
@@ -140,6 +179,9 @@ def _check_size(size, where):
     if not ok:
         raise DataError(f"{where}: size must be [channels, height, width] with channels 1 (grayscale) "
                         f"or 3 (RGB), got {size!r}")
+    if size[0] * size[1] * size[2] > MAX_SAMPLE_VALUES:  # every image is resized to it: refused before
+        raise DataError(f"{where}: size {list(size)} is {size[0] * size[1] * size[2]:,} values per image; "
+                        f"nncgan takes at most {MAX_SAMPLE_VALUES:,} (the graph's limit per sample)")
     return tuple(size)
 
 
@@ -153,6 +195,7 @@ def _layout(root, layout):
 
 
 def _need_images(d, what):
+    _stat(d)
     files = _images(d) if d.is_dir() else []
     if not d.is_dir():
         raise DataError(f"{d}: no such folder ({what})")
@@ -164,6 +207,7 @@ def _need_images(d, what):
 def scan(root, size=None, layout=None):
     """Find the files and labels; read only the first image of each variable (for its shape)."""
     root = Path(root)
+    _stat(root)  # a looping link is said as such, not "no such folder"
     if not root.is_dir():
         raise DataError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
     shape = _check_size(size, root) if size is not None else None

@@ -12,6 +12,7 @@ import numpy as np
 from nnabla.monitor import Monitor, MonitorSeries
 
 from ..errors import NncganError
+from ..limits import derived_seed
 from ..train.progress import MONITOR_DIR, _truncate_series
 from . import classifier as C
 
@@ -71,7 +72,7 @@ class GanEpochEval(_Scorer):
         if self.ref is None:  # real statistics once, at the first epoch's end
             self.ref = Reference(self.clf, SAMPLES_PER_LABEL * self.clf.classes, 0, self.data_dir,
                                  log=lambda *a: None)
-        rng = np.random.RandomState(self.graph.config.seed + 104729)  # the same latents every epoch
+        rng = np.random.RandomState(derived_seed(self.graph.config.seed, 104729))  # the same latents every epoch
         images, labels = [], []
         n = self.sampler.n
         for _ in range(-(-SAMPLES_PER_LABEL // n)):

@@ -13,6 +13,7 @@ import nnabla as nn
 
 from .. import run as runs
 from ..errors import RunError
+from ..limits import memory_error
 from . import classifier as C
 from .score import Reference, score
 
@@ -42,6 +43,9 @@ def generated(run, num, seed, no_ema=False):
                        f"none, so there is nothing to evaluate (nncgan eval scores a GAN run)")
     nn.clear_parameters()
     folder = checkpoint.latest(run)
+    too_many = memory_error(graph.networks[graph.executor.network], num, "--num")
+    if too_many:
+        raise RunError(too_many)
     sampler = Sampler(graph, num)
     epoch = checkpoint.load(run)["epoch"]
     used_ema = False if no_ema else ema.load_into_parameters(folder)

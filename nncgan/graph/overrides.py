@@ -12,13 +12,16 @@ still points at the line of the file; the run folder gets the overridden graph a
 """
 import difflib
 import os
-
-import yaml
+import re
 
 from .. import schedules, solvers
 from ..errors import GraphError
 from ..layers import get as get_layer_type
-from .yamlio import Node, Seq, dump, load_file
+from .yamlio import Node, Seq, dump, load_file, load_value
+
+# Decimal digits, any script's ('٣' is 3), as int() reads them; str.isdigit() also passes '²', which
+# int() refuses, and a 5,000-digit index is past int()'s own limit.
+INDEX = re.compile(r"\d{1,9}")
 
 
 def _kind(v):
@@ -88,15 +91,11 @@ def _settable(parent, path):
 
 
 def parse_assignment(text):
-    """'a.b.0.c=VALUE' -> (['a', 'b', '0', 'c'], value parsed as YAML)."""
+    """'a.b.0.c=VALUE' -> (['a', 'b', '0', 'c'], value parsed as YAML, as graph files are read)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise GraphError(f"--set {text}: expected PATH=VALUE, e.g. --set config.batch_size=32")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as e:
-        raise GraphError(f"--set {text}: the value is not valid YAML: {getattr(e, 'problem', e)}") from None
-    return key.strip().split("."), parsed
+        raise GraphError(f"--set {text[:200]}: expected PATH=VALUE, e.g. --set config.batch_size=32")
+    return key.strip().split("."), load_value(value, f"--set {key.strip()[:200]}=...")
 
 
 def apply(raw, assignments, path="graph"):
@@ -122,7 +121,7 @@ def _apply_one(raw, text, file):
         last = i == len(parts) - 1
         here = ".".join(walked) or "the top level"
         if isinstance(node, Seq):
-            if not part.isdigit() or int(part) >= len(node):
+            if not INDEX.fullmatch(part) or int(part) >= len(node):
                 raise GraphError(f"{file}:{node.line}: --set {text}: {here} is a list of {len(node)} "
                                  f"item(s); give an index 0..{len(node) - 1}, got '{part}'")
             key = int(part)

@@ -7,7 +7,7 @@ the layer registry, so a broken graph fails before any memory is allocated.
 import difflib
 import os
 
-from .. import schedules, solvers
+from .. import limits, schedules, solvers
 from ..data import registry
 from ..data.registry import DATASETS
 from ..errors import DataError, GraphError
@@ -29,6 +29,8 @@ LAYER_KEYS = ("name", "type", "input", "inputs", "scope", "lr_mult", "target")
 USE_KEYS = ("use", "inputs", "prefix", "scope_prefix", "lr_mult", "settings")
 MISSING = object()
 MAX_ELEMENTS = 1 << 28  # per sample or parameter: 1 GiB of float32 (the NNC sample's largest is 1.6 M)
+CONFIG_MAX = {"seed": limits.SEED_MAX, "batch_size": limits.MAX_BATCH, "max_epoch": limits.MAX_EPOCHS,
+              "ema_start": limits.MAX_COUNT}
 
 
 def _suggest(word, options):
@@ -159,6 +161,7 @@ class _Parser:
                 self.p.add(self.where(self.raw["config"]["monitor"], "monitors"),
                            f"config.monitor: monitor '{name}': unknown network '{m['network']}'"
                            f"{_suggest(m['network'], networks)}")
+        self.check_batch(networks, config)
         optimizers = self.parse_optimizers(networks)
         executors = self.parse_executors(networks)
         if self.p.items:
@@ -230,14 +233,15 @@ class _Parser:
                 vals[key] = spec
                 continue
             least = 0 if key in ("seed", "ema_start") else 1
+            most = CONFIG_MAX.get(key)
             if isinstance(default, bool):
                 ok = isinstance(v, bool)
             else:
-                ok = isinstance(v, int) and not isinstance(v, bool) and v >= least
+                ok = isinstance(v, int) and not isinstance(v, bool) and least <= v <= most
             if not ok:
                 self.p.add(self.where(node, key), f"config.{key} must be "
                            + ("true or false" if isinstance(default, bool) else
-                              f"an integer >= {least}") + f", got {v!r}")
+                              f"an integer {least}..{most:,}") + f", got {v!r}")
             else:
                 vals[key] = v
         if vals["save_best"]:
@@ -674,6 +678,14 @@ class _Parser:
                             self.p.add(l.where, f"parameter {path} has lr_mult {l.lr_mult[p]} here but "
                                                 f"{mults[path][0]} at layer '{mults[path][1]}' of the same network")
                         mults.setdefault(path, (l.lr_mult[p], l.name))
+
+    def check_batch(self, networks, config):
+        """A batch of every network must fit: refused here, not by NNabla's allocator in `train`."""
+        for net in networks.values():
+            msg = limits.memory_error(net, config.batch_size, "config.batch_size")
+            if msg:
+                self.p.add(self.where(self.raw.get("config", self.raw), "batch_size"), msg)
+                return
 
     # ---- training and runtime
     def parse_optimizers(self, networks):

@@ -8,6 +8,7 @@ checked as `nncgan check` checks it before this returns; NNC's monitors become `
 what nncgan cannot express (an optimizer's iteration range, ...) is named, with its file, line and section, in a
 warning and in the file's header.
 """
+import math
 from pathlib import Path
 
 from ..errors import GraphError
@@ -84,9 +85,10 @@ def literal(text):
     except ValueError:
         pass
     try:
-        return float(text)
+        v = float(text)
     except ValueError:
         return text
+    return v if math.isfinite(v) else text  # 'inf', or 400 digits: the checks then name the text
 
 
 def compact_lr_mult(mults):
@@ -186,7 +188,7 @@ def from_sdcproj(project):
                   for k in range(project.value(s, "SolverParameterNum", int))}
         where = f"{project.path}:{s.line}: [{s.name}]"
         optimizers[oname] = {"network": net, "solver": solver_entry(project.value(s, "SolverName"), params, where),
-                             "update_interval": int(s.get("UpdateInterval", "1")),
+                             "update_interval": project.value(s, "UpdateInterval", int, 1),
                              **_sdc_schedule(project, s, notes)}
     monitors = project.numbered("Monitor", "Config", "NumMonitor")
     if monitors:  # NNC runs them, and they move BatchNormalization's statistics: the graph runs them too
@@ -251,7 +253,10 @@ def _sdc_schedule(project, s, notes):
             out["lr_scheduler"] = {"type": kind, "gamma": gamma, "interval": num("LearningRateUpdateInterval", 1, int),
                                    "unit": unit("LearningRateUpdateIntervalUnit")}
     elif kind == "Step":
-        steps = [int(x) for x in s.get("LearningRateSteps", "").replace(" ", "").split(",") if x]
+        text = s.get("LearningRateSteps", "").replace(" ", "")
+        if not all(x.isdigit() and len(x) < 19 for x in text.split(",") if x):
+            project.fail(s.values["LearningRateSteps"][1], s.name, f"LearningRateSteps as whole numbers, got {text[:40]!r}")
+        steps = [int(x) for x in text.split(",") if x]
         out["lr_scheduler"] = {"type": kind, "gamma": num("LearningRateMultiplier", 0.1), "steps": steps,
                                "unit": unit("LearningRateUpdateIntervalUnit")}
     elif kind == "Polynomial":
@@ -269,7 +274,7 @@ def _sdc_schedule(project, s, notes):
         project.fail(s.values["LearningRateWarmupScheduler"][1], s.name, f"LearningRateWarmupScheduler None or "
                                                                          f"Linear, got {warm!r}")
     if s.get("RangeFrom", "-1") != "-1" or s.get("RangeTo", "-1") != "-1":
-        notes.append(f"{project.path}:{s.values['RangeFrom'][1]}: [{s.name}] RangeFrom/RangeTo "
+        notes.append(f"{project.path}:{s.values.get('RangeFrom', s.values.get('RangeTo'))[1]}: [{s.name}] RangeFrom/RangeTo "
                      f"{s.get('RangeFrom')}..{s.get('RangeTo')} (nncgan runs every optimizer at every iteration)")
     for key, (value, line) in s.values.items():
         if key not in OPTIMIZER_READ and not key.startswith("SolverParameter"):
@@ -323,11 +328,18 @@ def _sdc_layer(project, l, inputs):
     def bad(what):
         project.fail(l.line, l.section, what)
 
+    def number(prop, default):
+        """A property that must be a finite number (a multiplier)."""
+        v = literal(p.get(prop, default))
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            bad(f"{prop} of {l.type} '{name}' to be a number, got {p.get(prop)!r}")
+        return float(v)
+
     if lt.is_input:
         out["size"] = literal(p.get("Size", ""))
         gen = p.get("Generator", "None")
         if gen not in ("", "None"):
-            out["generator"], out["multiplier"] = gen, literal(p.get("GeneratorMultiplier", "1.0"))
+            out["generator"], out["multiplier"] = gen, number("GeneratorMultiplier", "1.0")
         else:
             out["dataset"] = p.get("Dataset") or bad("an Input with a Dataset variable or a Generator")
         return out
@@ -335,7 +347,7 @@ def _sdc_layer(project, l, inputs):
         if len(inputs) == 1:
             gen = p.get("T.Generator", "None")
             if gen not in ("", "None"):
-                out["target"] = {"generator": gen, "multiplier": literal(p.get("T.GeneratorMultiplier", "1.0"))}
+                out["target"] = {"generator": gen, "multiplier": number("T.GeneratorMultiplier", "1.0")}
             elif p.get("T.Dataset"):
                 out["target"] = {"dataset": p["T.Dataset"]}
             else:
@@ -350,10 +362,10 @@ def _sdc_layer(project, l, inputs):
             if attr == "File" and value:
                 bad(f"parameters initialised by their initializer ({prop}={value!r} reads a file nncgan does not)")
             if attr == "LRateMultiplier" and pname not in lt.fixed_params:
-                mults[pname] = float(literal(value))
+                mults[pname] = number(prop, "1.0")
             key = f"{pname.lower()}_init"   # W -> w_init, var -> var_init
             if attr == "Initializer" and key in lt.settings:
-                mult = float(literal(p.get(f"{pname}.InitializerMultiplier", "1.0")))
+                mult = number(f"{pname}.InitializerMultiplier", "1.0")
                 if value not in initializers.NAMES:
                     bad(f"an initializer nncgan knows for {prop} ({', '.join(initializers.NAMES)}), got {value!r}")
                 if (value, mult) != lt.settings[key].default or pname == "W":

@@ -17,7 +17,7 @@ from nnabla.utils import nnabla_pb2
 from .. import solvers
 from ..layers import get as get_layer_type, initializers
 from .nnc_import import compact_lr_mult, dataset_entry, in_build_order
-from .sdcproj import ImportError_
+from .sdcproj import ImportError_, open_regular, read_regular
 
 MAX_BYTES = 64 << 20
 LOSSES = ("BinaryCrossEntropy", "SigmoidCrossEntropy", "SquaredError", "AbsoluteError", "SoftmaxCrossEntropy",
@@ -42,7 +42,7 @@ def read_proto(path):
     path = Path(path)
     try:
         if path.suffix.lower() == ".nnp":
-            with zipfile.ZipFile(path) as z:
+            with open_regular(path, "an NNP") as f, zipfile.ZipFile(f) as z:
                 names = [i for i in z.infolist() if i.filename.endswith((".nntxt", ".prototxt"))]
                 if not names:
                     raise ImportError_(f"{path}: expected an NNP holding a .nntxt network definition; "
@@ -51,9 +51,7 @@ def read_proto(path):
                     raise ImportError_(f"{path}: {names[0].filename} is larger than {MAX_BYTES >> 20} MiB")
                 data, label = z.read(names[0]), f"{path}:{names[0].filename}"
         else:
-            if path.stat().st_size > MAX_BYTES:
-                raise ImportError_(f"{path}: expected a network definition of at most {MAX_BYTES >> 20} MiB")
-            data, label = path.read_bytes(), str(path)
+            data, label = read_regular(path, MAX_BYTES, "a network definition"), str(path)
     except zipfile.BadZipFile:
         raise ImportError_(f"{path}: expected an NNP (a zip file); it is not one") from None
     except OSError as e:
@@ -307,7 +305,12 @@ def _conv(kind):
         _no_channel_last(p)
         if kind == "deconvolution" and any(p.output_padding.dim):
             raise ValueError("no output_padding (nncgan's Deconvolution has none)")
-        w, group = in_shapes[1], p.group or 1   # W: (out, in/g, *k) or, deconvolving, (in, out/g, *k)
+        if "W" not in scoped:
+            raise ValueError(f"expected a parameter W (the kernel) among its inputs, named '<scope>/{get_layer_type(f.type).param_prefix}/W'")
+        # W: (out, in/g, *k) or, deconvolving, (in, out/g, *k)
+        w, group = in_shapes[list(f.input).index(scoped["W"])], p.group or 1
+        if len(w) < 3:
+            raise ValueError(f"expected W of shape (maps, maps, *kernel), got {tuple(w)}")
         return {"out_maps": w[0] if kind == "convolution" else w[1] * group, "kernel_shape": list(w[2:]),
                 "pad": list(p.pad.dim), "stride": list(p.stride.dim), "dilation": list(p.dilation.dim),
                 "group": group, "with_bias": "b" in scoped}

@@ -6,6 +6,9 @@ one layer (by ID) to an input pin of another; `[Config]`, `[Optimizer_<i>]`,
 `[Executor_<i>]`, `[Dataset_<i>]` hold the training setup. Every value keeps its line, so
 an error names the file, the line and the section.
 """
+import math
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
@@ -82,21 +85,28 @@ class Project:
                                    f"and its layers in [<Network>_Layer_<i>])")
         return s
 
-    def value(self, section, key, kind=str):
+    def value(self, section, key, kind=str, default=None):
+        """The text of `key` in `section`, read as `kind` (str, int or float: a finite number);
+        `default` (a value of `kind`) when the line is absent, else absence is an error."""
         s = self.section(section) if isinstance(section, str) else section
         if key not in s.values:
+            if default is not None:
+                return default
             self.fail(s.line, s.name, f"a {key}= line in this section")
         text, line = s.values[key]
         if kind is int:
             try:
                 return int(text)
-            except ValueError:
+            except ValueError:  # not an integer, or 4,300 digits and more
                 self.fail(line, s.name, f"{key} to be an integer, got {text[:40]!r}")
         if kind is float:
             try:
-                return float(text)
+                v = float(text)
             except ValueError:
-                self.fail(line, s.name, f"{key} to be a number, got {text[:40]!r}")
+                v = math.nan
+            if not math.isfinite(v):
+                self.fail(line, s.name, f"{key} to be a finite number, got {text[:40]!r}")
+            return v
         return text
 
     def numbered(self, prefix, count_section, count_key):
@@ -126,14 +136,40 @@ class Project:
         return out
 
 
-def read(path):
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path, what):
+    """`path` opened for reading ('rb') when it is a regular file (links followed); ImportError_
+    otherwise. A FIFO is opened without blocking and a device (/dev/zero) refused, so neither
+    hangs the import nor streams into memory."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise ImportError_(f"cannot read {path}: {e.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise ImportError_(f"{path}: expected an NNC project of at most {MAX_BYTES >> 20} MiB")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise ImportError_(f"{path}: expected {what}, a regular file; it is {kind}")
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path, limit, what):
+    """The bytes of regular file `path`, at most `limit` of them (ImportError_ beyond)."""
+    try:
+        with open_regular(path, what) as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise ImportError_(f"{path}: expected {what} of at most {limit >> 20} MiB")
+    return data
+
+
+def read(path):
+    data = read_regular(path, MAX_BYTES, "an NNC project")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -15,6 +15,7 @@ from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
 from ..data.samples import check_labels
 from ..errors import RunError
+from ..limits import derived_seed
 from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
@@ -241,7 +242,7 @@ def _tile_sampler(graph):
 def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters, feed=None):
     if sampler is not None:
         # The same latents every epoch (a fixed seed), so tiles of successive epochs compare.
-        rng = np.random.RandomState(graph.config.seed + 7919)
+        rng = np.random.RandomState(derived_seed(graph.config.seed, 7919))
         rows = sampler.classes or 10
         labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
         progress.save_samples(run, epoch, sampler.draw(labels, rng, feed=feed), rows, SAMPLES_PER_CLASS)
