@@ -124,12 +124,9 @@ def is_classifier(graph):
 
 def write_test_accuracy(run, epoch, accuracy, n):
     import json
-    d = Path(run) / "eval"
-    d.mkdir(exist_ok=True)
-    tmp = d / f".{INFO}.tmp"
-    tmp.write_text(json.dumps({"epoch": epoch, "test_accuracy": accuracy, "test_samples": n}, indent=1) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, d / INFO)
+    from .. import safeio
+    safeio.write_text(Path(run) / "eval" / INFO,
+                      json.dumps({"epoch": epoch, "test_accuracy": accuracy, "test_samples": n}, indent=1) + "\n")
 
 
 def read_test_accuracy(run, epoch):

@@ -115,12 +115,22 @@ class _Parser:
         for name, node in nets_node.items():
             networks[name] = self.parse_network(str(name), node, nets_node.line_of(name), dataset)
         self.check_scopes(networks)
+        self.check_name()
         optimizers = self.parse_optimizers(networks)
         executors = self.parse_executors(networks)
         if self.p.items:
             raise GraphError(self.p.items)
         name = self.raw.get("name") or os.path.splitext(os.path.basename(self.path))[0]
         return Graph(self.path, str(name), dataset, config, networks, optimizers, executors, self.text, params)
+
+    def check_name(self):
+        """The graph's name becomes a run folder's name (runs/<time>-<name>): never a path."""
+        from ..safeio import name_problem
+        if "name" in self.raw:
+            name = self.raw.get("name")
+            problem = name_problem(name) if isinstance(name, str) else "must be a string"
+            if problem:
+                self.p.add(self.where(self.raw, "name"), f"the graph's name {name!r} {problem}")
 
     def parse_dataset(self):
         node = self.section("dataset")

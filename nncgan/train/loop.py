@@ -14,7 +14,7 @@ from ..builder import build_all
 from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
 from ..data.samples import check_labels
-from ..errors import RunError
+from ..errors import NncganError, RunError
 from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
@@ -48,6 +48,23 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def check_data_size(graph, arrays, batch_size, where):
+    """A dataset smaller than one batch trains nothing: refused before any run folder is made."""
+    from ..data.samples import length_of
+    n = length_of(arrays)
+    if n < batch_size:
+        raise RunError(f"{where}: the dataset {graph.dataset.name} has {n} training sample(s), fewer than one "
+                       f"batch of {batch_size}; lower config.batch_size (--batch-size {max(1, n)}) or use more data")
+
+
+def load_data(graph, data_dir=None, log=print):
+    """The training split of the graph's dataset, checked to hold at least one batch."""
+    info = resolve_dataset(graph.dataset.name)
+    arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    check_data_size(graph, arrays, graph.config.batch_size, graph.path)
+    return arrays
+
+
 def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False, evaluate=True,
           comm=distributed.SINGLE):
     """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state.
@@ -58,6 +75,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
     arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    check_data_size(graph, arrays, cfg.batch_size, graph.path)
     check_labels(graph, arrays, graph.dataset.name)  # before any training
 
     nn.clear_parameters()
@@ -96,6 +114,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                                      max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
 
+    saved = state["epoch"]  # the last epoch on disk: what a stop keeps
     with _stop_on_signals() as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
@@ -113,13 +132,13 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                         checkpoint.save(run, epoch, solvers, state)
                     else:
                         checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
+                saved = epoch
                 try:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
                         _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters,
                                        tile_feed)
-                except OSError as e:
-                    raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
-                                   f"be written in {run}: {e.strerror or e}") from None
+                except RunError as e:  # safeio's message names the file and why
+                    raise RunError(f"epoch {epoch} is saved in {run}, but {e}") from None
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
                     + f"  (saved {run})")
                 if evaluator is not None:
@@ -127,22 +146,36 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                         evaluator(epoch)
         except Interrupted as e:
             runs.update_info(run, status="interrupted")
-            if not state["epoch"] and not e.while_saving:
+            kept = state["epoch"] if e.while_saving else saved  # the save finishes before the signal
+            if not kept:
                 raise RunError(f"interrupted during epoch 1, before any epoch was saved in {run}; "
-                               f"start again with: nncgan train {graph.path}") from None
-            when = (f"while saving epoch {state['epoch']}, which was finished first" if e.while_saving
-                    else f"during epoch {state['epoch'] + 1}")
-            raise RunError(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
+                               f"start it again with: nncgan train {graph.path} --out {run} --restart") from None
+            when = (f"while saving epoch {kept}, which was finished first" if e.while_saving
+                    else f"during epoch {kept + 1}")
+            raise RunError(f"interrupted {when}; epoch {kept} is kept in {run}. "
                            f"Resume with: nncgan train {graph.path} --resume --out {run}") from None
         except Diverged as e:
             runs.update_info(run, status="diverged")
-            kept = (f"the last good epoch, {state['epoch']}, is kept in {run}" if state["epoch"]
+            kept = (f"the last good epoch, {saved}, is kept in {run}" if saved
                     else f"no epoch was saved in {run}")
-            raise RunError(f"training diverged: {e}; {kept}. Lower the learning rate (or check the "
-                           f"data) and train again") from None
+            raise RunError(f"training diverged: {e}; {kept}. {_divergence_advice(graph)}") from None
+        except RunError:  # a save that failed (full disk): the run stops, it is not "running"
+            with contextlib.suppress(NncganError):
+                runs.update_info(run, status="failed")
+            raise
     runs.update_info(run, status="finished" if state["epoch"] >= max_epoch else "stopped",
                      epochs=state["epoch"])
     return state
+
+
+def _divergence_advice(graph):
+    """What to change: batch normalisation of single samples is a cause of its own."""
+    bn = sorted({l.name for net in graph.networks.values() for l in net.layers if l.type == "BatchNormalization"})
+    if graph.config.batch_size == 1 and bn:
+        return (f"With a batch size of 1, BatchNormalization ({', '.join(bn[:3])}) normalises each sample by "
+                f"itself (a batch variance of 0), which makes the values NaN: train with a batch size of at "
+                f"least 2 (--batch-size)")
+    return "Lower the learning rate (or check the data) and train again"
 
 
 def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None):
