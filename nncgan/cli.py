@@ -36,7 +36,10 @@ def cmd_check(args):
             raise RunError("--set applies to a graph; a pipeline's stages carry their own 'set:' lists")
         print(pipeline.check(args.graph))
         return 0
-    print(describe(_parse_with_overrides(args)[0]))
+    graph = _parse_with_overrides(args)[0]
+    from .train.loop import check_batch_fits
+    check_batch_fits(graph)
+    print(describe(graph))
     return 0
 
 

@@ -58,7 +58,7 @@ def _held_by_other(run):
 def _in_use(out):
     """The RunError to raise if another process holds `out`'s lock now, else None (reads only)."""
     try:
-        fd = os.open(Path(out) / LOCK, os.O_RDONLY)
+        fd = os.open(Path(out) / LOCK, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
     try:
@@ -140,7 +140,7 @@ def clean_own(run):
 
 def _open_lock(run, create):
     try:
-        return os.open(Path(run) / LOCK, os.O_RDWR | (os.O_CREAT | (os.O_EXCL if create == "excl" else 0)
+        return os.open(Path(run) / LOCK, os.O_RDWR | os.O_NONBLOCK | (os.O_CREAT | (os.O_EXCL if create == "excl" else 0)
                                                      if create else 0), 0o644)
     except FileExistsError:
         raise RunError(f"{run} is being started by another nncgan train at this moment; "

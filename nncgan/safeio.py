@@ -60,6 +60,14 @@ def check_target(path):
     return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
+def fault(step):
+    """Fault injection for tests: with NNCGAN_FAIL_AT=STEP the process kills itself (SIGKILL) at
+    that step, as a power cut would; a no-op otherwise."""
+    if os.environ.get("NNCGAN_FAIL_AT") == step:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _umask_mode():
     mask = os.umask(0)
     os.umask(mask)
@@ -91,6 +99,7 @@ def atomic_path(path, kept="", what=None):
         os.close(fd)
         os.chmod(tmp, _umask_mode())  # mkstemp's 0600 would make every output private
         yield Path(tmp)
+        fault(f"write:{target.name}")  # written, not yet renamed
         fsync_path(tmp)
         check_target(path)  # still a regular file (or absent) at the last moment
         os.replace(tmp, target)

@@ -134,7 +134,8 @@ def read_test_accuracy(run, epoch):
     import json
     path = Path(run) / "eval" / INFO
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        from .. import safeio
+        saved = json.loads(safeio.read_text(path, limit=1 << 20))
         return float(saved["test_accuracy"]) if saved.get("epoch") == epoch else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -74,8 +74,12 @@ def parse_graph(path, base_dir=None, raw=None, text=None):
     if raw is None:
         raw = load_file(path)
     if text is None:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        from ..safeio import open_regular
+        try:
+            with open_regular(path, "r") as f:
+                text = f.read()
+        except OSError as e:
+            raise GraphError(f"{path}: cannot read the graph file: {e.strerror}") from None
     return _Parser(path, raw, text, base_dir or os.path.dirname(os.path.abspath(path))).parse()
 
 

@@ -250,7 +250,7 @@ def _dataset_uri(graph, csv_path, split):
 def _iterations_per_epoch(folder, graph, batch):
     """Without a CSV to count: the iterations per epoch the run itself made (at its batch size)."""
     try:
-        state = json.loads((folder / checkpoint.STATE).read_text(encoding="utf-8"))
+        state = json.loads(safeio.read_text(folder / checkpoint.STATE, limit=64 << 20))
         per_epoch = int(state["iteration"]) // int(state["epoch"])
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
         return 1

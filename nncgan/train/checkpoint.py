@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
 from pathlib import Path
 
 import h5py
@@ -48,28 +47,18 @@ def solver_file(name):
 
 
 EPOCH_NAME = re.compile(r"epoch_\d{4,}$")
-READERS = ".readers"  # flock'ed shared by readers, exclusively by the trainer removing old epochs
-
-
-def _hook(step):
-    """Fault injection for tests: NNCGAN_FAIL_AT=STEP makes the process kill itself (SIGKILL) there."""
-    if os.environ.get("NNCGAN_FAIL_AT") == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextlib.contextmanager
 def _readers_lock(root, mode):
-    """flock on checkpoints/.readers: LOCK_SH for a reader (waits while old epochs are being
-    removed), LOCK_EX|LOCK_NB for the trainer (yields False while someone reads). A folder that
-    cannot be written (read-only) has nothing removed from it, so readers there need no lock."""
+    """flock on the checkpoints folder itself (nothing is written, so a read-only run works):
+    LOCK_SH for a reader (it waits while old epochs are being removed), LOCK_EX|LOCK_NB for the
+    trainer removing old epochs (it yields False while someone reads, and removes them later)."""
     try:
-        fd = os.open(root / READERS, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        try:
-            fd = os.open(root / READERS, os.O_RDONLY)
-        except OSError:
-            yield mode == fcntl.LOCK_SH
-            return
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # no epochs yet: nothing to hold
+        yield True
+        return
     try:
         try:
             fcntl.flock(fd, mode)
@@ -106,9 +95,9 @@ def save(run, epoch, solvers, state, extra=None):
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        _hook("save-start")
+        safeio.fault("save-start")
         nn.save_parameters(str(tmp / PARAMS))
-        _hook("save-params")
+        safeio.fault("save-params")
         nn.save_parameters(str(tmp / "parameters.protobuf"))
         for name, solver in solvers.items():
             solver.save_states(str(tmp / solver_file(name)))
@@ -120,17 +109,17 @@ def save(run, epoch, solvers, state, extra=None):
                                     encoding="utf-8")
         for p in tmp.iterdir():
             _fsync(p)
-        _hook("save-written")
+        safeio.fault("save-written")
         if final.exists():  # a stale epoch of this number (never the one `latest` names)
             _remove(final)
         os.rename(tmp, final)
         renamed = True
-        _hook("save-renamed")
+        safeio.fault("save-renamed")
         pointer.write_text(final.name, encoding="utf-8")
         _fsync(pointer)
         os.replace(pointer, root / LATEST)
         _fsync(root)
-        _hook("save-pointed")
+        safeio.fault("save-pointed")
     except (OSError, RuntimeError, ValueError) as e:  # h5py: RuntimeError on a full disk
         shutil.rmtree(tmp, ignore_errors=True)
         pointer.unlink(missing_ok=True)
@@ -139,6 +128,7 @@ def save(run, epoch, solvers, state, extra=None):
         kept = f"epoch {int(before[6:])} is kept" if before else "no earlier epoch was saved"
         raise RunError(f"cannot save epoch {epoch} in {root}: {safeio.reason(e)}; {kept}") from None
     _remove_old(root, keep=final.name)
+    safeio.fault("save-cleaned")
     return final
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import nnabla as nn
 from tqdm import tqdm
 
-from .. import run as runs
+from .. import run as runs, safeio
 from ..builder import build_all
 from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
@@ -57,6 +57,28 @@ def check_data_size(graph, arrays, batch_size, where):
                        f"batch of {batch_size}; lower config.batch_size (--batch-size {max(1, n)}) or use more data")
 
 
+# Training samples of the built-in datasets: `check` tells a batch larger than these without loading them.
+BUILT_IN_SIZES = {"mnist": 60000, "fashion-mnist": 60000}
+
+
+def check_batch_fits(graph):
+    """`nncgan check`: a batch larger than the dataset is refused. A CSV dataset's rows are
+    counted (without reading its images); a built-in one's size is known; others (image folders,
+    derived sets) are counted when `train` loads them, still before any run folder is made."""
+    name, batch = graph.dataset.name, graph.config.batch_size
+    kind, _, path = name.partition(":")
+    if name in BUILT_IN_SIZES:
+        n = BUILT_IN_SIZES[name]
+    elif kind == "csv" and path:
+        from ..data.csv_dataset import CsvTable
+        n = len(CsvTable(path))
+    else:
+        return
+    if n < batch:
+        raise RunError(f"{graph.path}: the dataset {name} has {n} training sample(s), fewer than one batch of "
+                       f"{batch} (config.batch_size); lower the batch size or use more data")
+
+
 def load_data(graph, data_dir=None, log=print):
     """The training split of the graph's dataset, checked to hold at least one batch."""
     info = resolve_dataset(graph.dataset.name)
@@ -100,6 +122,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
             else:
                 log(f"{run}: the saved epoch has no {EMA_FILE}; the average starts from its parameters")
         log(f"resuming {run} after epoch {state['epoch']}")
+        safeio.fault("resume-loaded")
     if state["epoch"] >= max_epoch:
         log(f"{run} has already trained {state['epoch']} of {max_epoch} epochs")
         runs.update_info(run, status="finished")

@@ -1,4 +1,5 @@
 """What a run shows each epoch: loss series (nnabla monitors), sample tiles, their GIF, a learning curve."""
+import errno
 import os
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def resumed_series(path, label, interval, keep_upto):
     a monitor, would empty the file first); a half-written line is dropped."""
     safeio.write_text(path, "".join(f"{i} {v:g}\n" for i, v in _points(path) if i <= keep_upto),
                       what=f"the series {path}")
+    safeio.fault("resume-series")
     s = MonitorSeries(label, None, interval=interval, verbose=False)
     s.sp = str(path)
     s.flush_at = keep_upto  # count the first interval from where the run resumes
@@ -135,6 +137,8 @@ def file_log(path, echo=print):
     """A log function that also appends each message, time-stamped, to `path` (unattended runs)."""
     from ..errors import RunError
     try:
+        if os.path.exists(path) and not safeio.is_regular(path):  # a FIFO would block every epoch
+            raise OSError(errno.EINVAL, "not a regular file")
         open(path, "a", encoding="utf-8").close()
     except OSError as e:
         raise RunError(f"cannot write the log file {path}: {e.strerror}") from None
