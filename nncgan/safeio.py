@@ -165,11 +165,15 @@ def name_problem(name):
     used as a file or folder name, or None: it must stay one plain name inside its folder."""
     if not isinstance(name, str) or not name.strip():
         return "must be a non-empty name"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
     if _BAD_NAME.search(name):
         return "must not hold a path separator ('/' or '\\') or control characters (NUL, newline)"
     if name in (".", ".."):
         return "must not be '.' or '..' (it becomes a file or folder name)"
-    if len(name.encode("utf-8", "surrogatepass")) > 200:
+    if len(name.encode("utf-8")) > 200:
         return "is too long for a file name (at most 200 bytes)"
     if name != name.strip():
         return "must not start or end with spaces"

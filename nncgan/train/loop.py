@@ -195,9 +195,9 @@ def _divergence_advice(graph):
     """What to change: batch normalisation of single samples is a cause of its own."""
     bn = sorted({l.name for net in graph.networks.values() for l in net.layers if l.type == "BatchNormalization"})
     if graph.config.batch_size == 1 and bn:
-        return (f"With a batch size of 1, BatchNormalization ({', '.join(bn[:3])}) normalises each sample by "
-                f"itself (a batch variance of 0), which makes the values NaN: train with a batch size of at "
-                f"least 2 (--batch-size)")
+        return (f"The batch size is 1: BatchNormalization ({', '.join(bn[:3])}) cannot estimate a variance "
+                f"from one sample (its running variance becomes NaN), whatever the learning rate; train with a "
+                f"batch size of at least 2 (--batch-size 2)")
     return "Lower the learning rate (or check the data) and train again"
 
 
