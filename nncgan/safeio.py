@@ -25,12 +25,13 @@ WRITE_ERRORS = (OSError, RuntimeError, ValueError)
 
 def reason(e):
     """A failed write or read in a few words: the OS's words when there are any."""
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
     text = str(e)
-    m = re.search(r"errno = (\d+)", text)  # h5py: "... file write failed: ..., errno = 28, ..."
+    # h5py (an OSError or a RuntimeError): "Can't write data (file write failed: ..., errno = 28, ...)"
+    m = re.search(r"errno = (\d+)", text)
     if m and int(m.group(1)) in errno.errorcode:
         return os.strerror(int(m.group(1)))
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
     for code in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
         if os.strerror(code) in text:
             return os.strerror(code)

@@ -88,33 +88,54 @@ def remount_read_only(path):
     subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
 
 
-@pytest.fixture(scope="module")
-def trained_once(tmp_path_factory):
-    """One epoch of cgan_mnist on 64 images (2 iterations), trained once; tests copy it."""
+SLP = ROOT / "graphs" / "baseline_slp.yaml"  # one Affine layer: epochs of 1 MB, quick to save
+
+
+def _train_once(factory, graph_path, n=64):
     if not mnist_available():
         pytest.skip("MNIST files not found")
-    run = tmp_path_factory.mktemp("once") / "r"
+    run = factory.mktemp("once") / "r"
     with pytest.MonkeyPatch.context() as mp:
-        use_small_mnist(mp)["n"] = 64
-        graph = parse_graph(CGAN)
+        use_small_mnist(mp)["n"] = n
+        graph = parse_graph(graph_path)
         graph.config.batch_size = 32
-        with runs.claim(graph, run):
-            runs.update_info(run, batch_size=32)
-            loop.train(graph, run, max_epoch=1, log=lambda *a: None, quiet=True, evaluate=False)
+        runs.new_run(graph, run)
+        runs.update_info(run, batch_size=32)
+        loop.train(graph, run, max_epoch=1, log=lambda *a: None, quiet=True, evaluate=False)
     nn.clear_parameters()
     return run
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """One epoch of cgan_mnist on 64 images (2 iterations), trained once; tests copy it."""
+    return _train_once(tmp_path_factory, CGAN)
+
+
+@pytest.fixture(scope="module")
+def slp_once(tmp_path_factory):
+    return _train_once(tmp_path_factory, SLP)
+
+
 @pytest.fixture
-def one_epoch(trained_once, tmp_path, monkeypatch):
+def cgan_epoch(trained_once, tmp_path, monkeypatch):
     use_small_mnist(monkeypatch)["n"] = 64
     run = tmp_path / "r"
     shutil.copytree(trained_once, run)
     return run
 
 
-def resume_argv(run, epochs=2):
-    return ["train", CGAN, "--resume", "--out", run, "--epochs", epochs, "--quiet", "--no-eval"]
+@pytest.fixture
+def one_epoch(slp_once, tmp_path, monkeypatch):
+    """A copy of a run with one saved epoch (baseline_slp: small epochs, quick saves)."""
+    use_small_mnist(monkeypatch)["n"] = 64
+    run = tmp_path / "r"
+    shutil.copytree(slp_once, run)
+    return run
+
+
+def resume_argv(run, epochs=2, graph=SLP):
+    return ["train", graph, "--resume", "--out", run, "--epochs", epochs, "--quiet", "--no-eval"]
 
 
 # ------------------------------------------------------------------ 1. data loss
@@ -244,9 +265,6 @@ def test_no_epoch_is_removed_while_a_reader_holds_it(one_epoch, capsys):
 
 
 # ------------------------------------------------------------------ 2. writes outside
-
-
-SLP = ROOT / "graphs" / "baseline_slp.yaml"
 
 
 def graph_named(tmp_path, name_line):
@@ -507,7 +525,8 @@ def test_a_run_stopped_in_epoch_1_can_be_restarted(tmp_path, capsys, monkeypatch
 # ------------------------------------------------------------------ 5. wrong words
 
 
-def test_divergence_at_the_end_of_an_epoch_names_the_epoch_really_kept(one_epoch, capsys, monkeypatch):
+def test_divergence_at_the_end_of_an_epoch_names_the_epoch_really_kept(cgan_epoch, capsys, monkeypatch):
+    one_epoch = cgan_epoch
     real = OptimizerStep.__call__
 
     def step(self, batch, rng, iteration):
