@@ -117,21 +117,20 @@ def slp_once(tmp_path_factory):
     return _train_once(tmp_path_factory, SLP)
 
 
+def _copy(run, tmp_path, monkeypatch):
+    use_small_mnist(monkeypatch)["n"] = 64
+    return shutil.copytree(run, tmp_path / "r")
+
+
 @pytest.fixture
 def cgan_epoch(trained_once, tmp_path, monkeypatch):
-    use_small_mnist(monkeypatch)["n"] = 64
-    run = tmp_path / "r"
-    shutil.copytree(trained_once, run)
-    return run
+    return _copy(trained_once, tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def one_epoch(slp_once, tmp_path, monkeypatch):
     """A copy of a run with one saved epoch (baseline_slp: small epochs, quick saves)."""
-    use_small_mnist(monkeypatch)["n"] = 64
-    run = tmp_path / "r"
-    shutil.copytree(slp_once, run)
-    return run
+    return _copy(slp_once, tmp_path, monkeypatch)
 
 
 def resume_argv(run, epochs=2, graph=SLP):

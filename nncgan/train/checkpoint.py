@@ -34,12 +34,7 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync = safeio.fsync_path
 
 
 def solver_file(name):
