@@ -72,17 +72,25 @@ def _in_use(out):
         os.close(fd)
 
 
-def _claim_existing(out, restart):
-    """Claim an existing folder `out`: empty, or (with `restart`) a run with no complete epoch.
-
-    A folder holding anything that is not nncgan's -- or nncgan-like names without the run's
-    own run.json or lock -- is refused before anything is written in it."""
+def check_out(out, restart=False):
+    """Refuse, before anything is loaded or written, an --out that cannot become this run:
+    a file, a folder under a file, a folder holding what is not nncgan's (or nncgan-like names
+    without a run's run.json or lock), a run in use, one with a complete epoch, or one stopped
+    in epoch 1 without --restart. Returns whether `out` exists (as a folder to claim)."""
+    out = Path(out)
+    for p in [out, *out.parents]:  # the first part of the path that exists must be a folder
+        if os.path.lexists(p):
+            if not p.is_dir():
+                raise RunError(f"cannot write the run folder {out}: {p} is not a folder")
+            break
+    if not out.exists():
+        return False
     try:
         entries = sorted(p.name for p in out.iterdir())
     except OSError as e:
         raise RunError(f"cannot use {out} as the run folder: {e.strerror}") from None
     if not entries:
-        return _exclusive_lock(out)
+        return True
     other = [n for n in entries if not is_own(n)]
     if other or not {RUN_INFO, LOCK} & set(entries):
         other = other or entries
@@ -100,6 +108,14 @@ def _claim_existing(out, restart):
         raise RunError(f"{out} already holds a run with no complete saved epoch (it stopped in epoch 1); "
                        f"start it again with: --out {out} --restart (removes only nncgan's files there), "
                        f"or choose another --out")
+    return True
+
+
+def _claim_existing(out, restart):
+    """Claim an existing folder `out`: empty, or (with `restart`) a run with no complete epoch."""
+    check_out(out, restart)
+    if not any(out.iterdir()):
+        return _exclusive_lock(out)
     fd = _open_lock(out, create=True)
     try:
         _take_lock(fd, out)
@@ -114,7 +130,7 @@ def _claim_existing(out, restart):
 
 # Inside nncgan's folders of a run, the names nncgan writes; anything else there is kept.
 OWN_INSIDE = {"checkpoints": re.compile(r"(epoch_\d{4,}|latest|\.(epoch_\d{4,}|latest)\..*)$"),
-              "monitor": re.compile(r"(.+-loss\.series\.txt|\..*\.tmp.*)$"),
+              "monitor": re.compile(r"((.+-loss|eval-.+)\.series\.txt|\..*\.tmp.*)$"),
               "samples": re.compile(r"(epoch_\d{4,}\.png|progress\.gif|\..*\.tmp.*)$"),
               "infer": re.compile(r".*\.png$"), "eval": re.compile(r".*\.json$"),
               "export": re.compile(r".*\.(nnp|onnx)$")}
@@ -191,7 +207,7 @@ def claim(graph, out=None, runs_dir=RUNS_DIR, restart=False):
                     raise RunError(f"{out} exists and is not a folder; choose another --out") from None
                 fd = _claim_existing(out, restart)
     except OSError as e:
-        raise RunError(f"cannot write the run folder {out}: {e.strerror}") from None
+        raise RunError(f"cannot write the run folder {out or runs_dir}: {e.strerror}") from None
     try:
         from . import safeio
         kept = f"nothing was trained; remove {out} or start it again with --restart"
