@@ -186,19 +186,30 @@ def test_of_two_trains_claiming_one_folder_exactly_one_wins_and_the_other_writes
         os.close(fd)
 
 
-def test_two_processes_started_together_one_run_one_refusal(tmp_path):
-    """Really concurrent: 6 processes released at once on one --out; exactly one claims it."""
+def test_two_processes_started_together_one_run_one_refusal(tmp_path, monkeypatch):
+    """6 processes on one --out, each held at its first write until all 6 are there (or 5 s
+    have passed): whoever writes before claiming the folder is caught in the act, every time."""
+    import multiprocessing
+    import pathlib
     graph = parse_graph(SLP)
     out = tmp_path / "race"
-    r, w = os.pipe()
+    barrier = multiprocessing.get_context("fork").Barrier(6, timeout=5)
+    for name in ("write_text", "write_bytes"):
+        real = getattr(pathlib.Path, name)
+
+        def first_write_waits(self, *a, _real=real, **kw):
+            if not getattr(first_write_waits, "done", False):
+                first_write_waits.done = True
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait()
+            return _real(self, *a, **kw)
+        monkeypatch.setattr(pathlib.Path, name, first_write_waits)
     pids = []
     for k in range(6):
         pid = os.fork()
         if pid == 0:
             code = 3
             try:
-                os.close(w)
-                os.read(r, 1)  # the start gun: all released by one close()
                 graph.text = f"# process {k}\n" + graph.text
                 runs.new_run(graph, out)
                 code = 0
@@ -207,8 +218,6 @@ def test_two_processes_started_together_one_run_one_refusal(tmp_path):
             finally:
                 os._exit(code)
         pids.append(pid)
-    os.close(r)
-    os.close(w)
     codes = sorted(os.WEXITSTATUS(os.waitpid(p, 0)[1]) for p in pids)
     assert codes == [0, 1, 1, 1, 1, 1]
     assert (out / runs.GRAPH_COPY).read_text().startswith("# process ")
