@@ -153,6 +153,9 @@ def cmd_infer(args):
     from .images import grid, save_tile
     if args.pipeline:
         return _infer_pipeline(args)
+    if args.out:
+        from . import safeio
+        safeio.check_target(args.out)  # a folder or device at --out: refused before any drawing
     run = Path(args.run) if args.run else runs.latest_run(args.runs_dir)
     graph = inference.run_graph(run)
     context.select(args.context)

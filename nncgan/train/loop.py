@@ -97,8 +97,8 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
     arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
-    check_data_size(graph, arrays, cfg.batch_size, graph.path)
     check_labels(graph, arrays, graph.dataset.name)  # before any training
+    check_data_size(graph, arrays, cfg.batch_size, graph.path)
 
     nn.clear_parameters()
     nets, rng = build_all(graph, cfg.batch_size, cfg.seed)
