@@ -108,10 +108,13 @@ def cmd_train(args):
         raise RunError("--restart starts again the run named by --out DIR")
     if args.out:
         runs.check_out(args.out, args.restart)  # what cannot become the run: refused before loading data
-    from .train.loop import load_data
-    load_data(graph, args.data_dir, log=log)  # a dataset smaller than a batch: refused before any folder
-    with runs.claim(graph, args.out, args.runs_dir, restart=args.restart) as run:
-        return _train(args, graph, run, None, log)
+    from .train import loop
+    try:
+        loop.load_data(graph, args.data_dir, log=log)  # a dataset smaller than a batch: refused before any folder
+        with runs.claim(graph, args.out, args.runs_dir, restart=args.restart) as run:
+            return _train(args, graph, run, None, log)
+    finally:
+        loop._PRELOADED.clear()
 
 
 def _train(args, graph, run, info, log):

@@ -79,11 +79,17 @@ def check_batch_fits(graph):
                        f"{batch} (config.batch_size); lower the batch size or use more data")
 
 
+_PRELOADED = {}  # (dataset, dir) -> arrays that load_data read for the train() that follows
+
+
 def load_data(graph, data_dir=None, log=print):
-    """The training split of the graph's dataset, checked to hold at least one batch."""
+    """The training split of the graph's dataset, checked to hold at least one batch (`train`
+    calls this before making the run folder; the training then uses these arrays)."""
     info = resolve_dataset(graph.dataset.name)
     arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
     check_data_size(graph, arrays, graph.config.batch_size, graph.path)
+    _PRELOADED.clear()
+    _PRELOADED[(graph.dataset.name, data_dir or graph.dataset.dir, info.load)] = arrays
     return arrays
 
 
@@ -96,7 +102,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
-    arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    arrays = _PRELOADED.pop((graph.dataset.name, data_dir or graph.dataset.dir, info.load), None)
+    if arrays is None:
+        arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
     check_labels(graph, arrays, graph.dataset.name)  # before any training
     check_data_size(graph, arrays, cfg.batch_size, graph.path)
 
