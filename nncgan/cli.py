@@ -37,7 +37,10 @@ def cmd_check(args):
             raise RunError("--set applies to a graph; a pipeline's stages carry their own 'set:' lists")
         print(pipeline.check(args.graph))
         return 0
-    print(describe(_parse_with_overrides(args)[0]))
+    graph = _parse_with_overrides(args)[0]
+    from .train.loop import check_batch_fits
+    check_batch_fits(graph)
+    print(describe(graph))
     return 0
 
 
@@ -53,12 +56,10 @@ def cmd_view(args):
     from .graph.overrides import describe, load
     from .view.html import view_page
     graph, applied = load(args.graph, args.set)
+    from . import safeio
     from .view.html import default_out
     out = Path(args.out) if args.out else default_out(args.graph)
-    try:
-        out.write_text(view_page(graph, describe(applied)), encoding="utf-8")
-    except OSError as e:
-        raise NncganError(f"cannot write {out}: {e.strerror}") from None
+    safeio.write_text(out, view_page(graph, describe(applied)))
     print(f"nncgan: the graph '{graph.name}' as a picture -> {out}")
     return 0
 
@@ -106,13 +107,27 @@ def cmd_train(args):
         return distributed.train_other_rank(args, graph, lambda run, info: _train(args, graph, run, info,
                                                                                   lambda *a: None))
     if args.resume:
+        if args.restart:
+            raise RunError("--resume continues a run, --restart starts one again: give one of them")
         run = resumed
         info = runs.read_info(run)
+        from .train.checkpoint import has_checkpoint
+        if not has_checkpoint(run):
+            raise RunError(f"{run} has no saved epoch to resume (it stopped in epoch 1); start it again "
+                           f"with: nncgan train {args.graph} --out {run} --restart")
         with runs.locked(run):
             return _train(args, graph, run, info, log)
-    run = runs.new_run(graph, args.out, args.runs_dir)
-    with runs.locked(run):
-        return _train(args, graph, run, None, log)
+    if args.restart and not args.out:
+        raise RunError("--restart starts again the run named by --out DIR")
+    if args.out:
+        runs.check_out(args.out, args.restart)  # what cannot become the run: refused before loading data
+    from .train import loop
+    try:
+        loop.load_data(graph, args.data_dir, log=log)  # a dataset smaller than a batch: refused before any folder
+        with runs.claim(graph, args.out, args.runs_dir, restart=args.restart) as run:
+            return _train(args, graph, run, None, log)
+    finally:
+        loop._PRELOADED.clear()
 
 
 def _train(args, graph, run, info, log):
@@ -121,11 +136,11 @@ def _train(args, graph, run, info, log):
     from .train.settings import recorded
     if info is not None:
         # A resumed run keeps training the graph it started with, whatever happened to the file since.
-        base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
+        base = os.path.dirname(runs.field(info, "graph")) if runs.field(info, "graph") else str(run)
         graph = _parse(run / runs.GRAPH_COPY, base_dir=base)
         if args.batch_size:
             _set_batch_size(graph, args.batch_size)
-        elif info.get("batch_size"):
+        elif runs.field(info, "batch_size"):  # a damaged value is ignored: the graph's is used
             graph.config.batch_size = info["batch_size"]
         runs.update_info(run, status="running")
     else:
@@ -182,6 +197,9 @@ def cmd_infer(args):
     from .images import grid, save_tile
     if args.pipeline:
         return _infer_pipeline(args)
+    if args.out:
+        from . import safeio
+        safeio.check_target(args.out)  # a folder or device at --out: refused before any drawing
     from .pick import gan_run
     run = gan_run(args.run, args.runs_dir, "drawing from")
     graph = inference.run_graph(run)
@@ -207,7 +225,6 @@ def cmd_infer(args):
     out = Path(args.out) if args.out else run / "infer" / (
         f"label_{args.label}_seed{args.seed}{trunc}.png" if args.label is not None
         else f"samples_seed{args.seed}{trunc}.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = grid(n)
     save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
                                              "seed": args.seed, "num": n, "ema": used_ema,
@@ -337,6 +354,8 @@ def build_parser():
     t.add_argument("--context", choices=("auto", "cpu", "cudnn"), default="auto")
     t.add_argument("--out", help="the run folder (default: runs/<time>-<graph name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (or the latest run of this graph)")
+    t.add_argument("--restart", action="store_true",
+                   help="start again the run in --out that has no complete epoch (removes only nncgan's files)")
     t.add_argument("--data-dir", help="directory holding the dataset files (e.g. the four MNIST .gz files)")
     t.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     t.add_argument("--quiet", action="store_true", help="no progress bar")

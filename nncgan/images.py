@@ -28,13 +28,12 @@ def tile(images, rows=None, cols=None, pad=PAD):
 
 
 def save_tile(images, path, rows=None, cols=None, info=None):
-    """Write the tile atomically enough for viewers: to a temp name, then renamed."""
-    import os
+    """Write the tile as a PNG through safeio: a temporary file renamed over a regular file only."""
     from PIL import PngImagePlugin
+    from . import safeio
     meta = PngImagePlugin.PngInfo()
     for k, v in (info or {}).items():
         meta.add_text(str(k), str(v))
-    tmp = f"{path}.tmp"
-    tile(images, rows, cols).save(tmp, format="PNG", pnginfo=meta)
-    os.replace(tmp, path)
+    with safeio.atomic_path(path) as tmp:
+        tile(images, rows, cols).save(tmp, format="PNG", pnginfo=meta)
     return path

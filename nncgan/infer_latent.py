@@ -36,7 +36,6 @@ def infer_latent(args, run, folder, sampler, used_ema):
         s1, s2 = args.interpolate
         images, how = latent.interpolate(sampler, s1, s2, labels[0], args.interp, args.truncation)
         out = Path(args.out) if args.out else run / "infer" / f"{tag}interp_seed{s1}-{s2}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
         save_tile(images, out, 1, sampler.n, info={**meta, "label": labels[0], "seeds": f"{s1},{s2}",
                                                    "steps": sampler.n, "interpolation": how,
                                                    "truncation": args.truncation or "none"})
@@ -45,12 +44,13 @@ def infer_latent(args, run, folder, sampler, used_ema):
     s = args.arithmetic
     images, _ = latent.arithmetic(sampler, s, labels, args.truncation)
     out = Path(args.out) if args.out else run / "infer" / f"{tag}arith_seed{s[0]}-{s[1]}+{s[2]}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
     picture, _ = latent.equation_picture(images)
     info = PngImagePlugin.PngInfo()
     for k, v in {**meta, "seeds": ",".join(map(str, s)), "labels": ",".join(map(str, labels)),
                  "truncation": args.truncation or "none"}.items():
         info.add_text(k, str(v))
-    picture.save(out, format="PNG", pnginfo=info)
+    from . import safeio
+    with safeio.atomic_path(out) as tmp:
+        picture.save(tmp, format="PNG", pnginfo=info)
     print(f"nncgan: z(seed {s[0]}) - z(seed {s[1]}) + z(seed {s[2]}) from {folder} -> {out}")
     return 0

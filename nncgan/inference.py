@@ -38,8 +38,9 @@ def load(run, n, executor=None, no_ema=False, graph=None):
         raise RunError(f"the graph of {run} has no executor '{executor}'; its executors: "
                        f"{', '.join(graph.executors)}")
     nn.clear_parameters()
-    folder = checkpoint.latest(run)
-    sampler = Sampler(graph, n, executor)  # built first, so load() checks the saved shapes against it
-    checkpoint.load(run)
-    used_ema = False if no_ema else ema.load_into_parameters(folder)
+    with checkpoint.reading(run):  # the trainer removes no epoch while this reads one
+        folder = checkpoint.latest(run)
+        sampler = Sampler(graph, n, executor)  # built first, so load() checks the saved shapes against it
+        checkpoint.load(run)
+        used_ema = False if no_ema else ema.load_into_parameters(folder)
     return Loaded(run, graph, sampler, folder, used_ema)

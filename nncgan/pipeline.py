@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .errors import GraphError, RunError
+from .safeio import name_problem
 from .graph.yamlio import Node, Seq, load_file
 
 TOP_KEYS = ("nncgan", "pipeline", "description", "stages")
@@ -71,6 +72,8 @@ def parse(path):
     name = raw.get("pipeline")
     if not isinstance(name, str) or not name:
         bad(raw.line_of("pipeline"), "'pipeline' must be the pipeline's name (a string)")
+    elif name_problem(name):  # it names infer's picture: never a path
+        bad(raw.line_of("pipeline"), f"'pipeline: {name!r}' {name_problem(name)}")
     stages_node = raw.get("stages")
     if not isinstance(stages_node, Seq) or not stages_node:
         bad(raw.line_of("stages") if "stages" in raw else 1, "a pipeline needs 'stages:', a list of stages")
@@ -88,6 +91,9 @@ def parse(path):
         sname = s.get("name")
         if not isinstance(sname, str) or not sname:
             bad(line, "a stage needs a 'name' (a string)")
+            continue
+        if name_problem(sname):  # it names a picture beside the last stage's
+            bad(s.line_of("name"), f"stage name {sname!r} {name_problem(sname)}")
             continue
         if any(st.name == sname for st in stages):
             bad(line, f"duplicate stage name '{sname}'")
@@ -249,7 +255,6 @@ def infer_pipeline(path, num=100, seed=0, label=None, out=None, stage_runs=(), n
     labels = None if label is None else np.full(num, label)
     results = run_stages(p, num, seed, labels, runs_given, no_ema, truncation, split, data_dir, log)
     out = Path(out) if out else Path("infer") / f"{p.name}_seed{seed}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = grid(num)
     for i, (st, loaded, images) in enumerate(results):
         last = i == len(results) - 1

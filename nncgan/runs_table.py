@@ -24,31 +24,47 @@ def _alive(pid):
 
 
 def status(info):
-    s = info.get("status", "?")
-    if s == "running" and isinstance(info.get("pid"), int) and info.get("host") == socket.gethostname() \
-            and not _alive(info["pid"]):
+    s = runs.field(info, "status", "?")
+    pid = runs.field(info, "pid")
+    if s == "running" and pid and runs.field(info, "host") == socket.gethostname() and not _alive(pid):
         return "interrupted"
     return s
 
 
+def _last_losses(state):
+    """The saved epoch and its mean losses, from a state that may be damaged: (epoch, {name: value})."""
+    epoch = state.get("epoch", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        return 0, {}
+    losses = state.get("losses")
+    losses = losses.get(str(epoch)) if isinstance(losses, dict) else None
+    if not isinstance(losses, dict):
+        return epoch, {}
+    return epoch, {str(k): v for k, v in losses.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def collect(runs_dir=runs.RUNS_DIR):
-    """One dict per run folder under `runs_dir`, newest first."""
+    """One dict per run folder under `runs_dir`, newest first. A run whose run.json is damaged is
+    listed as "damaged" (with what is wrong), never hiding the others."""
     root = Path(runs_dir)
     rows = []
     for d in sorted(root.iterdir()) if root.is_dir() else []:
-        if not (d / runs.RUN_INFO).is_file():
+        if not d.is_dir() or not (os.path.lexists(d / runs.RUN_INFO) or os.path.lexists(d / runs.LOCK)):
             continue
         try:
             info = runs.read_info(d)
         except RunError:
+            rows.append({"run": d.name, "graph": "?", "started": "", "epoch": 0, "max_epoch": None,
+                         "losses": {}, "status": f"damaged ({runs.RUN_INFO} unreadable)"})
             continue
         state = checkpoint.peek_state(d) or {}
-        epoch = state.get("epoch", 0)
-        losses = state.get("losses", {}).get(str(epoch), {})
-        rows.append({"run": d.name, "graph": info.get("name", "?"), "started": info.get("started", ""),
-                     "epoch": epoch, "max_epoch": info.get("max_epoch"), "losses": losses,
-                     "seconds": sum((state.get("seconds") or {}).values()),
-                     "status": status(info)})
+        epoch, losses = _last_losses(state)
+        bad = runs.damaged_fields(info)
+        seconds = state.get("seconds") if isinstance(state.get("seconds"), dict) else {}
+        rows.append({"run": d.name, "graph": runs.field(info, "name", "?"), "started": runs.field(info, "started", ""),
+                     "epoch": epoch, "max_epoch": runs.field(info, "max_epoch"), "losses": losses,
+                     "seconds": sum(v for v in seconds.values() if isinstance(v, (int, float))),
+                     "status": status(info) + (f" (damaged {runs.RUN_INFO}: {', '.join(bad)})" if bad else "")})
     rows.sort(key=lambda r: (r["started"], r["run"]), reverse=True)
     return rows
 

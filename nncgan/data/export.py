@@ -7,12 +7,13 @@ The layout is that of NNC's MNIST sample, so the result opens in NNC as it is:
     DIR/training/<label>/<i>.png, DIR/validation/<label>/<i>.png   (i: index in the split)
 """
 import csv
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .. import safeio
 from ..errors import DataError
 from .registry import DATASETS
 
@@ -27,25 +28,32 @@ def export_csv(name, out_dir, *, splits=("train", "test"), limit=None, data_dir=
         raise DataError(f"cannot export {name!r}; exportable: "
                         + ", ".join(n for n, i in DATASETS.items() if set(i.variables) == {"x", "y"}))
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} is a file, not a folder; name a folder to export into")
     written = []
     for split in splits:
         arrays = info.load(split, data_dir, log=log)
         x, y = arrays["x"][:limit], arrays["y"][:limit]
         folder, suffix = LAYOUT[split]
         rows = []
-        for label in np.unique(y):
-            (out / folder / str(int(label))).mkdir(parents=True, exist_ok=True)
-        for i, (image, label) in enumerate(zip(x, y[:, 0])):
-            rel = f"./{folder}/{int(label)}/{i}.png"
-            _save_png(image, out / rel)
-            rows.append((rel, int(label)))
+        where = out / folder
+        try:
+            for label in np.unique(y):
+                (out / folder / str(int(label))).mkdir(parents=True, exist_ok=True)
+            for i, (image, label) in enumerate(zip(x, y[:, 0])):
+                rel = f"./{folder}/{int(label)}/{i}.png"
+                where = out / rel
+                _save_png(image, where)
+                rows.append((rel, int(label)))
+        except safeio.WRITE_ERRORS as e:
+            done = f"; {', '.join(map(str, written))} written whole" if written else ""
+            raise DataError(f"cannot write {where}: {safeio.reason(e)}{done}") from None
         path = out / f"{name.replace('-', '_')}_{suffix}.csv"
-        tmp = path.with_name("." + path.name + ".part")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:  # the CSV last: it names only written files
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["x:image", "y:label"])
-            w.writerows(rows)
-        os.replace(tmp, path)
+        text = io.StringIO()
+        w = csv.writer(text, lineterminator="\n")
+        w.writerow(["x:image", "y:label"])
+        w.writerows(rows)
+        safeio.write_text(path, text.getvalue())  # the CSV last: it names only written files
         log(f"{path}: {len(rows)} images in {out / folder}")
         written.append(path)
     return written

@@ -128,12 +128,9 @@ def is_classifier(graph):
 
 def write_test_accuracy(run, epoch, accuracy, n):
     import json
-    d = Path(run) / "eval"
-    d.mkdir(exist_ok=True)
-    tmp = d / f".{INFO}.tmp"
-    tmp.write_text(json.dumps({"epoch": epoch, "test_accuracy": accuracy, "test_samples": n}, indent=1) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, d / INFO)
+    from .. import safeio
+    safeio.write_text(Path(run) / "eval" / INFO,
+                      json.dumps({"epoch": epoch, "test_accuracy": accuracy, "test_samples": n}, indent=1) + "\n")
 
 
 def read_test_accuracy(run, epoch):
@@ -141,7 +138,8 @@ def read_test_accuracy(run, epoch):
     import json
     path = Path(run) / "eval" / INFO
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        from .. import safeio
+        saved = json.loads(safeio.read_text(path, limit=1 << 20))
         return float(saved["test_accuracy"]) if saved.get("epoch") == epoch else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

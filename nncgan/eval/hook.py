@@ -9,11 +9,10 @@ eval/classifier.json (what `nncgan eval` prints beside the classifier).
 from pathlib import Path
 
 import numpy as np
-from nnabla.monitor import Monitor, MonitorSeries
 
 from ..errors import NncganError
 from ..limits import derived_seed
-from ..train.progress import MONITOR_DIR, _truncate_series
+from ..train.progress import MONITOR_DIR, resumed_series
 from . import classifier as C
 
 SAMPLES_PER_LABEL = 100
@@ -26,15 +25,8 @@ def series_path(run, name):
 
 class _Series:
     def __init__(self, run, names, resume_epoch):
-        kept = {}
-        for n in names:  # the points up to the epoch resumed from; later ones are dropped
-            path = series_path(run, n)
-            _truncate_series(path, resume_epoch)
-            kept[n] = path.read_text() if path.is_file() else ""
-        monitor = Monitor(str(Path(run) / MONITOR_DIR))
-        self.series = {n: MonitorSeries(f"eval-{n}", monitor, interval=1, verbose=False) for n in names}
-        for n, text in kept.items():  # MonitorSeries empties its file when created
-            series_path(run, n).write_text(text)
+        # the points up to the epoch resumed from; later ones are dropped
+        self.series = {n: resumed_series(series_path(run, n), f"eval-{n}", 1, resume_epoch) for n in names}
 
     def add(self, epoch, values):
         for n, s in self.series.items():

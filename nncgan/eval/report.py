@@ -113,15 +113,8 @@ def json_path(result):
 
 
 def write_json(path, result):
-    path = Path(path)
-    try:
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp"
-        tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise RunError(f"cannot write {path}: {e.strerror or e}") from None
-    return path
+    from .. import safeio
+    return safeio.write_text(path, json.dumps(result, indent=1) + "\n")
 
 
 def _pct(v):
@@ -176,8 +169,8 @@ def latest_gan_run(runs_dir="runs"):
                 info = runs.read_info(d)
             except RunError:
                 continue
-            if info.get("name") not in classifiers:
-                found.append((info.get("started", ""), d))
+            if runs.field(info, "name") not in classifiers:
+                found.append((runs.field(info, "started", ""), d))
     if not found:
         from ..hints import command
         raise RunError(f"no GAN run with a saved epoch under {root}/; train one first "

@@ -114,8 +114,12 @@ def parse_graph(path, base_dir=None, raw=None, text=None):
     if raw is None:
         raw = load_file(path)
     if text is None:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        from ..safeio import open_regular
+        try:
+            with open_regular(path, "r") as f:
+                text = f.read()
+        except OSError as e:
+            raise GraphError(f"{path}: cannot read the graph file: {e.strerror}") from None
     return _Parser(path, raw, text, base_dir or os.path.dirname(os.path.abspath(path))).parse()
 
 
@@ -162,12 +166,22 @@ class _Parser:
                            f"config.monitor: monitor '{name}': unknown network '{m['network']}'"
                            f"{_suggest(m['network'], networks)}")
         self.check_batch(networks, config)
+        self.check_name()
         optimizers = self.parse_optimizers(networks)
         executors = self.parse_executors(networks)
         if self.p.items:
             raise GraphError(self.p.items)
         name = self.raw.get("name") or os.path.splitext(os.path.basename(self.path))[0]
         return Graph(self.path, str(name), dataset, config, networks, optimizers, executors, self.text, params)
+
+    def check_name(self):
+        """The graph's name becomes a run folder's name (runs/<time>-<name>): never a path."""
+        from ..safeio import name_problem
+        if "name" in self.raw:
+            name = self.raw.get("name")
+            problem = name_problem(name) if isinstance(name, str) else "must be a string"
+            if problem:
+                self.p.add(self.where(self.raw, "name"), f"the graph's name {name!r} {problem}")
 
     def parse_dataset(self):
         node = self.section("dataset")

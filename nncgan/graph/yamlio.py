@@ -211,7 +211,8 @@ def load_text(text, path):
 def load_file(path):
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        from ..safeio import open_regular
+        with open_regular(path) as f:  # a FIFO or device given as the graph never blocks
             raw = f.read(MAX_GRAPH_BYTES + 1)
     except OSError as e:
         raise GraphError(f"{path}: cannot read the graph file: {e.strerror}") from None

@@ -56,11 +56,8 @@ def import_file(path, out, name=None, log=print):
     head = [f"# Imported from {path.name} by `nncgan import`."]
     head += [f"# Not imported: {n}" for n in notes]
     text = "\n".join(head) + "\n" + dump(graph)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise ImportError_(f"cannot write {out}: {e.strerror}") from None
+    from .. import safeio
+    safeio.write_text(out, text)  # a regular file only, never a device or folder at -o
     try:
         checked = parse_graph(out)
     except GraphError as e:

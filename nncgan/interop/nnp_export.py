@@ -25,6 +25,7 @@ from nnabla.utils.save import create_proto
 
 from .. import run as runs, schedules
 from ..builder import build_network
+from .. import safeio
 from ..errors import RunError
 from ..graph.parse import parse_graph
 from ..layers import cpu_kernels, get as get_layer_type, label_maps, losses as loss_layers
@@ -273,7 +274,7 @@ def _dataset_uri(graph, csv_path, split):
 def _iterations_per_epoch(folder, graph, batch):
     """Without a CSV to count: the iterations per epoch the run itself made (at its batch size)."""
     try:
-        state = json.loads((folder / checkpoint.STATE).read_text(encoding="utf-8"))
+        state = json.loads(safeio.read_text(folder / checkpoint.STATE, limit=64 << 20))
         per_epoch = int(state["iteration"]) // int(state["epoch"])
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
         return 1
@@ -282,20 +283,15 @@ def _iterations_per_epoch(folder, graph, batch):
 
 def _write_nnp(proto, out, names):
     """The NNP zip as NNabla writes it: version, network definition, parameters; atomically."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+    with safeio.atomic_path(out) as part:
+        with tempfile.TemporaryDirectory(dir=part.parent, prefix=".nncgan-nnp-") as tmp:
             params = os.path.join(tmp, PARAMETER_FILE)
             nn.save_parameters(params, {k: v for k, v in nn.get_parameters(grad_only=False).items()
                                         if k in names})
-            part = os.path.join(tmp, out.name + ".part")
             with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
                 z.writestr("nnp_version.txt", f"{nnp_version()}\n")
                 z.writestr(NETWORK_FILE, text_format.MessageToString(proto))
                 z.write(params, PARAMETER_FILE)
-            os.replace(part, out)
-    except OSError as e:
-        raise RunError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 def read_nnp_proto(path):

@@ -5,11 +5,13 @@ The executor's network is written as a runtime-only NNP (fixed batch size) and c
 install it with `pip install nnabla-converter==1.39.0`, or `pip install -e .[onnx]`).
 """
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from .. import safeio
 from ..errors import RunError
 from .nnp_export import export_nnp
 
@@ -28,20 +30,18 @@ def export_onnx(run_dir, out_path, *, batch_size=None, log=print):
         raise RunError("ONNX export needs NNabla's converter, which is not installed: "
                        "pip install nnabla-converter==1.39.0 (it brings onnx and TensorFlow)")
     out = Path(out_path)
+    safeio.check_target(out)  # a folder or device at --out: refused before any work
     batch = batch_size or 1
     with tempfile.TemporaryDirectory() as tmp:
         nnp = Path(tmp) / "runtime.nnp"
         export_nnp(run_dir, nnp, batch_size=batch, runtime_only=True, log=lambda *a: None)
-        out.parent.mkdir(parents=True, exist_ok=True)
         part = Path(tmp) / "out.onnx"
         r = subprocess.run([sys.executable, "-m", "nnabla.utils.cli.cli", "convert", "-b", str(batch),
                             str(nnp), str(part)], capture_output=True, text=True)
         if r.returncode != 0 or not part.is_file():
             tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
             raise RunError(f"nnabla_cli convert could not convert {run_dir}'s executor network to ONNX: {tail[0]}")
-        try:
-            part.replace(out)
-        except OSError:  # another file system: copy
-            out.write_bytes(part.read_bytes())
+        with safeio.atomic_path(out) as dest:  # the converter wrote in /tmp: copied beside `out`
+            shutil.copyfile(part, dest)
     log(f"nncgan: {out}: the executor network of {run_dir} as ONNX (batch {batch})")
     return out

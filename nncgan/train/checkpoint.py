@@ -4,15 +4,19 @@ Each epoch is written whole into a temporary folder with a manifest of checksums
 into place, and only then named by `checkpoints/latest` (replaced atomically). A crash at
 any moment leaves the previous epoch loadable; a damaged file is detected, never used.
 """
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import h5py
 import nnabla as nn
 
+from .. import safeio
 from ..errors import RunError
 
 CKPT_DIR = "checkpoints"
@@ -24,40 +28,71 @@ PARAMS = "parameters.h5"
 
 def _sha256(path):
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with safeio.open_regular(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync = safeio.fsync_path
 
 
 def solver_file(name):
     return f"solver-{name}.h5"
 
 
+EPOCH_NAME = re.compile(r"epoch_\d{4,}$")
+
+
+@contextlib.contextmanager
+def _readers_lock(root, mode):
+    """flock on the checkpoints folder itself (nothing is written, so a read-only run works):
+    LOCK_SH for a reader (it waits while old epochs are being removed), LOCK_EX|LOCK_NB for the
+    trainer removing old epochs (it yields False while someone reads, and removes them later)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # no epochs yet: nothing to hold
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def reading(run):
+    """Hold the run's saved epochs for reading: none is removed until the block ends."""
+    with _readers_lock(Path(run) / CKPT_DIR, fcntl.LOCK_SH):
+        yield
+
+
 def save(run, epoch, solvers, state, extra=None):
     """Write epoch `epoch` of the run: all NNabla parameters, each solver's state, `state`.
 
     `extra` maps further file names to a function writing that file (given its path); they are
-    saved and checksummed with the epoch. A failed write (full disk, unwritable folder) removes
-    what it wrote and raises RunError; the previous epoch and `latest` are untouched until the
-    new epoch is complete.
+    saved and checksummed with the epoch. A failed write (full disk, unwritable folder; an
+    OSError, or h5py's RuntimeError) removes what it wrote and raises RunError naming the epoch
+    kept; the previous epoch and `latest` are untouched until the new epoch is complete.
     """
     root = Path(run) / CKPT_DIR
     final = root / f"epoch_{epoch:04d}"
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
+    pointer = root / f".{LATEST}.tmp-{os.getpid()}"
+    before = _pointed(root)
+    renamed = False
     try:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
+        safeio.fault("save-start")
         nn.save_parameters(str(tmp / PARAMS))
+        safeio.fault("save-params")
         nn.save_parameters(str(tmp / "parameters.protobuf"))
         for name, solver in solvers.items():
             solver.save_states(str(tmp / solver_file(name)))
@@ -69,34 +104,80 @@ def save(run, epoch, solvers, state, extra=None):
                                     encoding="utf-8")
         for p in tmp.iterdir():
             _fsync(p)
-    except OSError as e:
+        safeio.fault("save-written")
+        if final.exists():  # a stale epoch of this number (never the one `latest` names)
+            _remove(final)
+        os.rename(tmp, final)
+        renamed = True
+        safeio.fault("save-renamed")
+        pointer.write_text(final.name, encoding="utf-8")
+        _fsync(pointer)
+        os.replace(pointer, root / LATEST)
+        _fsync(root)
+        safeio.fault("save-pointed")
+    except (OSError, RuntimeError, ValueError) as e:  # h5py: RuntimeError on a full disk
         shutil.rmtree(tmp, ignore_errors=True)
-        kept = f"epoch {epoch - 1} is kept" if epoch > 1 else "no earlier epoch was saved"
-        raise RunError(f"cannot save epoch {epoch} in {root}: {e.strerror or e}; {kept}") from None
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    pointer = root / f".{LATEST}.tmp-{os.getpid()}"
-    pointer.write_text(final.name, encoding="utf-8")
-    _fsync(pointer)
-    os.replace(pointer, root / LATEST)
-    _fsync(root)
-    # Keep the last epoch only, as NNC does with Save Best off; this also clears what a killed
-    # process left half-written (.epoch_*.tmp-PID): the run folder's lock makes them stale.
-    for old in root.iterdir():
-        if old.name not in (final.name, LATEST):
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+        pointer.unlink(missing_ok=True)
+        if renamed and _pointed(root) != final.name:
+            shutil.rmtree(final, ignore_errors=True)
+        kept = f"epoch {int(before[6:])} is kept" if before else "no earlier epoch was saved"
+        raise RunError(f"cannot save epoch {epoch} in {root}: {safeio.reason(e)}; {kept}") from None
+    _remove_old(root, keep=final.name)
+    safeio.fault("save-cleaned")
     return final
+
+
+def _remove(folder):
+    """Rename an epoch away first (readers never find it half-removed), then remove it."""
+    gone = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    os.rename(folder, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def _remove_old(root, keep):
+    """Keep the last epoch only, as NNC does with Save Best off, and clear what a killed save
+    left (.epoch_*.tmp-PID; the run's lock makes them stale). Only nncgan's own epochs are
+    touched (epoch_NNNN folders with a manifest), never a user's file; nothing is removed
+    while a reader (infer, eval, report) holds the epochs: that waits for the next save."""
+    with _readers_lock(root, fcntl.LOCK_EX | fcntl.LOCK_NB) as free:
+        if not free:
+            return
+        for old in root.iterdir():
+            name = old.name
+            try:
+                if EPOCH_NAME.match(name) and name != keep and old.is_dir() and not old.is_symlink() \
+                        and (old / MANIFEST).is_file():
+                    _remove(old)
+                elif re.match(r"\.epoch_\d{4,}\.(tmp|old)-\d+$", name) and old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old, ignore_errors=True)
+                elif re.match(rf"\.{LATEST}\.tmp-\d+$", name) and old.is_file():
+                    old.unlink()
+            except OSError:
+                pass  # a leftover that cannot be removed now is retried at the next save
+
+
+def _pointed(root):
+    """The epoch `latest` names (unverified), or None: what a failed save leaves in place."""
+    try:
+        name = safeio.read_text(root / LATEST, limit=256).strip()
+    except (OSError, ValueError):
+        return None
+    return name if EPOCH_NAME.match(name) else None
+
+
+def complete_epoch(run):
+    """The name of the run's last complete (verified) epoch, or None."""
+    try:
+        return latest(run).name
+    except RunError:
+        return None
 
 
 def verify(folder):
     """Check every file of a saved epoch against its manifest; return the manifest."""
     folder = Path(folder)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads(safeio.read_text(folder / MANIFEST, limit=1 << 20))
     except (OSError, ValueError):
         raise RunError(f"{folder / MANIFEST} is missing or damaged; this epoch cannot be trusted") from None
     if not isinstance(manifest, dict) or not {PARAMS, STATE} <= set(manifest) \
@@ -106,7 +187,11 @@ def verify(folder):
         path = folder / name
         if not path.is_file():
             raise RunError(f"{path} is missing from the saved epoch")
-        if _sha256(path) != digest:
+        try:
+            same = _sha256(path) == digest
+        except OSError as e:
+            raise RunError(f"{path} cannot be read: {safeio.reason(e)}") from None
+        if not same:
             raise RunError(f"{path} is damaged (its checksum does not match {MANIFEST})")
     return manifest
 
@@ -123,7 +208,7 @@ def latest(run):
     pointer = root / LATEST
     if pointer.is_file():
         try:
-            name = pointer.read_text(encoding="utf-8").strip()
+            name = safeio.read_text(pointer, limit=256).strip()
         except (OSError, UnicodeDecodeError):
             name = ""
         if not name.startswith("epoch_") or os.path.basename(name) != name or not (root / name).is_dir():
@@ -160,10 +245,13 @@ def peek_state(run):
     """The state of the epoch `checkpoints/latest` names, unverified (for listings and reports), or None."""
     root = Path(run) / CKPT_DIR
     try:
-        name = (root / LATEST).read_text(encoding="utf-8").strip()
-        return json.loads((root / name / STATE).read_text(encoding="utf-8"))
+        name = safeio.read_text(root / LATEST, limit=256).strip()
+        if not EPOCH_NAME.match(name):
+            return None
+        state = json.loads(safeio.read_text(root / name / STATE, limit=64 << 20))
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def has_checkpoint(run):
@@ -196,12 +284,13 @@ def load(run, solvers=None):
 
     Parameters the graph has built already must match the saved ones in name and shape.
     """
-    folder = latest(run)
-    check_shapes(folder / PARAMS, nn.get_parameters(grad_only=False))
-    nn.load_parameters(str(folder / PARAMS))
-    for name, solver in (solvers or {}).items():
-        path = folder / solver_file(name)
-        if not path.is_file():
-            raise RunError(f"{path} is missing: the run's optimizers differ from the graph's")
-        solver.load_states(str(path))
-    return json.loads((folder / STATE).read_text(encoding="utf-8"))
+    with reading(run):
+        folder = latest(run)
+        check_shapes(folder / PARAMS, nn.get_parameters(grad_only=False))
+        nn.load_parameters(str(folder / PARAMS))
+        for name, solver in (solvers or {}).items():
+            path = folder / solver_file(name)
+            if not path.is_file():
+                raise RunError(f"{path} is missing: the run's optimizers differ from the graph's")
+            solver.load_states(str(path))
+        return json.loads((folder / STATE).read_text(encoding="utf-8"))

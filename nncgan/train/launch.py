@@ -18,7 +18,7 @@ def _global_batch(args, graph):
         return args.batch_size
     if args.resume:
         info = runs.read_info(Path(args.out))
-        if info.get("batch_size"):
+        if runs.field(info, "batch_size"):  # a damaged value is ignored, as _train does
             return info["batch_size"]
     return graph.config.batch_size
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import nnabla as nn
 
-from .. import hints, run as runs
+from .. import hints, run as runs, safeio
 from ..builder import build_all
 from ..data.batches import iterator, to_batch
 from ..data.registry import resolve as resolve_dataset
 from ..data.samples import check_labels
-from ..errors import RunError
+from ..errors import NncganError, RunError
 from ..limits import derived_seed
 from ..eval import hook as epoch_eval
 from ..feeds import first_samples
@@ -49,6 +49,51 @@ def _set_rng_state(rng, state):
     rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def check_data_size(graph, arrays, batch_size, where):
+    """A dataset smaller than one batch trains nothing: refused before any run folder is made."""
+    from ..data.samples import length_of
+    n = length_of(arrays)
+    if n < batch_size:
+        raise RunError(f"{where}: the dataset {graph.dataset.name} has {n} training sample(s), fewer than one "
+                       f"batch of {batch_size}; lower config.batch_size (--batch-size {max(1, n)}) or use more data")
+
+
+# Training samples of the built-in datasets: `check` tells a batch larger than these without loading them.
+BUILT_IN_SIZES = {"mnist": 60000, "fashion-mnist": 60000}
+
+
+def check_batch_fits(graph):
+    """`nncgan check`: a batch larger than the dataset is refused. A CSV dataset's rows are
+    counted (without reading its images); a built-in one's size is known; others (image folders,
+    derived sets) are counted when `train` loads them, still before any run folder is made."""
+    name, batch = graph.dataset.name, graph.config.batch_size
+    kind, _, path = name.partition(":")
+    if name in BUILT_IN_SIZES:
+        n = BUILT_IN_SIZES[name]
+    elif kind == "csv" and path:
+        from ..data.csv_dataset import CsvTable
+        n = len(CsvTable(path))
+    else:
+        return
+    if n < batch:
+        raise RunError(f"{graph.path}: the dataset {name} has {n} training sample(s), fewer than one batch of "
+                       f"{batch} (config.batch_size); lower the batch size or use more data")
+
+
+_PRELOADED = {}  # (dataset, dir) -> arrays that load_data read for the train() that follows
+
+
+def load_data(graph, data_dir=None, log=print):
+    """The training split of the graph's dataset, checked to hold at least one batch (`train`
+    calls this before making the run folder; the training then uses these arrays)."""
+    info = resolve_dataset(graph.dataset.name)
+    arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    check_data_size(graph, arrays, graph.config.batch_size, graph.path)
+    _PRELOADED.clear()
+    _PRELOADED[(graph.dataset.name, data_dir or graph.dataset.dir, info.load)] = arrays
+    return arrays
+
+
 def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print, quiet=False, evaluate=True,
           comm=distributed.SINGLE, limit_samples=None, limit_iterations=None):
     """Train `graph` in run folder `run` up to `max_epoch` epochs; returns the final state.
@@ -59,10 +104,13 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
     info = resolve_dataset(graph.dataset.name)
-    arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    arrays = _PRELOADED.pop((graph.dataset.name, data_dir or graph.dataset.dir, info.load), None)
+    if arrays is None:
+        arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
     if limit_samples:
         arrays = settings.head(arrays, limit_samples, log)
     check_labels(graph, arrays, graph.dataset.name)  # before any training
+    check_data_size(graph, arrays, cfg.batch_size, graph.path)
 
     nn.clear_parameters()
     # Several ranks: each builds its slice of the global batch; same rng, same data order as one process.
@@ -88,6 +136,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
             else:
                 log(f"{run}: the saved epoch has no {EMA_FILE}; the average starts from its parameters")
         log(f"resuming {run} after epoch {state['epoch']}")
+        safeio.fault("resume-loaded")
     if state["epoch"] >= max_epoch:
         done = state["epoch"]
         log(f"{run} has already trained {done} epochs; "
@@ -113,6 +162,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         board = tensorboard.Board(run, graph.text, state["iteration"] if resume else None)
         monitors = tensorboard.Tee(monitors, board)
 
+    saved = state["epoch"]  # the last epoch on disk: what a stop keeps
     with _stop_on_signals(comm) as signals:
         try:
             for epoch in range(state["epoch"] + 1, max_epoch + 1):
@@ -137,15 +187,15 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                         else:
                             checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
                 comm.barrier()  # no rank goes on (and may die, taking rank 0 with it) mid-save
+                saved = epoch
                 if not comm.writes:
                     continue
                 try:
                     with ema.swapped() if ema is not None else contextlib.nullcontext():  # tiles from the average
                         _epoch_outputs(run, graph, sampler, epoch, [s.opt.name for s in steps], iters,
                                        tile_feed)
-                except OSError as e:
-                    raise RunError(f"epoch {epoch} is saved, but its samples and learning curve cannot "
-                                   f"be written in {run}: {e.strerror or e}") from None
+                except RunError as e:  # safeio's message names the file and why
+                    raise RunError(f"epoch {epoch} is saved in {run}, but {e}") from None
                 log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in state["losses"][str(epoch)].items())
                     + f" in {progress.duration(state['seconds'][str(epoch)])}  (saved {run})")
                 runs.update_info(run, epoch_seconds=state["seconds"])
@@ -159,19 +209,26 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                         board.scores(epoch, scores)
         except (Interrupted, distributed.Stopped) as e:
             runs.update_info(run, status="interrupted")
-            if not state["epoch"] and not e.while_saving:
+            kept = state["epoch"] if e.while_saving else saved  # the save finishes before the signal
+            if not kept:
+                again = hints.again(["train", graph.path])
+                if "--out" in hints.argv() and "--restart" not in hints.argv():
+                    again += " --restart"  # the folder holds a run with no epoch: started again explicitly
                 raise _stopped(f"interrupted during epoch 1, before any epoch was saved in {run}; "
-                               f"start again with: {hints.again(['train', graph.path])}") from None
-            when = (f"while saving epoch {state['epoch']}, which was finished first" if e.while_saving
-                    else f"during epoch {state['epoch'] + 1}")
-            raise _stopped(f"interrupted {when}; epoch {state['epoch']} is kept in {run}. "
+                               f"start it again with: {again}") from None
+            when = (f"while saving epoch {kept}, which was finished first" if e.while_saving
+                    else f"during epoch {kept + 1}")
+            raise _stopped(f"interrupted {when}; epoch {kept} is kept in {run}. "
                            f"Resume with: {hints.command('train', graph.path, '--resume', '--out', run)}") from None
         except Diverged as e:
             runs.update_info(run, status="diverged")
-            kept = (f"the last good epoch, {state['epoch']}, is kept in {run}" if state["epoch"]
+            kept = (f"the last good epoch, {saved}, is kept in {run}" if saved
                     else f"no epoch was saved in {run}")
-            raise RunError(f"training diverged: {e}; {kept}. Lower the learning rate (or check the "
-                           f"data) and train again") from None
+            raise RunError(f"training diverged: {e}; {kept}. {_divergence_advice(graph)}") from None
+        except RunError:  # a save that failed (full disk): the run stops, it is not "running"
+            with contextlib.suppress(NncganError):
+                runs.update_info(run, status="failed")
+            raise
         finally:
             if board is not None:
                 board.close()
@@ -185,6 +242,16 @@ def _stopped(message):
     err = RunError(message)
     err.exit_code = 130
     return err
+
+
+def _divergence_advice(graph):
+    """What to change: batch normalisation of single samples is a cause of its own."""
+    bn = sorted({l.name for net in graph.networks.values() for l in net.layers if l.type == "BatchNormalization"})
+    if graph.config.batch_size == 1 and bn:
+        return (f"The batch size is 1: BatchNormalization ({', '.join(bn[:3])}) cannot estimate a variance "
+                f"from one sample (its running variance becomes NaN), whatever the learning rate; train with a "
+                f"batch size of at least 2 (--batch-size 2)")
+    return "Lower the learning rate (or check the data) and train again"
 
 
 def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None, comm=distributed.SINGLE):

@@ -1,5 +1,6 @@
 """What a run shows each epoch: loss series (nnabla monitors), sample tiles, their GIF, a learning curve."""
 import contextlib
+import errno
 import os
 import time
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from nnabla.monitor import Monitor, MonitorSeries
 
+from .. import safeio
 from ..images import save_tile
 
 MONITOR_DIR = "monitor"
@@ -24,19 +26,17 @@ class LossMonitors:
     """One nnabla MonitorSeries per optimizer: the mean loss of every `interval` iterations."""
 
     def __init__(self, run, opt_names, interval, resume_from=None):
-        kept = {}
-        if resume_from is not None:  # drop points logged after the saved epoch, keep the ones before
-            for name in opt_names:
-                path = series_file(run, name)
-                _truncate_series(path, resume_from)
-                kept[path] = path.read_text() if path.is_file() else ""
         monitor = Monitor(str(Path(run) / MONITOR_DIR))
-        self.series = {n: MonitorSeries(f"{n} loss", monitor, interval=interval, verbose=False)
+        if resume_from is None:  # a new run: MonitorSeries starts each file empty
+            self.series = {n: MonitorSeries(f"{n} loss", monitor, interval=interval, verbose=False)
+                           for n in opt_names}
+            return
+        # Resumed: the points logged after the saved epoch are dropped, the ones before kept. The
+        # kept lines go to a temporary file renamed over the series, so a kill at any moment leaves
+        # either the old history or the new one, never an emptied file; MonitorSeries (which
+        # empties its file when given one) is pointed at it only afterwards.
+        self.series = {n: resumed_series(series_file(run, n), f"{n} loss", interval, resume_from)
                        for n in opt_names}
-        for path, text in kept.items():  # MonitorSeries empties its file when created
-            path.write_text(text)
-        for s in self.series.values():  # count the first interval from where the run resumes
-            s.flush_at = resume_from or 0
 
     def add(self, iteration, losses):
         for name, value in losses.items():
@@ -52,18 +52,44 @@ class LossMonitors:
             s.flush_at, s.buf = iteration, []
 
 
-def _truncate_series(path, last_iteration):
-    if not path.is_file():
-        return
-    keep = [l for l in path.read_text().splitlines() if l.split() and int(l.split()[0]) <= last_iteration]
-    path.write_text("".join(l + "\n" for l in keep))
+def resumed_series(path, label, interval, keep_upto):
+    """A MonitorSeries appending to `path`, which keeps its points up to index `keep_upto`.
+
+    The kept lines are written to a temporary file renamed over the series, so a kill at any
+    moment leaves the old history or the new one, never an emptied file (MonitorSeries, given
+    a monitor, would empty the file first); a half-written line is dropped."""
+    safeio.write_text(path, "".join(f"{i} {v:g}\n" for i, v in _points(path) if i <= keep_upto),
+                      what=f"the series {path}")
+    safeio.fault("resume-series")
+    s = MonitorSeries(label, None, interval=interval, verbose=False)
+    s.sp = str(path)
+    s.flush_at = keep_upto  # count the first interval from where the run resumes
+    return s
+
+
+def _points(path):
+    """(iteration, value) of each whole line of a series file; a half-written or garbled line
+    (a kill mid-write, a damaged file) is skipped, and a missing or unreadable file has none."""
+    try:
+        text = safeio.read_text(path, limit=256 << 20) if Path(path).exists() else ""
+    except (OSError, ValueError):
+        return []
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        try:
+            i, v = int(parts[0]), float(parts[1])
+        except ValueError:
+            continue
+        out.append((i, v))
+    return out
 
 
 def read_series(path):
-    if not Path(path).is_file():
-        return np.zeros((0, 2))
-    rows = [l.split() for l in Path(path).read_text().splitlines() if l.strip()]
-    return np.array([[float(a), float(b)] for a, b in rows]) if rows else np.zeros((0, 2))
+    rows = _points(path)
+    return np.array(rows, dtype=float) if rows else np.zeros((0, 2))
 
 
 def save_learning_curve(run, opt_names, iters_per_epoch):
@@ -83,10 +109,11 @@ def save_learning_curve(run, opt_names, iters_per_epoch):
         ax.legend()
     ax.set_title(f"{Path(run).name}")
     fig.tight_layout()
-    tmp = Path(run) / f".{CURVE}.tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, Path(run) / CURVE)
+    try:
+        with safeio.atomic_path(Path(run) / CURVE) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
 
 
 def save_samples(run, epoch, images, rows, cols):
@@ -104,12 +131,16 @@ def save_progress_gif(run):
         return None
     frames = []
     for p in paths:
-        with Image.open(p) as im:
-            frames.append(_captioned(im.convert("L"), f"epoch {int(p.stem.split('_')[1])}"))
-    tmp = d / f".{GIF}.tmp"
+        try:  # an old tile that cannot be read (truncated, damaged) is left out of the GIF
+            with safeio.open_regular(p) as f, Image.open(f) as im:
+                frames.append(_captioned(im.convert("L"), f"epoch {int(p.stem.split('_')[1])}"))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    if not frames:
+        return None
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FRAME_MS * 5]
-    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    os.replace(tmp, d / GIF)
+    with safeio.atomic_path(d / GIF) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return d / GIF
 
 
@@ -138,14 +169,25 @@ def file_log(path, echo=print):
     """A log function that also appends each message, time-stamped, to `path` (unattended runs)."""
     from ..errors import RunError
     try:
+        if os.path.exists(path) and not safeio.is_regular(path):  # a FIFO would block every epoch
+            raise OSError(errno.EINVAL, "not a regular file")
         open(path, "a", encoding="utf-8").close()
     except OSError as e:
         raise RunError(f"cannot write the log file {path}: {e.strerror}") from None
 
+    failed = []
+
     def log(msg):
         echo(msg)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+        if failed:
+            return
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+        except OSError as e:  # a full disk: the run goes on, said once, on the terminal only
+            failed.append(e)
+            echo(f"nncgan: warning: cannot append to the log file {path} ({safeio.reason(e)}); "
+                 f"messages go to the terminal only from now on")
     return log
 
 
@@ -156,7 +198,12 @@ def log_ending(path, run):
         yield
         return
     from .. import run as runs
-    write = file_log(path, echo=lambda msg: None)  # the terminal has its own message
+    from ..errors import NncganError
+    try:
+        write = file_log(path, echo=lambda msg: None)  # the terminal has its own message
+    except NncganError:  # the log file cannot be written (a full disk): the run's own logger said so
+        yield
+        return
 
     def status(default):
         try:

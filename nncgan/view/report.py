@@ -12,7 +12,7 @@ import os
 from html import escape
 from pathlib import Path
 
-from .. import run as runs
+from .. import run as runs, safeio
 from ..errors import NncganError
 from ..train import checkpoint, progress
 from .html import graph_section, page
@@ -36,17 +36,24 @@ def _e(s):
     return escape(str(s), quote=True)
 
 
-def data_uri(path):
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def data_uri(data):
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def img(path, alt, fit):
-    """An <img> of the PNG inlined, enlarged by a whole factor (up to 4) towards `fit` pixels wide."""
+    """An <img> of the PNG inlined, enlarged by a whole factor (up to 4) towards `fit` pixels wide.
+
+    A tile that cannot be read (truncated, damaged, not a regular file) is a note, not an error."""
     from PIL import Image
-    with Image.open(path) as im:
-        w = im.width
+    try:
+        data = safeio.read_bytes(path, limit=64 << 20)
+        with Image.open(io.BytesIO(data)) as im:
+            w = im.width
+            im.load()  # decodes it all: a truncated PNG fails here
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return f'<p class="missing">{_e(Path(path).name)} cannot be read: {_e(safeio.reason(e))}</p>'
     zoom = max(1, min(4, fit // max(w, 1)))
-    return f'<img alt="{_e(alt)}" width="{w * zoom}" src="{data_uri(path)}">'
+    return f'<img alt="{_e(alt)}" width="{w * zoom}" src="{data_uri(data)}">'
 
 
 def _num(v):
@@ -94,7 +101,7 @@ def curves_svg(run, state):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    per_epoch = state["iteration"] / state["epoch"] if state and state.get("epoch") else None
+    per_epoch = _per_epoch(state)
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     for name, s in series.items():
         x = (s[:, 0] + 1) / per_epoch if per_epoch else s[:, 0]
@@ -139,25 +146,39 @@ def _older(epoch, last):
     return f" (epoch {epoch}: older than the run's last epoch, {last})" if last and epoch < last else ""
 
 
+def _per_epoch(state):
+    try:
+        per = float(state["iteration"]) / float(state["epoch"])
+    except (TypeError, KeyError, ValueError, ZeroDivisionError):
+        return None
+    return per if per > 0 and per == per and per != float("inf") else None
+
+
 def _epoch_losses(state):
     losses = (state or {}).get("losses") or {}
+    # a damaged state (wrong types) shows what is well-formed
+    losses = {e: v for e, v in losses.items() if str(e).isdigit() and isinstance(v, dict)} \
+        if isinstance(losses, dict) else {}
     if not losses:
         return ""
     names = list(next(iter(losses.values())))
-    seconds = state.get("seconds") or {}
+
+    def cell(v):
+        return f"{v:.4f}" if _num(v) else _e(v)
+    seconds = state.get("seconds") if isinstance(state.get("seconds"), dict) else {}
     head = "<tr><th>epoch</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "<th>time</th></tr>"
     rows = "".join(f'<tr data-epoch="{_e(e)}"><td class="num">{_e(e)}</td>'
-                   + "".join(f'<td class="num">{v.get(n, float("nan")):.4f}</td>' for n in names)
-                   + f'<td class="num duration">{_e(progress.duration(seconds[e])) if e in seconds else "-"}</td></tr>'
+                   + "".join(f'<td class="num">{cell(v.get(n, float("nan")))}</td>' for n in names)
+                   + f'<td class="num duration">{_e(progress.duration(seconds[e])) if _num(seconds.get(e)) else "-"}</td></tr>'
                    for e, v in sorted(losses.items(), key=lambda kv: int(kv[0])))
     return f'<p>mean loss of each epoch</p><table class="kv losses">{head}{rows}</table>'
 
 
 def _tiles(run):
-    paths = sorted((Path(run) / progress.SAMPLES_DIR).glob("epoch_*.png"))
+    paths = sorted(p for p in (Path(run) / progress.SAMPLES_DIR).glob("epoch_*.png") if p.stem[6:].isdigit())
     if not paths:
         return '<p class="missing">no epoch tiles yet (samples/epoch_NNNN.png)</p>'
-    epochs = [int(p.stem.split("_")[1]) for p in paths]
+    epochs = [int(p.stem[6:]) for p in paths]
     figs = "".join(f'<figure data-epoch="{e}">{img(p, f"epoch {e}", 300)}<figcaption>epoch {e}</figcaption></figure>'
                    for e, p in zip(epochs, paths))
     return f'<div class="tiles">{figs}</div>'
@@ -165,12 +186,16 @@ def _tiles(run):
 
 def _png_epoch(path):
     from PIL import Image
-    with Image.open(path) as im:
-        return im.info.get("epoch")
+    try:  # a damaged picture has no epoch to tell
+        with safeio.open_regular(path) as f, Image.open(f) as im:
+            return im.info.get("epoch")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def _infer(run, last=None):
-    paths = sorted((Path(run) / "infer").glob("*.png"), key=lambda p: p.stat().st_mtime)[-MAX_INFER:]
+    paths = sorted((p for p in (Path(run) / "infer").glob("*.png") if safeio.is_regular(p)),
+                   key=lambda p: p.stat().st_mtime)[-MAX_INFER:]
     if not paths:
         return ""
     figs = "".join(f'<figure>{img(p, p.name, 640)}<figcaption>{_e(p.name)}'
@@ -185,7 +210,7 @@ def _eval(run, last=None):
     if not path.is_file():
         return f'<p class="missing">no {_e(EVAL_FILE)} (nncgan eval writes it)</p>'
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(safeio.read_text(path, limit=16 << 20))
     except (OSError, ValueError) as e:
         return f'<p class="missing">{_e(path)} cannot be read: {_e(e)}</p>'
     if not isinstance(data, dict):
@@ -203,8 +228,10 @@ def _eval(run, last=None):
 
 def _graph(run, info):
     from ..graph.parse import parse_graph
-    base = os.path.dirname(info["graph"]) if info.get("graph") else str(run)
+    base = os.path.dirname(runs.field(info, "graph")) if runs.field(info, "graph") else str(run)
     try:
+        if not safeio.is_regular(Path(run) / runs.GRAPH_COPY):
+            raise NncganError(f"{Path(run) / runs.GRAPH_COPY} is missing or not a regular file")
         graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=base)
     except NncganError as e:
         return f'<p class="missing">the run\'s graph.yaml cannot be drawn: {_e(e)}</p>'
@@ -221,6 +248,9 @@ def report_page(run):
     body = [f"<h1>{_e(run.name)}</h1>",
             f'<p class="facts">graph {_e(info.get("name", "?"))} \u00b7 status {_e(info.get("status", "?"))}'
             f' \u00b7 epoch {_e((state or {}).get("epoch", 0))}</p>',
+            *([f'<p class="missing">{_e(runs.RUN_INFO)} is damaged: ' + _e(", ".join(
+                f"{k} = {v!r}" for k, v in runs.damaged_fields(info).items())) + " (ignored)</p>"]
+              if runs.damaged_fields(info) else []),
             "<h2>Learning curves</h2>",
             f'<div class="curves">{curves}</div>' if curves else '<p class="missing">no loss series yet</p>',
             _epoch_losses(state),
@@ -235,12 +265,5 @@ def report_page(run):
 
 def write_report(run, out=None):
     out = Path(out) if out else Path(run) / "report.html"
-    html = report_page(run)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as e:
-        raise NncganError(f"cannot write {out}: {e.strerror}") from None
-    return out
+    safeio.check_target(out)  # a folder or device at --out: refused before the page is drawn
+    return safeio.write_text(out, report_page(run))
