@@ -15,7 +15,7 @@ from nncgan.errors import RunError
 from nncgan.eval import classifier as C, metrics as M, report
 from nncgan.eval.score import Reference, score
 
-from conftest import CGAN, ROOT, mnist_available, use_small_mnist
+from conftest import CGAN, ROOT, use_small_mnist
 
 CLASSIFIER = ROOT / "graphs" / "classifier_mnist.yaml"
 # Few iterations: a quick BN decay so the running statistics catch up, a larger step.
@@ -25,9 +25,7 @@ NUM = 30  # test images per label fed in as if generated (the small test split h
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
+def trained(tmp_path_factory, mnist_dir):
     root = tmp_path_factory.mktemp("eval")
     with pytest.MonkeyPatch.context() as mp:
         data = use_small_mnist(mp)

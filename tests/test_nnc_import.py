@@ -13,13 +13,12 @@ from nncgan.graph.parse import parse_graph
 from nncgan.layers import get as get_layer_type
 from nncgan.train import checkpoint
 
-from conftest import CGAN, MNIST_DIR, ROOT, mnist_available
+from conftest import CGAN, ROOT
 
 NNC = ROOT.parent / "shared" / "nnc"
 WITH_LABEL = NNC / "mnist_dcgan_with_label.sdcproj"
 DCGAN = NNC / "mnist_dcgan.sdcproj"
 needs_samples = pytest.mark.skipif(not WITH_LABEL.is_file(), reason=f"NNC samples not found in {NNC}")
-needs_mnist = pytest.mark.skipif(not mnist_available(), reason=f"MNIST files not found in {MNIST_DIR}")
 
 
 def signature(graph):
@@ -118,12 +117,11 @@ def test_nnc_dcgan_sample_imports_with_its_multipliers_and_says_what_it_drops(tm
 
 
 @needs_samples
-@needs_mnist
-def test_imported_sample_trains(tmp_path, monkeypatch):
+def test_imported_sample_trains(tmp_path, monkeypatch, mnist_dir):
     out = tmp_path / "with_label.yaml"
     _import(WITH_LABEL, out)
     monkeypatch.setenv("NNCGAN_LIMIT_SAMPLES", "16")
-    monkeypatch.setenv("NNCGAN_MNIST_DIR", str(MNIST_DIR))
+    monkeypatch.setenv("NNCGAN_MNIST_DIR", str(mnist_dir))
     run = tmp_path / "run"
     assert cli.main(["train", str(out), "--epochs", "1", "--batch-size", "16", "--out", str(run), "--quiet",
                      "--context", "cpu"]) == 0
@@ -135,13 +133,11 @@ def test_imported_sample_trains(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def exported_run(tmp_path_factory):
-    if not mnist_available():
-        pytest.skip(f"MNIST files not found in {MNIST_DIR}")
+def exported_run(tmp_path_factory, mnist_dir):
     root = tmp_path_factory.mktemp("imp")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NNCGAN_LIMIT_SAMPLES", "32")
-        mp.setenv("NNCGAN_MNIST_DIR", str(MNIST_DIR))
+        mp.setenv("NNCGAN_MNIST_DIR", str(mnist_dir))
         assert cli.main(["train", str(CGAN), "--epochs", "1", "--batch-size", "16", "--out", str(root / "run"),
                          "--quiet", "--context", "cpu"]) == 0
     nnp = root / "cgan.nnp"

@@ -17,7 +17,7 @@ from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, loop
 from nncgan.train.solvers import OptimizerStep
 
-from conftest import CGAN, mnist_available, use_small_mnist
+from conftest import CGAN, use_small_mnist
 
 
 def train(run, epochs, resume=False, batch=32, graph_path=CGAN):
@@ -101,10 +101,8 @@ DAMAGE = {
 
 
 @pytest.fixture(scope="module")
-def trained_once(tmp_path_factory):
+def trained_once(tmp_path_factory, mnist_dir):
     """One epoch trained once for the module (on the first 128 images); tests get a copy."""
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     run = tmp_path_factory.mktemp("once") / "r"
     with pytest.MonkeyPatch.context() as mp:
         use_small_mnist(mp)
