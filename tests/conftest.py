@@ -82,6 +82,27 @@ def fashion_mnist_dir():
     return dataset_dir("fashion-mnist")
 
 
+CLASSIFIER = ROOT / "graphs" / "classifier_mnist.yaml"
+# Few iterations: a quick BN decay so the running statistics catch up, a larger step.
+TINY_CLASSIFIER = ["--set", "config.max_epoch=1", "--set", "defaults.BatchNormalization.decay_rate=0.5",
+                   "--set", "optimizers.Main.solver.alpha=0.003", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier(tmp_path_factory, mnist_dir):
+    """The project's own digit classifier (graphs/classifier_mnist.yaml), trained once per session:
+    one epoch on the first 1024 MNIST images (its test accuracy, on 1024 test images, in
+    RUN/eval/classifier.json). The run is ROOT/runs/clf; nothing else is written under ROOT/runs by it."""
+    from nncgan import cli
+    run = tmp_path_factory.mktemp("classifier") / "runs" / "clf"
+    with pytest.MonkeyPatch.context() as mp:
+        use_small_mnist(mp)["n"] = 1024
+        context.select("cpu", log=lambda *a: None)
+        assert cli.main(["train", str(CLASSIFIER), "--out", str(run)] + TINY_CLASSIFIER) == 0
+    nn.clear_parameters()
+    return run
+
+
 @pytest.fixture(autouse=True)
 def cpu_and_fresh_parameters():
     context.select("cpu", log=lambda *a: None)
