@@ -120,7 +120,10 @@ def test_each_step_changes_exactly_its_scopes(optimizer, learns):
 
 def test_cli_trains_and_both_runtime_networks_draw_and_the_round_trip_runs(tmp_path, fake_mnist, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["train", str(CYCLEGAN), "--epochs", "1", "--batch-size", "8", "--quiet"]) == 0
+    # 64 steps (128 images, batch 4, 2 epochs) at a 10x step: enough for both directions to learn
+    use_image_splits(monkeypatch, "mnist", {"train": synthetic_digits(128, 1), "test": synthetic_digits(12, 2)})
+    fast = [a for o in ("Generator", "DiscriminatorA", "DiscriminatorB") for a in ("--set", f"optimizers.{o}.solver.alpha=0.002")]
+    assert cli.main(["train", str(CYCLEGAN), "--epochs", "2", "--batch-size", "4", "--quiet", "--no-eval"] + fast) == 0
     run = next(Path("runs").iterdir())
     assert (run / "samples" / "epoch_0001.png").is_file()
     for ex in ("AtoB", "BtoA"):
@@ -140,7 +143,8 @@ def test_cli_trains_and_both_runtime_networks_draw_and_the_round_trip_runs(tmp_p
     assert "stage aba: 4 images (1, 28, 28)" in capsys.readouterr().out
     a = first_samples_of_split(parse_graph(str(CYCLEGAN)), ["a"], 4)["a"][:, 0]
     ab, aba = cells("aba.ab.png", 4), cells("aba.png", 4)
-    assert np.abs(aba - a).mean() < 0.75 * np.abs(ab - a).mean(), (np.abs(aba - a).mean(), np.abs(ab - a).mean())
+    d = {"aba-a": float(np.abs(aba - a).mean()), "ab-a": float(np.abs(ab - a).mean())}
+    assert d["aba-a"] < 0.9 * d["ab-a"], d  # (A -> B -> B, a wrong second stage, lands farther than A -> B)
 
 
 def test_real_use_unpaired_folders_check(tmp_path):
