@@ -13,6 +13,7 @@ from nncgan.train import loop
 from nncgan.train.solvers import OptimizerStep
 
 from conftest import CGAN, batch_for, use_image_splits
+from test_interpreter import sgd_graph
 
 LR = 0.1
 
@@ -53,21 +54,12 @@ ADAM = dict(alpha=0.01, beta1=0.5, beta2=0.999, eps=1e-8)
 
 
 def adam_graph(tmp_path, mult):
-    return write_graph(tmp_path, f"""
-dataset: {{name: mnist}}
-config: {{batch_size: 4, max_epoch: 1}}
-networks:
-  N:
-    layers:
-      - {{name: x, type: Input, size: [1, 28, 28], dataset: x}}
-      - {{name: A, type: Affine, out_shape: 3, lr_mult: {{W: {mult}, b: 1}}}}
-      - {{name: B, type: Affine, out_shape: 1}}
-      - {{name: L, type: SquaredError, target: {{generator: Constant, multiplier: 1}}}}
-optimizers:
-  N: {{network: N, solver: {{type: Adam, alpha: {ADAM['alpha']}, beta1: {ADAM['beta1']}, beta2: {ADAM['beta2']}, eps: 1.0e-8}}}}
-executors:
-  E: {{network: N, output: B}}
-""", f"adam_{mult}.yaml")
+    """test_interpreter's one-network graph (A's W at multiplier `mult`) under Adam instead of SGD."""
+    text = sgd_graph(tmp_path, mult).text
+    assert text.count("{type: Sgd, lr: 0.1}") == 1
+    return write_graph(tmp_path, text.replace("{type: Sgd, lr: 0.1}", "{type: Adam, alpha: %s, beta1: %s, "
+                                              "beta2: %s, eps: 1.0e-8}" % (ADAM["alpha"], ADAM["beta1"],
+                                                                          ADAM["beta2"])), f"adam_{mult}.yaml")
 
 
 @pytest.mark.parametrize("mult", [0.5, 0.1])
