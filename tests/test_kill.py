@@ -33,7 +33,6 @@ from nncgan.train.solvers import OptimizerStep
 from conftest import CGAN, ROOT
 
 LIMIT = "16"
-NEVER = "100000"  # --epochs for runs that are meant to be killed
 FS_EVENTS = ("os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.symlink", "os.truncate",
              "os.link", "os.chmod")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -161,11 +160,12 @@ def kill_and_resume(tmp_path, args, rounds=1):
     killed_at, mid_save = [], 0
     for k in range(rounds * len(kinds)):  # a kill at each kind of step in turn, each resuming the last run
         log, steps_log = tmp_path / f"kill{k}.log", tmp_path / f"kill{k}.steps"
-        pid = fork_train(["train", str(CGAN), "--resume", "--out", str(run), "--epochs", NEVER] + args, log,
-                         run, steps_log, kill_at=kinds[k % len(kinds)])
+        # (two epochs at most: a step that never comes ends in a failure below, not in a hang)
+        pid = fork_train(["train", str(CGAN), "--resume", "--out", str(run), "--epochs", str(before + 2)] + args,
+                         log, run, steps_log, kill_at=kinds[k % len(kinds)])
         _, status = os.waitpid(pid, 0)
         # Still running when killed: it loaded and resumed the previous kill's run without error.
-        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, log.read_text()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (kinds[k % len(kinds)], log.read_text())
         killed_at.append(steps_log.read_text().splitlines()[-1])
         mid_save += saving(ckpt, pid)
         now = latest_epoch(run)
