@@ -13,18 +13,16 @@ from nncgan.data.export import export_csv
 from nncgan.errors import DataError, GraphError
 from nncgan.graph.parse import parse_graph
 
-from conftest import CGAN, MNIST_DIR, mnist_available
+from conftest import CGAN
 
 QUIET = lambda *a: None  # noqa: E731
 N = 120
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    if not mnist_available():
-        pytest.skip(f"MNIST files not found in {MNIST_DIR}")
+def exported(tmp_path_factory, mnist_dir):
     out = tmp_path_factory.mktemp("nnc_mnist")
-    paths = export_csv("mnist", out, limit=N, data_dir=str(MNIST_DIR), log=QUIET)
+    paths = export_csv("mnist", out, limit=N, data_dir=str(mnist_dir), log=QUIET)
     return out, paths
 
 
@@ -70,9 +68,9 @@ def test_export_writes_nnc_sample_layout(exported):
 
 
 @pytest.mark.parametrize("split, csv_name", [("train", "mnist_training.csv"), ("test", "mnist_test.csv")])
-def test_round_trip_gives_identical_arrays(exported, split, csv_name):
+def test_round_trip_gives_identical_arrays(exported, split, csv_name, mnist_dir):
     out, _ = exported
-    want = registry.DATASETS["mnist"].load(split, str(MNIST_DIR), log=QUIET)
+    want = registry.DATASETS["mnist"].load(split, str(mnist_dir), log=QUIET)
     info = registry.file_dataset("csv", str(out / csv_name))
     assert info.variables == {"x": (1, 28, 28), "y": (1,)} and info.images == ("x",) and info.classes == 10
     got = info.load("train", log=QUIET)
@@ -230,13 +228,10 @@ def test_streamed_csv_gives_the_same_batches_as_in_memory(exported, monkeypatch)
     assert sorted(epochs[0]) == sorted(epochs[1])  # 120 = 3 batches of 40: every sample, each epoch
 
 
-def test_cli_exports_fashion_mnist(tmp_path, capsys):
+def test_cli_exports_fashion_mnist(tmp_path, capsys, fashion_mnist_dir):
     from nncgan.cli import main
-    fashion = MNIST_DIR.parent / "fashion-mnist"
-    if not (fashion / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"Fashion-MNIST files not found in {fashion}")
     assert main(["dataset", "export", "fashion-mnist", str(tmp_path), "--split", "test", "--limit", "3",
-                 "--data-dir", str(fashion)]) == 0
+                 "--data-dir", str(fashion_mnist_dir)]) == 0
     assert (tmp_path / "fashion_mnist_test.csv").read_text().splitlines() == [
         "x:image,y:label", "./validation/9/0.png,9", "./validation/2/1.png,2", "./validation/1/2.png,1"]
     assert not (tmp_path / "fashion_mnist_training.csv").exists()

@@ -7,7 +7,7 @@ from nncgan.data.batches import iterator, to_batch
 from nncgan.errors import DataError, GraphError
 from nncgan.graph import parse
 
-from conftest import use_small_mnist, mnist_available, MNIST_DIR  # noqa: F401
+from conftest import use_small_mnist
 
 
 def _digits(n=6, seed=0):
@@ -105,8 +105,7 @@ def test_strokes_train_split_halves_are_disjoint_and_thin_thick(fake_mnist):
     assert (t["a"] <= t["b"]).all()
 
 
-@pytest.mark.skipif(not mnist_available(), reason="MNIST files not found")
-def test_real_mnist_strokes_keep_every_digit_visible(monkeypatch):
+def test_real_mnist_strokes_keep_every_digit_visible(monkeypatch, mnist_dir):
     use_small_mnist(monkeypatch)["n"] = 200
     a = registry.derived_dataset("mnist", {"type": "strokes"}).load("train", log=lambda *_: None)
     thin_ink = (a["a"] > 127).sum(axis=(1, 2, 3))

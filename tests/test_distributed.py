@@ -16,14 +16,13 @@ import numpy as np
 import nnabla as nn
 import pytest
 
-from conftest import CGAN, MNIST_DIR, ROOT, mnist_available
+from conftest import CGAN, MNIST_DIR, ROOT
 from nncgan import cli, run as runs
 from nncgan.errors import RunError
 from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, distributed, loop
 
 MPI = {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1"}
-needs_mnist = pytest.mark.skipif(not mnist_available(), reason=f"MNIST files not found in {MNIST_DIR}")
 # Three iterations of cgan_mnist (192 images, the graph's batch of 64) as two ranks and as one.
 TOLERANCE = 5e-3  # |p2 - p1| / |p1| over all parameters (L2); measured 7e-4 (NNabla's one-pass BN
 #                   variance against sync BN's two-pass, enlarged by Adam's normalised steps). Broken,
@@ -149,7 +148,6 @@ class MirrorComm(distributed.Comm):
         return list(scalars)
 
 
-@needs_mnist
 def test_gradients_are_all_reduced_before_the_update(tmp_path, small_mnist):
     small_mnist["n"] = 64
     graph = parse_graph(CGAN)
@@ -182,7 +180,6 @@ def test_sync_bn_equals_batch_normalization_of_the_whole_batch(tmp_path):
         assert np.abs(z[f"got_{k}"] - want).max() <= tol * max(1.0, np.abs(want).max()), k
 
 
-@needs_mnist
 def test_two_ranks_train_what_one_process_trains(tmp_path, monkeypatch):
     two = run_ranks(tmp_path / "two", "--epochs", "1", "--procs", "2")
     assert two.returncode == 0, two.stderr[-3000:]
@@ -201,7 +198,6 @@ def test_two_ranks_train_what_one_process_trains(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 
-@needs_mnist
 def test_a_killed_rank_a_signalled_rank_and_ctrl_c_keep_the_saved_epoch_and_resume(tmp_path):
     run = tmp_path / "k"
     small = ("--procs", "2", "--batch-size", "16")   # 32 images: 2 iterations an epoch

@@ -15,24 +15,16 @@ from nncgan.errors import RunError
 from nncgan.eval import classifier as C, metrics as M, report
 from nncgan.eval.score import Reference, score
 
-from conftest import CGAN, ROOT, mnist_available, use_small_mnist
+from conftest import CGAN, use_small_mnist
 
-CLASSIFIER = ROOT / "graphs" / "classifier_mnist.yaml"
-# Few iterations: a quick BN decay so the running statistics catch up, a larger step.
-TINY = ["--set", "config.max_epoch=1", "--set", "defaults.BatchNormalization.decay_rate=0.5",
-        "--set", "optimizers.Main.solver.alpha=0.003", "--quiet"]
 NUM = 30  # test images per label fed in as if generated (the small test split has >= 80 of each)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
-    root = tmp_path_factory.mktemp("eval")
+def trained(mnist_classifier):
+    root = mnist_classifier.parent.parent  # the session's classifier (conftest), in ROOT/runs/clf
     with pytest.MonkeyPatch.context() as mp:
         data = use_small_mnist(mp)
-        data["n"] = 1024
-        assert cli.main(["train", str(CLASSIFIER), "--out", str(root / "runs" / "clf")] + TINY) == 0
         data["n"] = 256  # the GAN only needs to run
         logs = []
         from nncgan.train import loop

@@ -11,7 +11,7 @@ import nncgan
 from nncgan import cli, run as runs
 from nncgan.train import loop
 
-from conftest import MNIST_DIR, ROOT, mnist_available
+from conftest import MNIST_DIR, ROOT
 
 
 def train(runs_dir, graph, *extra):
@@ -70,8 +70,6 @@ def printed_command(text, after, prog="bin/nncgan"):
 
 
 def test_resume_keeps_the_runs_epochs_data_dir_log_file_and_limits(tmp_path, monkeypatch, capsys):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
     run, log = tmp_path / "run", tmp_path / "train.log"
     interrupt_at(monkeypatch, "_epoch_outputs", 1)  # Ctrl-C right after epoch 1 is saved
@@ -95,8 +93,6 @@ def test_resume_keeps_the_runs_epochs_data_dir_log_file_and_limits(tmp_path, mon
 
 
 def test_interrupted_in_epoch_1_the_start_again_command_works_as_printed(tmp_path, monkeypatch, capsys):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
     run, log = tmp_path / "run", tmp_path / "train.log"
     interrupt_at(monkeypatch, "_train_epoch", 1)
@@ -109,8 +105,6 @@ def test_interrupted_in_epoch_1_the_start_again_command_works_as_printed(tmp_pat
 
 
 def test_resume_asking_for_fewer_epochs_says_so(tmp_path, capsys):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     run = tmp_path / "runs" / "r"
     assert cli.main(quick(run, "--epochs", "2", "--limit-iterations", "1")) == 0
     assert runs.read_info(run)["limit_iterations"] == 1
@@ -126,8 +120,6 @@ def test_resume_asking_for_fewer_epochs_says_so(tmp_path, capsys):
 
 
 def test_version_graphs_and_a_sample_by_name_from_another_folder(tmp_path, monkeypatch, capsys):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith(f"nncgan {nncgan.__version__}")
     assert cli.main(["graphs"]) == 0
@@ -184,8 +176,6 @@ def test_one_misspelling_one_message(tmp_path, capsys, old, new, cause):
 
 
 def test_progress_line_fits_80_columns_with_running_means_and_epoch_times(tmp_path, monkeypatch, capsys):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     monkeypatch.setenv("COLUMNS", "80")
     run, log = tmp_path / "runs" / "r", tmp_path / "train.log"
     args = [a for a in quick(run, "--epochs", "1", "--log-file", str(log)) if a != "--quiet"]
@@ -248,8 +238,6 @@ def read_events(folder):
 
 
 def test_tensorboard_events_hold_every_loss_score_tile_and_the_graph(tmp_path, capsys):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     root = tmp_path / "runs"
     clf = root / "clf"
     assert cli.main(["train", "classifier_mnist", "--data-dir", str(MNIST_DIR), "--limit-samples", "64",
@@ -309,8 +297,6 @@ def test_view_writes_beside_the_graph_not_here(tmp_path, monkeypatch, capsys):
 
 
 def test_the_old_environment_variable_is_an_announced_recorded_alias(tmp_path, monkeypatch, capsys):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     monkeypatch.setenv("NNCGAN_LIMIT_SAMPLES", "96")
     args = [a for a in quick(tmp_path / "r", "--epochs", "1", "--limit-iterations", "1")]
     i = args.index("--limit-samples")

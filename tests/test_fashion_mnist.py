@@ -4,6 +4,7 @@ and mirrors are fakes serving the real files."""
 import gzip
 import hashlib
 import shutil
+import subprocess
 import urllib.error
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from nncgan.data import registry
 from nncgan.data.idx import FILENAMES, LocalDir
 from nncgan.errors import DataError
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion-mnist"
-MNIST = REAL.parent / "mnist"
-pytestmark = pytest.mark.skipif(not all((REAL / n).is_file() for n in FILENAMES),
-                                reason=f"Fashion-MNIST files not found in {REAL}")
+from conftest import dataset_dir
+
+REAL = dataset_dir("fashion-mnist")  # ../shared, else the user's cache, filled as `train` fills it
+MNIST = dataset_dir("mnist")
 QUIET = lambda s: None  # noqa: E731
 
 
@@ -53,6 +54,38 @@ def must_not_run(*args):
 
 def offline(url, dest):
     raise urllib.error.URLError("offline (fake)")
+
+
+def apt_offline(package, dest):
+    raise fm.SourceUnavailable("apt-get download failed: offline (fake)")
+
+
+def build_deb(tmp, files, name="dataset-fashion-mnist_0.1-1_all.deb"):
+    """A .deb laid out like Debian's dataset-fashion-mnist, holding `files` ({name: bytes})."""
+    root = tmp / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: dataset-fashion-mnist\nVersion: 0.1-1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n")
+    data = root / fm.DEBIAN_DIR.lstrip("/")
+    data.mkdir(parents=True)
+    for n, b in files.items():
+        (data / n).write_bytes(b)
+    deb = tmp / name
+    subprocess.run(["dpkg-deb", "-Znone", "--root-owner-group", "--build", str(root), str(deb)], check=True,
+                   capture_output=True)
+    shutil.rmtree(root)
+    return deb
+
+
+class FakeApt:
+    """apt_download(package, dest) copying a prepared .deb, as `apt-get download` leaves it."""
+
+    def __init__(self, deb):
+        self.deb, self.calls = deb, []
+
+    def __call__(self, package, dest):
+        self.calls.append(package)
+        return Path(shutil.copy(self.deb, dest))
 
 
 class FakeMirror:
@@ -130,7 +163,7 @@ def test_mirrors_when_no_package_then_cache(tmp_path):
 
 
 def test_mnist_served_as_fashion_is_refused_and_not_cached(tmp_path):
-    chain = fm.default_sources(debian_dir=tmp_path / "none", fetch=FakeMirror(MNIST))
+    chain = fm.default_sources(debian_dir=tmp_path / "none", fetch=FakeMirror(MNIST), apt_download=apt_offline)
     with pytest.raises(DataError) as err:
         fm.load_fashion_mnist("test", cache_dir=str(tmp_path / "c"), sources=chain, log=QUIET)
     assert "checksum mismatch: expected the original Fashion-MNIST train-images-idx3-ubyte.gz" in str(err.value)
@@ -150,13 +183,46 @@ def test_damaged_debian_copy_falls_through_to_mirrors(tmp_path, debian_dir):
 
 
 def test_nothing_available_lists_every_source(tmp_path):
-    chain = fm.default_sources(str(tmp_path / "nowhere"), debian_dir=tmp_path / "none", fetch=offline)
+    chain = fm.default_sources(str(tmp_path / "nowhere"), debian_dir=tmp_path / "none", fetch=offline,
+                               apt_download=apt_offline)
     with pytest.raises(DataError) as err:
         fm.load_fashion_mnist("train", cache_dir=str(tmp_path / "c"), sources=chain, log=QUIET)
     msg = str(err.value)
-    for n, text in enumerate(["data dir", "cache", "Debian package dataset-fashion-mnist", "download mirrors"], 1):
+    for n, text in enumerate(["data dir", "cache", "Debian package dataset-fashion-mnist", "download mirrors",
+                              "Debian package index (dataset-fashion-mnist, apt-get download)"], 1):
         assert f"  {n}. {text}" in msg
     assert "NNCGAN_FASHION_MNIST_DIR" in msg and "offline (fake)" in msg
+    assert files_in(tmp_path / "c" / "fashion-mnist") == []
+
+
+@pytest.fixture(scope="module")
+def debian_archive(tmp_path_factory, debian_dir):
+    return build_deb(tmp_path_factory.mktemp("deb"), {n: (debian_dir / n).read_bytes() for n in FILENAMES})
+
+
+def test_package_index_when_offline_fetches_verifies_and_caches(tmp_path, debian_archive):
+    apt = FakeApt(debian_archive)
+    lines = []
+    chain = fm.default_sources(debian_dir=tmp_path / "not-installed", fetch=offline, apt_download=apt)
+    x, y = fm.load_fashion_mnist("test", cache_dir=str(tmp_path / "c"), sources=chain, log=lines.append)
+    want_x, want_y = fm.load_fashion_mnist("test", sources=[LocalDir(REAL, "real")], log=QUIET)
+    assert np.array_equal(x, want_x) and np.array_equal(y, want_y)
+    assert apt.calls == ["dataset-fashion-mnist"] and "offline (fake)" in lines[2]
+    assert lines[3].startswith(f"Fashion-MNIST: fetched {debian_archive.name} from the Debian package index, verified")
+    assert files_in(tmp_path / "c" / "fashion-mnist") == sorted(FILENAMES)   # no archive, no temp folder
+    lines.clear()
+    fm.load_fashion_mnist("train", cache_dir=str(tmp_path / "c"), sources=chain, log=lines.append)
+    assert lines == [f"Fashion-MNIST: using cache {tmp_path / 'c' / 'fashion-mnist'}"] and len(apt.calls) == 1
+
+
+def test_package_with_other_contents_is_refused_and_not_cached(tmp_path, debian_dir):
+    files = {n: (debian_dir / n).read_bytes() for n in FILENAMES}
+    files["t10k-labels-idx1-ubyte.gz"] = (MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    chain = fm.default_sources(debian_dir=tmp_path / "none", fetch=offline,
+                               apt_download=FakeApt(build_deb(tmp_path, files)))
+    with pytest.raises(DataError) as err:
+        fm.load_fashion_mnist("test", cache_dir=str(tmp_path / "c"), sources=chain, log=QUIET)
+    assert f"{fm.DEBIAN_DIR}/t10k-labels-idx1-ubyte.gz: checksum mismatch" in str(err.value)
     assert files_in(tmp_path / "c" / "fashion-mnist") == []
 
 

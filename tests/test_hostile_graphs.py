@@ -7,7 +7,6 @@ import io
 import math
 import os
 import tempfile
-import time
 
 import pytest
 import yaml
@@ -32,16 +31,13 @@ def check(text):
         os.chdir(d)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                start = time.monotonic()
                 rc = cli.main(["check", path])
-                took = time.monotonic() - start
         finally:
             os.chdir(cwd)
         assert os.listdir(d) == ["g.yaml"], os.listdir(d)
     output = out.getvalue() + err.getvalue()
     assert rc in (0, 2), output
     assert "Traceback" not in output
-    assert took < 60, f"check took {took:.1f}s"  # a hang guard only: the cases are small, but CI machines get loaded
     if rc == 2:
         assert "problem(s) in the graph" in output and "g.yaml" in output, output
     return rc, output
@@ -119,9 +115,9 @@ def dump(data):
 
 
 def fast(n):
-    # CI replays a fixed sequence, so a landing never hangs on a newly drawn case; locally each run explores anew.
-    return settings(max_examples=n, deadline=None, database=None, derandomize=bool(os.environ.get("CI")),
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    # The suite's profile (conftest): the same derandomized cases locally and in CI. How long each
+    # check takes is measured in bench/hostile_check_times.py, not asserted here.
+    return settings(max_examples=n, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @fast(700)

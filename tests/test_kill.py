@@ -1,19 +1,22 @@
-"""kill -9 at random moments of real training runs: the run always loads and resumes, losing at most
-the epoch in progress.
+"""kill -9 at every step of a resume and of a save of real training runs: the run always loads and
+resumes, losing at most the epoch in progress.
 
-The first run is `python -m nncgan.cli train ...` in a fresh interpreter. The kills that follow
-fork this (already imported) test process and run the same `cli.main(["train", ...])` in the
-child: a separate process, killed by SIGKILL like any other, without paying NNabla's ~2 s import
-each time, so 20 kills fit in CI. NNCGAN_LIMIT_SAMPLES=16 with batches of 8 makes an epoch two
-iterations, so saves are a large share of the time; half of the kills wait for a save to start.
+The steps are named, not timed: a child process counts what it does to the run folder (each file
+opened for writing, renamed, removed, each folder made or removed: Python's audit events) and each
+optimizer step, and kills itself with SIGKILL at step number N. A first child lists the steps of
+one `train --resume` that trains one more epoch; then a chain of children, each resuming what the
+previous one left, is killed at each of those steps in turn. The children fork this (already
+imported) test process and run `cli.main(["train", ...])`: separate processes, killed like any
+other, without paying NNabla's import each time. The first run and the last resume are
+`python -m nncgan.cli train` in fresh interpreters. NNCGAN_LIMIT_SAMPLES=16 with batches of 8
+makes an epoch two iterations.
 """
 import json
 import os
-import random
+import re
 import signal
 import subprocess
 import sys
-import time
 import traceback
 
 import numpy as np
@@ -22,17 +25,22 @@ import pytest
 
 from nncgan import cli, run as runs
 from nncgan.builder import build_all
+from nncgan.data import registry
 from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, progress
 from nncgan.train.solvers import OptimizerStep
 
-from conftest import CGAN, MNIST_DIR, ROOT, mnist_available
-
-pytestmark = pytest.mark.skipif(not mnist_available(), reason=f"MNIST files not found in {MNIST_DIR}")
+from conftest import CGAN, ROOT
 
 LIMIT = "16"
-ARGS = ["--batch-size", "8", "--data-dir", str(MNIST_DIR), "--quiet", "--context", "cpu"]
-NEVER = "100000"  # --epochs for runs that are meant to be killed
+FS_EVENTS = ("os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.symlink", "os.truncate",
+             "os.link", "os.chmod")
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+@pytest.fixture
+def args(mnist_dir):
+    return ["--batch-size", "8", "--data-dir", str(mnist_dir), "--quiet", "--context", "cpu"]
 
 
 def saved_epochs(log):
@@ -42,7 +50,49 @@ def saved_epochs(log):
             if l.startswith("epoch ") and "(saved " in l]
 
 
-def fork_train(argv, log):
+def _step_name(event, args, root):
+    """"what" for an audit event that changes something under `root` (or an optimizer step); else None."""
+    if event == "nncgan.test.step":
+        return f"step {args[0]}"
+    if event == "open":
+        path, mode, flags = args
+        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & WRITE_FLAGS)
+        kind = "write"
+    elif event in FS_EVENTS:
+        path, writes, kind = args[0], True, event
+    else:
+        return None
+    if not writes or not isinstance(path, (str, bytes, os.PathLike)):
+        return None
+    path = os.fsdecode(path)
+    if not os.path.abspath(path).startswith(root + os.sep):
+        return None
+    return f"{kind} {os.path.relpath(os.path.abspath(path), root)}"
+
+
+def install_kill_points(run, steps_log, kill_at):
+    """In a child: note each step in `steps_log`; SIGKILL this process at the first step of the kind
+    `kill_at` (see generic())."""
+    fd = os.open(steps_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # opened before the hook
+    root = os.path.abspath(run)
+    real_call = OptimizerStep.__call__
+
+    def announced_step(self, *a):
+        sys.audit("nncgan.test.step", self.opt.name)
+        return real_call(self, *a)
+    OptimizerStep.__call__ = announced_step
+
+    def hook(event, args):
+        what = _step_name(event, args, root)
+        if what is None:
+            return
+        os.write(fd, f"{what}\n".encode())
+        if generic(what) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    sys.addaudithook(hook)  # for good: the child ends with os._exit
+
+
+def fork_train(argv, log, run=None, steps_log=None, kill_at=None):
     pid = os.fork()
     if pid == 0:  # the child: the real command, output to `log`, never back into pytest
         rc = 99
@@ -53,6 +103,8 @@ def fork_train(argv, log):
             sys.stdout = open(1, "w", buffering=1, closefd=False)
             sys.stderr = open(2, "w", buffering=1, closefd=False)
             os.environ["NNCGAN_LIMIT_SAMPLES"] = LIMIT
+            if steps_log is not None:
+                install_kill_points(run, steps_log, kill_at)
             rc = cli.main(argv)
         except BaseException:
             traceback.print_exc()
@@ -61,13 +113,11 @@ def fork_train(argv, log):
     return pid
 
 
-def wait_for(predicate, timeout, step=0.002):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
+def generic(step):
+    """A step without its numbers (epochs, pids): what kind of moment it is."""
+    if step is None:
+        return None
+    return re.sub(r"\d+", "N", step)
 
 
 def saving(ckpt, pid):
@@ -85,47 +135,46 @@ def latest_epoch(run):
     return state["epoch"]
 
 
-def kill_and_resume(tmp_path, kills, seed):
-    rnd = random.Random(seed)
+def kill_and_resume(tmp_path, args, rounds=1):
     run = tmp_path / "run"
     ckpt = run / checkpoint.CKPT_DIR
     env = {**os.environ, "NNCGAN_LIMIT_SAMPLES": LIMIT, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
-    # A fresh interpreter, the command as a user types it; killed once it has saved an epoch.
-    log0 = tmp_path / "first.log"
-    with open(log0, "w") as out:
-        p = subprocess.Popen([sys.executable, "-m", "nncgan.cli", "train", str(CGAN), "--epochs", NEVER,
-                              "--out", str(run)] + ARGS, stdout=out, stderr=subprocess.STDOUT, env=env)
-        assert wait_for(lambda: saved_epochs(log0) or p.poll() is not None, 120, 0.01), log0.read_text()
-        time.sleep(rnd.uniform(0, 0.8))
-        p.kill()
-        assert p.wait() == -signal.SIGKILL, log0.read_text()
+    registry.DATASETS["mnist"].load("train", args[args.index("--data-dir") + 1], log=lambda *a: None)  # children inherit it
+    # A fresh interpreter, the command as a user types it: one epoch.
+    first = subprocess.run([sys.executable, "-m", "nncgan.cli", "train", str(CGAN), "--epochs", "1",
+                            "--out", str(run)] + args, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
     before = latest_epoch(run)
-    assert before >= max(saved_epochs(log0))
+    assert before == 1
 
-    mid_save = 0
-    for k in range(kills):
-        log = tmp_path / f"kill{k}.log"
-        pid = fork_train(["train", str(CGAN), "--resume", "--out", str(run), "--epochs", NEVER] + ARGS, log)
-        if k % 4 == 0:    # early: start-up, reading MNIST, loading the saved epoch
-            time.sleep(rnd.uniform(0, 1.5))
-        elif k % 4 == 2:  # after it has saved an epoch of its own: a step, a save, the sample tile
-            wait_for(lambda: saved_epochs(log), 60, 0.01)
-            time.sleep(rnd.uniform(0, 2.0))
-        else:             # inside a save, which takes about a second here
-            wait_for(lambda: saving(ckpt, pid), 60)
-            time.sleep(rnd.uniform(0, 0.8))
-        os.kill(pid, signal.SIGKILL)
+    # The steps of one resume that trains one more epoch, on a copy of the run.
+    probe = tmp_path / "probe"
+    subprocess.run(["cp", "-a", str(run), str(probe)], check=True)
+    pid = fork_train(["train", str(CGAN), "--resume", "--out", str(probe), "--epochs", "2"] + args,
+                     tmp_path / "probe.log", probe, tmp_path / "probe.steps", kill_at=None)
+    assert os.waitpid(pid, 0)[1] == 0, (tmp_path / "probe.log").read_text()
+    kinds = list(dict.fromkeys(generic(s) for s in (tmp_path / "probe.steps").read_text().splitlines()))
+    assert "step DiscriminatorFake" in kinds and any(k.startswith("os.rename checkpoints/") for k in kinds), kinds
+
+    killed_at, mid_save = [], 0
+    for k in range(rounds * len(kinds)):  # a kill at each kind of step in turn, each resuming the last run
+        log, steps_log = tmp_path / f"kill{k}.log", tmp_path / f"kill{k}.steps"
+        # (two epochs at most: a step that never comes ends in a failure below, not in a hang)
+        pid = fork_train(["train", str(CGAN), "--resume", "--out", str(run), "--epochs", str(before + 2)] + args,
+                         log, run, steps_log, kill_at=kinds[k % len(kinds)])
         _, status = os.waitpid(pid, 0)
         # Still running when killed: it loaded and resumed the previous kill's run without error.
-        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, log.read_text()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (kinds[k % len(kinds)], log.read_text())
+        killed_at.append(steps_log.read_text().splitlines()[-1])
         mid_save += saving(ckpt, pid)
         now = latest_epoch(run)
         announced = saved_epochs(log)
-        assert now >= max(announced + [before]), (k, now, announced, before)  # nothing saved is lost
-        assert now <= max(announced + [before]) + 1, (k, now, announced, before)  # and nothing invented
+        assert now >= max(announced + [before]), (k, killed_at[-1], now, announced, before)  # nothing saved is lost
+        assert now <= max(announced + [before]) + 1, (k, killed_at[-1], now, announced, before)  # nor invented
         assert runs.read_info(run)["graph"] == str(CGAN)
         before = now
+    assert [generic(s) for s in killed_at] == kinds * rounds  # each child died where it was meant to
 
     # The run still loads into the graph, with every solver's state ...
     graph = parse_graph(run / runs.GRAPH_COPY)
@@ -137,7 +186,7 @@ def kill_and_resume(tmp_path, kills, seed):
     # ... and a resume, in a fresh interpreter, reaches the target epoch.
     target = before + 2
     done = subprocess.run([sys.executable, "-m", "nncgan.cli", "train", str(CGAN), "--resume", "--out", str(run),
-                           "--epochs", str(target)] + ARGS, env=env, capture_output=True, text=True, timeout=300)
+                           "--epochs", str(target)] + args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"resuming {run} after epoch {before}" in done.stdout
     assert latest_epoch(run) == target and runs.read_info(run)["status"] == "finished"
@@ -149,12 +198,12 @@ def kill_and_resume(tmp_path, kills, seed):
     return mid_save, before
 
 
-def test_sigkill_at_20_random_moments_never_loses_a_saved_epoch(tmp_path):
-    mid_save, epochs = kill_and_resume(tmp_path, 20, seed=6)
-    assert mid_save >= 3  # the kills that wait for a save do land in one, before its rename
-    assert epochs >= 1 + 20 // 4  # every fourth process saves an epoch of its own before its kill
+def test_sigkill_at_each_step_of_a_resume_and_a_save_never_loses_a_saved_epoch(tmp_path, args):
+    mid_save, epochs = kill_and_resume(tmp_path, args)
+    assert mid_save >= 3  # kills inside a save do leave its temporary folder, before its rename
+    assert epochs >= 2  # the kills after a save's rename keep the epoch it saved
 
 
 @pytest.mark.slow
-def test_sigkill_at_100_random_moments_never_loses_a_saved_epoch(tmp_path):
-    kill_and_resume(tmp_path, 100, seed=int(time.time()))
+def test_sigkill_at_each_step_three_times_over(tmp_path, args):
+    kill_and_resume(tmp_path, args, rounds=3)

@@ -17,19 +17,18 @@ from nncgan.interop.nnp_export import load_run_graph, read_nnp_proto
 from nncgan.sampling import Sampler
 from nncgan.train import checkpoint
 
-from conftest import CGAN, MNIST_DIR, mnist_available
+from conftest import CGAN
 
-pytestmark = pytest.mark.skipif(not mnist_available(), reason=f"MNIST files not found in {MNIST_DIR}")
 NNABLA_CLI = Path(sys.executable).with_name("nnabla_cli")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, mnist_dir):
     """One epoch of cgan_mnist on 64 images, its CSV dataset, and the NNP exported from it."""
     root = tmp_path_factory.mktemp("nnp")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NNCGAN_LIMIT_SAMPLES", "64")
-        mp.setenv("NNCGAN_MNIST_DIR", str(MNIST_DIR))
+        mp.setenv("NNCGAN_MNIST_DIR", str(mnist_dir))
         run = root / "run"
         assert cli.main(["train", str(CGAN), "--epochs", "1", "--batch-size", "16", "--out", str(run),
                          "--quiet", "--context", "cpu"]) == 0

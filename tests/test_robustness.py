@@ -1,10 +1,12 @@
 """Runs that meet real trouble: signals during a save, damaged files, divergence, a full disk, a
 run folder in use, parameters that no longer fit the graph. Each is triggered for real."""
+import contextlib
 import errno
 import json
 import os
 import shutil
 import signal
+import subprocess
 
 import h5py
 import numpy as np
@@ -17,7 +19,7 @@ from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, loop
 from nncgan.train.solvers import OptimizerStep
 
-from conftest import CGAN, mnist_available, use_small_mnist
+from conftest import CGAN, use_small_mnist
 
 
 def train(run, epochs, resume=False, batch=32, graph_path=CGAN):
@@ -101,10 +103,8 @@ DAMAGE = {
 
 
 @pytest.fixture(scope="module")
-def trained_once(tmp_path_factory):
+def trained_once(tmp_path_factory, mnist_dir):
     """One epoch trained once for the module (on the first 128 images); tests get a copy."""
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     run = tmp_path_factory.mktemp("once") / "r"
     with pytest.MonkeyPatch.context() as mp:
         use_small_mnist(mp)
@@ -241,13 +241,29 @@ def test_a_run_folder_that_cannot_be_written_is_reported_before_training(tmp_pat
     assert rc == 2 and f"cannot write the run folder {blocker / 'run'}" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_run_folder_is_refused_before_training(one_epoch, capsys):
-    os.chmod(one_epoch, 0o555)
+@contextlib.contextmanager
+def read_only(folder):
+    """`folder` made read-only for this process: mode 555, or for root (whom modes do not stop) the
+    immutable attribute (chattr +i: no file created, renamed or removed in it)."""
+    if os.geteuid() != 0:
+        os.chmod(folder, 0o555)
+        undo = ["chmod", "755", str(folder)]
+    else:
+        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"as root a folder is made read-only with chattr +i, which failed here: {made.stderr.strip()}")
+        undo = ["chattr", "-i", str(folder)]
     try:
-        rc, err = cli_err(capsys, ["train", CGAN, "--resume", "--out", one_epoch, "--epochs", 2])
+        yield
     finally:
-        os.chmod(one_epoch, 0o755)
+        subprocess.run(undo, check=True)
+
+
+def test_a_read_only_run_folder_is_refused_before_training(one_epoch, capsys):
+    with read_only(one_epoch):
+        with pytest.raises(OSError):
+            (one_epoch / "probe").write_text("x")  # the folder really is read-only to this process
+        rc, err = cli_err(capsys, ["train", CGAN, "--resume", "--out", one_epoch, "--epochs", 2])
     assert rc == 2 and f"cannot write in the run folder {one_epoch}" in err
 
 

@@ -24,7 +24,7 @@ from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, loop, progress
 from nncgan.train.solvers import OptimizerStep
 
-from conftest import CGAN, ROOT, mnist_available, use_small_mnist
+from conftest import CGAN, ROOT, use_small_mnist
 
 SETTINGS = settings(derandomize=True, max_examples=40, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -92,8 +92,6 @@ SLP = ROOT / "graphs" / "baseline_slp.yaml"  # one Affine layer: epochs of 1 MB,
 
 
 def _train_once(factory, graph_path, n=64):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
     run = factory.mktemp("once") / "r"
     with pytest.MonkeyPatch.context() as mp:
         use_small_mnist(mp)["n"] = n

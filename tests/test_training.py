@@ -120,3 +120,43 @@ def test_interrupt_keeps_the_last_complete_epoch_and_says_how_to_resume(tmp_path
     assert "interrupted during epoch 2; epoch 1 is kept" in str(e.value) and "--resume --out" in str(e.value)
     assert checkpoint.latest(tmp_path / "r").name == "epoch_0001"
     assert runs.read_info(tmp_path / "r")["status"] == "interrupted"
+
+
+def digits_only(monkeypatch, digits, n):
+    """The 'mnist' dataset made of the first `n` real images of `digits` (each split)."""
+    from nncgan.data import registry
+    from conftest import dataset_dir
+    info = registry.DATASETS["mnist"]
+    where = str(dataset_dir("mnist"))
+
+    def load(split, data_dir=None, log=print):
+        a = info.load(split, where, log=lambda *_: None)
+        keep = np.isin(a["y"][:, 0], digits)
+        return {k: v[keep][:n] for k, v in a.items()}
+    monkeypatch.setitem(registry.DATASETS, "mnist", registry.DatasetInfo(
+        info.name, info.variables, info.classes, load, info.images, info.doc))
+
+
+def read_digits(classifier, png, n):
+    """What the project's classifier reads in the first `n` cells of a tiled picture."""
+    from nncgan.eval.classifier import Classifier
+    img = np.asarray(Image.open(png).convert("L"), np.float32) / 255
+    cols = (img.shape[1] + 2) // 30
+    cells = np.stack([img[(i // cols) * 30:][:28, (i % cols) * 30:][:, :28] for i in range(n)])
+    return Classifier(classifier)(cells[:, None])[0].argmax(1)
+
+
+def test_cli_train_then_infer_draws_the_digit_asked_for(tmp_path, mnist_classifier, monkeypatch, capsys):
+    # Two digits, so that the label's meaning is learned in 80 steps (one epoch of 1280 images at
+    # batch 16, a 4x step); ten need about ten times more. The classifier reads what infer drew.
+    digits_only(monkeypatch, [0, 1], 1280)
+    monkeypatch.chdir(tmp_path)
+    fast = [a for o in ("Generator", "DiscriminatorFake", "DiscriminatorReal")
+            for a in ("--set", f"optimizers.{o}.solver.alpha=0.002")]
+    assert cli.main(["train", str(CGAN), "--epochs", "1", "--batch-size", "16", "--no-eval", "--quiet",
+                     "--out", "run"] + fast) == 0
+    assert runs.read_info(tmp_path / "run")["status"] == "finished"
+    for digit in (0, 1):
+        assert cli.main(["infer", "--run", "run", "--label", str(digit), "--num", "20", "--out", f"{digit}.png"]) == 0
+        read = read_digits(mnist_classifier, f"{digit}.png", 20)
+        assert (read == digit).mean() >= 0.6, (digit, read)

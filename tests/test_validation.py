@@ -155,3 +155,19 @@ def test_sizes_no_machine_trains_are_refused_before_nnabla(tmp_path, capsys, old
 ])
 def test_null_where_a_name_belongs_is_reported(tmp_path, capsys, old, new, piece):
     assert piece in check(broken(tmp_path, old, new), capsys)
+
+
+def test_scope_reused_with_another_shape_names_both_exact_lines(tmp_path):
+    path = broken(tmp_path, "{name: Affine_3, type: Affine, out_shape: 512, with_bias: false}",
+                  "{name: Affine_3, type: Affine, out_shape: 512, with_bias: false, scope: Affine}")
+    with pytest.raises(GraphError) as e:
+        parse_graph(path)
+    reuse = [p for p in e.value.problems if "is reused with a different shape" in p]
+    # once for the discriminator block (not once per network using it), at the reusing layer, naming the first use
+    assert len(reuse) == 1
+    here, first = line_of(path, "scope: Affine}"), line_of(path, "{name: Affine, type: Affine")
+    assert here != first
+    for p in reuse:
+        assert p.startswith(f"{path}:{here}: layer 'Affine_3'") and "ParameterScope" in p
+        assert p.endswith(f"at {path}:{first}: network 'Generator', layer 'Affine' (block 'generator', "
+                          f"used at line {line_of(path, '- use: generator')})")

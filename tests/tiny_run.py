@@ -7,14 +7,13 @@ from nncgan import run as runs
 from nncgan.graph.parse import parse_graph
 from nncgan.train import loop
 
-from conftest import CGAN, mnist_available, use_small_mnist
+from conftest import CGAN, dataset_dir, use_small_mnist
 
 _RUNS = {}
 
 
 def tiny_run(tmp_path_factory):
-    if not mnist_available():
-        pytest.skip("MNIST files not found")
+    dataset_dir("mnist")
     if "run" not in _RUNS:
         with pytest.MonkeyPatch.context() as mp:
             use_small_mnist(mp)["n"] = 64
