@@ -39,7 +39,7 @@ def _zoo(*args, env=None):
 
 def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_path):
     _need_data()
-    out, doc = tmp_path / "zoo", tmp_path / "doc.md"
+    out, doc = tmp_path / "study", tmp_path / "doc.md"
     doc.write_text("# before\n\n<!-- zoo:begin -->\nold\n<!-- zoo:end -->\n\nafter\n")
     p = _zoo("--quick", "--out", str(out), "--doc", str(doc))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
