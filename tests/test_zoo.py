@@ -71,7 +71,9 @@ def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_pat
 
 def test_a_training_killed_with_the_driver_resumes_from_its_last_epoch(tmp_path, monkeypatch):
     _need_data()
-    monkeypatch.setenv("NNCGAN_MNIST_DIR", str(MNIST_DIR))
+    for k, v in (("NNCGAN_MNIST_DIR", MNIST_DIR), ("NNCGAN_FASHION_MNIST_DIR", FASHION_DIR),
+                 ("NNCGAN_LIMIT_SAMPLES", zoo.QUICK_LIMIT)):
+        monkeypatch.setenv(k, str(v))   # what Study sets in this process, undone after the test
     study = zoo.Study(tmp_path / "zoo", True, 1.0, 2, log=lambda m: None)
     t = zoo.Training("dcgan", "graphs/dcgan.yaml", [], [1, 3])
     run = study.out / "runs" / "dcgan"
@@ -149,27 +151,47 @@ def test_stage2_after_training_still_depends_on_its_input(small_mnist):
         run.data["x_low"][0].d = x
         run.outputs["image"].forward()
         outs.append(run.outputs["image"].d.copy())
-    # image k of the second batch is image 7-k of the first: the output moved with its input
-    assert np.abs(outs[0] - outs[1][::-1]).max() < 1e-5
-    assert np.abs(outs[0] - outs[1]).mean() > 0.05
+    # image k of the second batch is image 7-k of the first: the output moved with its input (each
+    # position's noise map differs, which moves it far less than its input does)
+    moved_with_input, moved_with_noise = np.abs(outs[0] - outs[1]).mean(), np.abs(outs[0] - outs[1][::-1]).mean()
+    assert moved_with_input > 0.05 and moved_with_noise < 0.1 * moved_with_input, (moved_with_input, moved_with_noise)
 
 
 # --- CycleGAN: A -> B -> A comes back closer to the source than A -> B -------------------------------------
 
 
-def test_cyclegan_round_trip_is_closer_to_the_source_than_the_translation(tmp_path, small_mnist, monkeypatch):
-    """After a tiny training (64 digits, 2 epochs of batch 8: 8 iterations; at initialisation both
-    generators draw near-uniform grey, so the property only exists once the cycle term has acted)."""
+def _cyclegan_l1s(sets=(), iterations=60):
+    """L1 to the thin source a of A->B and of A->B->A on 8 test digits, after `iterations` steps of
+    every optimizer on one fixed batch of 8 training pairs (in-process: ~30 s of CPU)."""
+    g = overrides.load(GRAPHS / "cyclegan.yaml", list(sets))[0]
+    nets, rng = build_all(g, 8, 0)
+    steps = [OptimizerStep(o, nets[o.network]) for o in g.optimizers]
+    from nncgan.data.registry import resolve
+    from nncgan.feeds import first_samples
+    info = resolve(g.dataset.name)
+    batch = first_samples(info.load("train", None, log=lambda *a: None), ["a", "b"], 8, info.images)
+    a = first_samples(info.load("test", None, log=lambda *a: None), ["a"], 8, info.images)["a"]
+    for i in range(iterations):
+        for s in steps:
+            s(batch, rng, i)
+
+    def run(network, x):
+        built = build_network(g.networks[network], 8)
+        next(iter(built.data.values()))[0].d = x
+        built.outputs["Image"].forward()
+        return built.outputs["Image"].d.copy()
+    ab = run("RuntimeAtoB", a)
+    aba = run("RuntimeBtoA", ab)
+    return np.abs(ab - a).mean(), np.abs(aba - a).mean()
+
+
+def test_cyclegan_round_trip_is_closer_to_the_source_than_the_translation(small_mnist):
+    """After a tiny training (60 iterations on one batch of 8). Not at initialisation: both generators
+    then draw near-uniform grey (L1 to a: 0.479 for A->B, 0.476 for A->B->A); from about 40
+    iterations on, the cycle term brings A->B->A back (seed 0: 0.165 vs 0.118 at 60)."""
     small_mnist["n"] = 64
-    monkeypatch.chdir(tmp_path)
-    assert cli.main(["train", str(GRAPHS / "cyclegan.yaml"), "--out", "r", "--quiet", "--no-eval", "--context", "cpu",
-                     "--batch-size", "8", "--epochs", "2"]) == 0
-    import pairs_eval
-    d = pairs_eval.test_split("r", 64, None)
-    ab = pairs_eval.translate("r", "AtoB", d["a"])
-    aba = pairs_eval.translate("r", "BtoA", ab)
-    l1_ab, l1_aba = np.abs(ab - d["a"]).mean(), np.abs(aba - d["a"]).mean()
-    assert l1_aba < l1_ab, (l1_aba, l1_ab)
+    l1_ab, l1_aba = _cyclegan_l1s()
+    assert l1_aba < 0.9 * l1_ab, (l1_aba, l1_ab)
 
 
 # --- the baselines: no adversarial term ---------------------------------------------------------------------
