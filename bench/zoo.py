@@ -410,7 +410,7 @@ class Scorer:
         return self.real[ds]
 
 
-def _draw_run(run, num, labels_cycle=False):
+def _draw_run(run, num):
     """`nncgan eval`'s images: num per label (10 x num unconditional), seed 0, EMA when saved."""
     from nncgan import inference
     from nncgan.eval.report import draw
@@ -872,8 +872,8 @@ def main(argv=None):
     study = Study(args.out, args.quick, args.budget_scale, num, log=lambda m: print(m, flush=True))
     from nncgan import context
     context.select("cpu", log=lambda *a: None)
-    T, S = plan(args.budget_scale, args.quick)
-    T, S = select(T, S, args.only)
+    T_all, S_all = plan(args.budget_scale, args.quick)
+    T, S = select(T_all, S_all, args.only)
 
     def on_signal(signum, frame):
         study.stop = True
@@ -894,7 +894,7 @@ def main(argv=None):
             if not train(study, t):
                 failed.append(name)
             score_all(study, [s for s in S if all(x in T for x in s.trainings)], T)
-    doc = write_doc(study, S, T, args.doc, argv)
+    doc = write_doc(study, S_all, T_all, args.doc, argv)   # the whole study's tables, whatever --only ran
     study.log(f"zoo: {'stopped' if study.stop else 'done'} in {time.time() - t0:.0f} s; doc: {doc}"
               + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 130 if study.stop else (1 if failed else 0)
