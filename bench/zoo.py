@@ -682,22 +682,24 @@ def write_doc(study, systems, T, doc, argv):
         L.append("")
     if "pix2pix" in sc:
         L += ["### pix2pix, edges -> Fashion-MNIST items (test split)", "",
-              "| epochs | train wall min | L1 | PSNR | PSNR of the edge map | label accuracy (outputs) | "
-              "(real items) | Frechet distance | floor |", "|---|---|---|---|---|---|---|---|---|"]
+              "| system | epochs | train wall min | L1 | PSNR | PSNR of the edge map | label accuracy (outputs) | "
+              "(real items) | Frechet distance | floor |", "|---|---|---|---|---|---|---|---|---|---|"]
+        label = next(s.label for s in systems if s.name == "pix2pix")
         for d in sc["pix2pix"]:
             r = d["scores"]
-            L.append(f"| {d['epochs'][0]} | {_mins(d['wall_s'])} | {r['l1']:.4f} | {r['psnr']:.2f} | {r['psnr_edges']:.2f} | "
+            L.append(f"| {label} | {d['epochs'][0]} | {_mins(d['wall_s'])} | {r['l1']:.4f} | {r['psnr']:.2f} | {r['psnr_edges']:.2f} | "
                      f"{r['label_accuracy']:.1%} | {r['label_accuracy_real']:.1%} | {_f(r['fid'])} | {_f(r['fid_floor'])} |")
         L.append("")
     if "cyclegan" in sc:
         L += ["### CycleGAN, thin (A) <-> thick (B) MNIST strokes (test split)", "",
               "kept: read as the source digit's label by the MNIST classifier; width: mean stroke width in "
               "pixels (ink area / half its perimeter, pixels > 0.5).", "",
-              "| epochs | train wall min | kept a | A->B | A->B->A | kept b | B->A | B->A->B | width a | A->B | b | B->A | "
-              "L1 A->B->A to a | L1 A->B to a |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| system | epochs | train wall min | kept a | A->B | A->B->A | kept b | B->A | B->A->B | width a | A->B | "
+              "b | B->A | L1 A->B->A to a | L1 A->B to a |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        label = next(s.label for s in systems if s.name == "cyclegan")
         for d in sc["cyclegan"]:
             r = d["scores"]
-            L.append(f"| {d['epochs'][0]} | {_mins(d['wall_s'])} | " + " | ".join(
+            L.append(f"| {label} | {d['epochs'][0]} | {_mins(d['wall_s'])} | " + " | ".join(
                 f"{r[k]:.1%}" for k in ("kept_a", "kept_ab", "kept_aba", "kept_b", "kept_ba", "kept_bab")) + " | "
                 + " | ".join(f"{r[k]:.2f}" for k in ("width_a", "width_ab", "width_b", "width_ba"))
                 + f" | {r['l1_aba_a']:.4f} | {r['l1_ab_a']:.4f} |")
