@@ -12,8 +12,8 @@ of every segment are recorded.
 
 Resumable across sessions: each training's state is OUT/state/NAME.json, each score
 OUT/scores/NAME.json. A rerun skips what is done and resumes an interrupted training from its
-last saved epoch (`nncgan train --resume`). SIGINT/SIGTERM stop the current training cleanly
-(nncgan saves the epoch it is in the middle of... or keeps the last one) and exit.
+last saved epoch (`nncgan train --resume`). SIGINT/SIGTERM are passed to the current training
+(nncgan train keeps its last saved epoch, or finishes saving the one it is writing), then it exits.
 
 Scores (the numbers of `nncgan eval`, nncgan.eval.score, read by the dataset's classifier graph,
 trained first as part of the study: OUT/runs/classifier_*): Frechet distance on the classifier's
