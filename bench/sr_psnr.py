@@ -23,6 +23,34 @@ from nncgan import context, feeds, inference  # noqa: E402
 from nncgan.psnr import mean_psnr  # noqa: E402
 
 
+def upscale_psnr(run, num, executor=None, data_dir=None, batch=100):
+    """{'model': dB, 'bicubic': dB, 'nearest': dB, 'num', 'seconds', 'executor', 'folder', 'dataset'}:
+    the first `num` test images (all of them if fewer) up-scaled three ways, compared with x."""
+    graph = inference.run_graph(run)
+    info_vars = graph.dataset.variables
+    if not {"x", "x_low", "x_up"} <= set(info_vars):
+        sys.exit(f"{run}: its dataset has {', '.join(info_vars)}; PSNR needs x, x_low and x_up "
+                 f"(dataset: {{name: mnist, derive: {{type: downscale, factor: 2}}}})")
+    data = feeds.first_samples_of_split(graph, ["x", "x_low", "x_up"], num, "test", data_dir)
+    num = len(data["x"])
+    batch = min(batch, num)
+    loaded = inference.load(run, batch, executor)
+    rng = np.random.RandomState(0)
+    start, outs = time.perf_counter(), []
+    for i in range(0, num, batch):
+        low = data["x_low"][i:i + batch]
+        k = len(low)
+        if k < batch:  # the last partial batch: padded, the padding dropped
+            low = np.concatenate([low, np.repeat(low[-1:], batch - k, axis=0)])
+        outs.append(loaded.sampler.draw(None, rng, feed={"x_low": low})[:k])
+    sr = np.clip(np.concatenate(outs), 0.0, 1.0)
+    seconds = time.perf_counter() - start
+    nearest = np.kron(data["x_low"], np.ones((1, 1, 2, 2), np.float32))
+    return {"model": mean_psnr(sr, data["x"]), "bicubic": mean_psnr(data["x_up"], data["x"]),
+            "nearest": mean_psnr(nearest, data["x"]), "num": num, "seconds": seconds,
+            "executor": loaded.sampler.executor.name, "folder": loaded.folder.name, "dataset": graph.dataset.name}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
@@ -32,28 +60,11 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=100)
     args = ap.parse_args(argv)
     context.select("cpu", log=lambda *a: None)
-    graph = inference.run_graph(args.run)
-    info_vars = graph.dataset.variables
-    if not {"x", "x_low", "x_up"} <= set(info_vars):
-        sys.exit(f"{args.run}: its dataset has {', '.join(info_vars)}; PSNR needs x, x_low and x_up "
-                 f"(dataset: {{name: mnist, derive: {{type: downscale, factor: 2}}}})")
-    data = feeds.first_samples_of_split(graph, ["x", "x_low", "x_up"], args.num, "test", args.data_dir)
-    loaded = inference.load(args.run, args.batch, args.executor)
-    rng = np.random.RandomState(0)
-    start, outs = time.perf_counter(), []
-    for i in range(0, args.num, args.batch):
-        low = data["x_low"][i:i + args.batch]
-        k = len(low)
-        if k < args.batch:  # the last partial batch: padded, the padding dropped
-            low = np.concatenate([low, np.repeat(low[-1:], args.batch - k, axis=0)])
-        outs.append(loaded.sampler.draw(None, rng, feed={"x_low": low})[:k])
-    sr = np.clip(np.concatenate(outs), 0.0, 1.0)
-    seconds = time.perf_counter() - start
-    nearest = np.kron(data["x_low"], np.ones((1, 1, 2, 2), np.float32))
-    print(f"{args.run} ({loaded.folder.name}), {args.num} test images, {graph.dataset.name}:")
-    print(f"  {loaded.sampler.executor.name:<10} {mean_psnr(sr, data['x']):6.2f} dB   ({seconds:.1f} s)")
-    print(f"  {'bicubic':<10} {mean_psnr(data['x_up'], data['x']):6.2f} dB")
-    print(f"  {'nearest':<10} {mean_psnr(nearest, data['x']):6.2f} dB")
+    r = upscale_psnr(args.run, args.num, args.executor, args.data_dir, args.batch)
+    print(f"{args.run} ({r['folder']}), {r['num']} test images, {r['dataset']}:")
+    print(f"  {r['executor']:<10} {r['model']:6.2f} dB   ({r['seconds']:.1f} s)")
+    print(f"  {'bicubic':<10} {r['bicubic']:6.2f} dB")
+    print(f"  {'nearest':<10} {r['nearest']:6.2f} dB")
     return 0
 
 

@@ -98,15 +98,15 @@ def test_multistage_generator_loss_is_the_weighted_sum(small_mnist):
     g = overrides.load(GRAPHS / "multistage_gan.yaml")[0]
     nets, rng = build_all(g, 4, 0)
     gen = nets["Generator"]
-    assert {k: w for k, (w, _) in gen.loss_terms.items()} == {"GReal": 1.0, "Pixel": 10.0}
+    assert {k: w for k, (w, _) in gen.loss_terms.items()} == {"GReal": 1.0, "Pixel": 100.0}
     assert g.networks["Generator"].layer("Pixel").type == "AbsoluteError"
     gen.feed(batch_for(gen), rng)
     gen.loss.forward()
     want = sum(w * float(np.mean(v.d)) for w, v in gen.loss_terms.values())
     assert float(gen.loss.d) == pytest.approx(want, rel=1e-5)
-    # the skip connection: the stage-1 image, up-scaled, reaches the output layer
-    assert g.networks["RuntimeGenerator"].layer("Concatenate_2").inputs == ["ReLU_6", "Unpooling_4"]
-    assert g.networks["RuntimeGenerator"].layer("Sigmoid").shape == (1, 28, 28)
+    # the skip connection: the output is the up-scaled stage-1 image plus a learned residual
+    assert g.networks["RuntimeGenerator"].layer("Add2").inputs == ["Unpooling", "Convolution_4"]
+    assert g.networks["RuntimeGenerator"].layer("Add2").shape == (1, 28, 28)
 
 
 def _train(graph, out, sets=()):

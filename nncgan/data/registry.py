@@ -17,8 +17,13 @@ class DatasetInfo:
 def _load_mnist(split, data_dir=None, log=print):
     from .mnist import load_mnist
     images, labels = load_mnist(split, data_dir, log=log)
-    # For tests that run the real command in a subprocess (e.g. killing it mid-save): a few
-    # samples make an epoch last well under a second. `train` reads it as --limit-samples, saying so.
+    return _limited(images, labels)
+
+
+def _limited(images, labels):
+    # For tests that run the real command in a subprocess (e.g. killing it mid-save) and for
+    # bench/zoo.py --quick: a few samples make an epoch last well under a second.
+    # `train` reads it as --limit-samples, saying so.
     limit = int(os.environ.get("NNCGAN_LIMIT_SAMPLES") or 0)
     if limit > 0:
         images, labels = images[:limit], labels[:limit]
@@ -29,7 +34,7 @@ def _load_mnist(split, data_dir=None, log=print):
 def _load_fashion_mnist(split, data_dir=None, log=print):
     from .fashion_mnist import load_fashion_mnist
     images, labels = load_fashion_mnist(split, data_dir, log=log)
-    return {"x": images[:, None, :, :], "y": labels[:, None]}
+    return _limited(images, labels)
 
 
 DATASETS = {
