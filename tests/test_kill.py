@@ -117,6 +117,8 @@ def generic(step):
     """A step without its numbers (epochs, pids): what kind of moment it is."""
     if step is None:
         return None
+    # safeio's temporary files (.NAME.<random>.tmp.EXT, mkstemp's random part) are one kind of moment too
+    step = re.sub(r"(\.[^/\s]+?\.)[A-Za-z0-9_]{8}(\.tmp)", r"\1R\2", step)
     return re.sub(r"\d+", "N", step)
 
 

@@ -325,8 +325,9 @@ def test_bce_after_sigmoid_nnc_form_is_nncs_value_and_gradient(tmp_path):
 
 
 def test_loss_series_holds_each_epochs_last_partial_interval(tmp_path, small_mnist):
-    """128 images / batch 4 = 32 iterations an epoch, one point every 3: the last, iteration 31, is
-    the mean of 31 alone (30 closed an interval); epoch 2 starts its intervals from there."""
+    """128 images / batch 4 = 32 iterations an epoch, one point every 3 (NNabla's MonitorSeries: the
+    first closes at iteration 2): the last, iteration 31, is the mean of 30 and 31 (29 closed an
+    interval); epoch 2 starts its intervals from there."""
     from nncgan import cli
     from nncgan.train import progress
     small_mnist["n"] = 128
@@ -350,7 +351,7 @@ executors:
     assert cli.main(["train", str(g), "--out", str(run), "--quiet", "--context", "cpu"]) == 0
     rows = progress.read_series(progress.series_file(run, "N"))
     steps = [int(i) for i in rows[:, 0]]
-    assert steps[:11] == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]
+    assert steps[:11] == [2, 5, 8, 11, 14, 17, 20, 23, 26, 29, 31]
     assert steps[11:] == [34, 37, 40, 43, 46, 49, 52, 55, 58, 61, 63]
 
 
@@ -362,7 +363,7 @@ def test_loss_monitors_flush_writes_the_partial_mean(tmp_path):
     m.flush(10)
     m.flush(10)  # nothing new: nothing written
     rows = progress.read_series(progress.series_file(tmp_path, "A"))
-    assert rows.tolist() == [[3, 1.5], [6, 5.0], [9, 8.0], [10, 10.0]]
+    assert rows.tolist() == [[2, 1.0], [5, 4.0], [8, 7.0], [10, 9.5]]   # every 3 points, then the partial 9, 10
 
 
 def _monitor_graph(tmp_path, monitor):
