@@ -194,7 +194,7 @@ def _check_images(graph, executor, n, what):
 def cmd_infer(args):
     import numpy as np
     from . import context, feeds, inference
-    from .images import grid, save_tile
+    from .images import grid, row_captions, save_tile
     if args.pipeline:
         return _infer_pipeline(args)
     if args.out:
@@ -226,10 +226,11 @@ def cmd_infer(args):
         f"label_{args.label}_seed{args.seed}{trunc}.png" if args.label is not None
         else f"samples_seed{args.seed}{trunc}.png")
     rows, cols = grid(n)
-    save_tile(images, out, rows, cols, info={"run": str(run), "epoch": folder.name, "label": args.label,
-                                             "seed": args.seed, "num": n, "ema": used_ema,
-                                             "executor": sampler.executor.name,
-                                             "truncation": args.truncation if args.truncation else "none"})
+    captions = None if args.no_captions or args.label is not None else row_captions(labels, rows, cols)
+    save_tile(images, out, rows, cols, row_labels=captions,
+              info={"run": str(run), "epoch": folder.name, "label": args.label,
+                    "seed": args.seed, "num": n, "ema": used_ema, "executor": sampler.executor.name,
+                    "truncation": args.truncation if args.truncation else "none"})
     print(f"nncgan: {n} images{'' if args.label is None else f' of label {args.label}'} "
           f"from {folder}{' (EMA parameters)' if used_ema else ''} -> {out}")
     return 0
@@ -407,6 +408,11 @@ def build_parser():
     i.add_argument("--arithmetic", nargs=3, type=seed, metavar=("S1", "S2", "S3"),
                    help="z1 - z2 + z3 of these seeds' codes, shown with its three sources")
     i.add_argument("--labels", metavar="A,B,C[,R]", help="with --arithmetic: a label per code (and the result)")
+    i.add_argument("--scale", type=count(1, 16), metavar="N",
+                   help="with --interpolate/--arithmetic: enlarge N times, nearest (default: cells of 56 px "
+                        "or more, 2 for 28 px digits)")
+    i.add_argument("--no-captions", action="store_true",
+                   help="no label caption left of each row (a pure grid, for tools that slice cells)")
     i.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_infer)
 

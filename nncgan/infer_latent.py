@@ -5,7 +5,7 @@ from PIL import PngImagePlugin
 
 from . import latent
 from .errors import NncganError
-from .images import save_tile
+from .images import auto_scale, save_tile, scaled
 
 
 def infer_latent(args, run, folder, sampler, used_ema):
@@ -30,24 +30,28 @@ def infer_latent(args, run, folder, sampler, used_ema):
     elif args.label is not None or args.labels:
         sampler.check_label(0)   # says the graph takes no label
     meta = {"run": str(run), "epoch": folder.name, "ema": used_ema}
+    scale = args.scale
     given = labels if args.labels else [args.label] if args.label is not None else []
     tag = f"label_{'-'.join(map(str, given))}_" if given else ""
     if args.interpolate:
         s1, s2 = args.interpolate
         images, how = latent.interpolate(sampler, s1, s2, labels[0], args.interp, args.truncation)
+        scale = scale or auto_scale(images)
         out = Path(args.out) if args.out else run / "infer" / f"{tag}interp_seed{s1}-{s2}.png"
         save_tile(images, out, 1, sampler.n, info={**meta, "label": labels[0], "seeds": f"{s1},{s2}",
                                                    "steps": sampler.n, "interpolation": how,
-                                                   "truncation": args.truncation or "none"})
+                                                   "truncation": args.truncation or "none", "scale": scale},
+                  scale=scale)
         print(f"nncgan: {sampler.n} steps from seed {s1} to seed {s2} ({how}) from {folder} -> {out}")
         return 0
     s = args.arithmetic
     images, _ = latent.arithmetic(sampler, s, labels, args.truncation)
     out = Path(args.out) if args.out else run / "infer" / f"{tag}arith_seed{s[0]}-{s[1]}+{s[2]}.png"
-    picture, _ = latent.equation_picture(images)
+    scale = scale or auto_scale(images)
+    picture = scaled(latent.equation_picture(images)[0], scale)
     info = PngImagePlugin.PngInfo()
     for k, v in {**meta, "seeds": ",".join(map(str, s)), "labels": ",".join(map(str, labels)),
-                 "truncation": args.truncation or "none"}.items():
+                 "truncation": args.truncation or "none", "scale": scale}.items():
         info.add_text(k, str(v))
     from . import safeio
     with safeio.atomic_path(out) as tmp:

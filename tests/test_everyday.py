@@ -308,3 +308,51 @@ def test_the_old_environment_variable_is_an_announced_recorded_alias(tmp_path, m
     info = runs.read_info(tmp_path / "r")
     assert info["limit_samples"] == 96 and info["limit_iterations"] == 1
     assert json.loads((tmp_path / "r" / "checkpoints" / "epoch_0001" / "state.json").read_text())["iteration"] == 1
+
+
+def test_conditional_tiles_caption_each_row_with_its_label_and_strips_scale(small_mnist, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+    small_mnist["n"] = 64
+    assert train(tmp_path, "cgan_mnist.yaml") == 0
+    gan = next(d for d in tmp_path.iterdir() if d.name.endswith("cgan_mnist"))
+    cell = 28 + 2
+    epoch = Image.open(gan / "samples" / "epoch_0001.png")
+    margin = int(epoch.text["caption_margin"])
+    assert margin > 0 and epoch.size == (margin + 10 * cell - 2, 10 * cell - 2)  # the grid shifted right
+    strip = np.asarray(epoch)[:, :margin]
+    rows = [strip[r * cell:r * cell + 28] for r in range(10)]
+    assert all(r.max() > 128 for r in rows)  # each row has its caption drawn (white on black)
+    assert len({r.tobytes() for r in rows}) == 10  # "0".."9": ten different captions
+
+    # infer without --label: one row per label, captioned the same way; the cells are those of --no-captions
+    assert cli.main(["infer", "--run", str(gan), "--out", str(tmp_path / "c.png")]) == 0
+    assert cli.main(["infer", "--run", str(gan), "--no-captions", "--out", str(tmp_path / "g.png")]) == 0
+    c, g = Image.open(tmp_path / "c.png"), Image.open(tmp_path / "g.png")
+    assert "caption_margin" not in g.text and g.size == (10 * cell - 2, 10 * cell - 2)
+    m = int(c.text["caption_margin"])
+    assert np.array_equal(np.asarray(c)[:, m:], np.asarray(g))  # cell pixels unchanged
+    assert np.array_equal(np.asarray(c)[:, :m], strip[:, :m]) and m == margin  # same captions as the epoch tile
+    assert cli.main(["infer", "--run", str(gan), "--label", "3", "--out", str(tmp_path / "l.png")]) == 0
+    assert "caption_margin" not in Image.open(tmp_path / "l.png").text  # one label: the name says it
+
+    # --interpolate / --arithmetic: nearest up-scaling, 2x by default for 28 px cells
+    base = ["infer", "--run", str(gan), "--label", "7"]
+    assert cli.main(base + ["--interpolate", "1", "2", "--scale", "1", "--out", str(tmp_path / "i1.png")]) == 0
+    assert cli.main(base + ["--interpolate", "1", "2", "--out", str(tmp_path / "i.png")]) == 0
+    assert cli.main(base + ["--interpolate", "1", "2", "--scale", "3", "--out", str(tmp_path / "i3.png")]) == 0
+    one = np.asarray(Image.open(tmp_path / "i1.png"))
+    assert one.shape == (28, 10 * cell - 2)
+    for name, k in (("i.png", 2), ("i3.png", 3)):
+        img = Image.open(tmp_path / name)
+        assert img.text["scale"] == str(k)
+        assert np.array_equal(np.asarray(img), one.repeat(k, 0).repeat(k, 1)), name
+    assert cli.main(["infer", "--run", str(gan), "--arithmetic", "1", "2", "3", "--labels", "1,1,8",
+                     "--scale", "1", "--out", str(tmp_path / "a1.png")]) == 0
+    assert cli.main(["infer", "--run", str(gan), "--arithmetic", "1", "2", "3", "--labels", "1,1,8",
+                     "--out", str(tmp_path / "a.png")]) == 0
+    a1 = np.asarray(Image.open(tmp_path / "a1.png"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), a1.repeat(2, 0).repeat(2, 1))
+    capsys.readouterr()
+    assert cli.main(base + ["--interpolate", "1", "2", "--scale", "17"]) == 2
+    assert "argument --scale: must be at most 16, got 17" in capsys.readouterr().err

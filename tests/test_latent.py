@@ -32,7 +32,7 @@ def loaded_sampler(run, n):
 def test_strip_ends_are_the_images_infer_draws_for_those_seeds(trained_run, tmp_path, capsys):
     strip = tmp_path / "strip.png"
     assert cli.main(["infer", "--run", str(trained_run), "--label", "7", "--interpolate", "3", "11",
-                     "--steps", "6", "--out", str(strip)]) == 0
+                     "--steps", "6", "--scale", "1", "--out", str(strip)]) == 0
     s, meta = pixels(strip)
     assert s.shape == (28, 6 * 28 + 5 * PAD)                         # one row of 6 cells
     assert meta["interpolation"] == "linear" and meta["seeds"] == "3,11"   # cgan's Z is Uniform
@@ -72,7 +72,7 @@ def test_interpolation_numbers_match_the_generator(trained_run):
 def test_arithmetic_is_the_generator_applied_to_z1_minus_z2_plus_z3(trained_run, tmp_path, capsys):
     out = tmp_path / "arith.png"
     assert cli.main(["infer", "--run", str(trained_run), "--arithmetic", "5", "6", "7",
-                     "--labels", "1,1,8", "--out", str(out)]) == 0
+                     "--labels", "1,1,8", "--scale", "1", "--out", str(out)]) == 0
     pic, meta = pixels(out)
     gap = 14
     assert pic.shape == (28, 4 * 28 + 3 * gap) and meta["labels"] == "1,1,8,8"

@@ -83,7 +83,8 @@ def test_cli_train_then_infer_draws_the_label(tmp_path, small_mnist, capsys, mon
               "checkpoints/epoch_0002/parameters.h5", "checkpoints/epoch_0002/parameters.protobuf"):
         assert (run / f).is_file(), f
     tile = Image.open(run / "samples/epoch_0002.png")
-    assert tile.size == (10 * 28 + 9 * 2, 10 * 28 + 9 * 2)   # one row per label, 10 images each
+    margin = int(tile.text["caption_margin"])  # the label of each row, left of the grid
+    assert tile.size == (margin + 10 * 28 + 9 * 2, 10 * 28 + 9 * 2)   # one row per label, 10 images each
     assert cli.main(["infer", "--label", "7", "--num", "12", "--out", "sevens.png"]) == 0
     assert "sevens.png" in capsys.readouterr().out
     img = Image.open(tmp_path / "sevens.png")

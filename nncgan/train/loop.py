@@ -312,7 +312,7 @@ def _epoch_outputs(run, graph, sampler, epoch, opt_names, iters, feed=None):
         rng = np.random.RandomState(derived_seed(graph.config.seed, 7919))
         rows = sampler.classes or 10
         labels = np.repeat(np.arange(rows), SAMPLES_PER_CLASS) if sampler.conditional else None
-        progress.save_samples(run, epoch, sampler.draw(labels, rng, feed=feed), rows, SAMPLES_PER_CLASS)
+        progress.save_samples(run, epoch, sampler.draw(labels, rng, feed=feed), rows, SAMPLES_PER_CLASS, labels)
         progress.save_progress_gif(run)
     progress.save_learning_curve(run, opt_names, iters)
 

@@ -116,10 +116,13 @@ def save_learning_curve(run, opt_names, iters_per_epoch):
         plt.close(fig)
 
 
-def save_samples(run, epoch, images, rows, cols):
+def save_samples(run, epoch, images, rows, cols, labels=None):
+    """samples/epoch_NNNN.png; a conditional graph's tile says each row's label in a left margin."""
+    from ..images import row_captions
     d = Path(run) / SAMPLES_DIR
     d.mkdir(exist_ok=True)
-    return save_tile(images, d / f"epoch_{epoch:04d}.png", rows, cols, info={"epoch": epoch})
+    return save_tile(images, d / f"epoch_{epoch:04d}.png", rows, cols, info={"epoch": epoch},
+                     row_labels=row_captions(labels, rows, cols))
 
 
 def save_progress_gif(run):
