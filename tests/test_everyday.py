@@ -356,3 +356,26 @@ def test_conditional_tiles_caption_each_row_with_its_label_and_strips_scale(smal
     capsys.readouterr()
     assert cli.main(base + ["--interpolate", "1", "2", "--scale", "17"]) == 2
     assert "argument --scale: must be at most 16, got 17" in capsys.readouterr().err
+
+
+def test_per_epoch_eval_and_eval_print_one_floor_and_name_the_classifiers_test_images(
+        mnist_classifier, small_mnist, tmp_path, monkeypatch, capsys):
+    from nncgan.eval import classifier as C
+    small_mnist["n"] = 1024  # the data the session's classifier was trained and measured on
+    monkeypatch.setenv(C.ENV, str(mnist_classifier.parent))
+    capsys.readouterr()
+    assert cli.main(["train", str(ROOT / "graphs" / "cgan_mnist.yaml"), "--epochs", "1", "--batch-size", "64",
+                     "--out", str(tmp_path / "gan")]) == 0
+    trained = capsys.readouterr().out
+    epoch_floor = re.search(r"epoch 1 eval: .*\((floor [^)]*)\)", trained).group(1)
+    assert re.fullmatch(r"floor \d+\.\d{3}: 1000 real train vs 1024 test images", epoch_floor), epoch_floor
+    # eval's --seed draws other latents; the floor (real images only) stays the one each epoch printed
+    assert cli.main(["eval", str(tmp_path / "gan"), "--seed", "5"]) == 0
+    out = capsys.readouterr().out
+    assert epoch_floor in out, out
+    # the classifier's accuracy: eval names how many test images it was measured on, as training's line did
+    saved = C.read_test_accuracy(mnist_classifier, C.Classifier(mnist_classifier).epoch, with_count=True)
+    assert f"test accuracy {saved[0]:.2%} on {saved[1]} test images" in out, out
+    assert cli.main(["eval", str(mnist_classifier)]) == 0  # measured again: the same number
+    again = capsys.readouterr().out
+    assert f"test accuracy {saved[0]:.2%} on {saved[1]} test images" in again, again

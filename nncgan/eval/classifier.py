@@ -126,6 +126,21 @@ def is_classifier(graph):
     return data_inputs(graph) == ["x"] and FEATURES in graph.networks[graph.executor.network].outputs
 
 
+def test_split(dataset, data_dir=None):
+    """The dataset's test images in [0, 1] and their labels: what a classifier's accuracy is measured on."""
+    import numpy as np
+    from ..data.registry import resolve
+    info = resolve(dataset)
+    test = info.load("test", data_dir, log=lambda *a: None)
+    images = np.asarray(test["x"], np.float32) / (255.0 if "x" in info.images else 1.0)
+    return images, np.asarray(test["y"]).reshape(len(test["y"]), -1)[:, 0]
+
+
+def test_accuracy(clf, images, labels):
+    """The share of `images` the classifier reads as their labels (training's line and `eval` alike)."""
+    return float((clf(images)[0].argmax(1) == labels).mean())
+
+
 def write_test_accuracy(run, epoch, accuracy, n):
     import json
     from .. import safeio
@@ -133,13 +148,16 @@ def write_test_accuracy(run, epoch, accuracy, n):
                       json.dumps({"epoch": epoch, "test_accuracy": accuracy, "test_samples": n}, indent=1) + "\n")
 
 
-def read_test_accuracy(run, epoch):
-    """The test accuracy measured of epoch `epoch` of the run, or None (not measured, or of another epoch)."""
+def read_test_accuracy(run, epoch, with_count=False):
+    """The test accuracy measured of epoch `epoch` of the run, or None (not measured, or of another epoch);
+    with_count: (accuracy, number of test images) or (None, None)."""
     import json
     path = Path(run) / "eval" / INFO
     try:
         from .. import safeio
         saved = json.loads(safeio.read_text(path, limit=1 << 20))
-        return float(saved["test_accuracy"]) if saved.get("epoch") == epoch else None
+        acc = float(saved["test_accuracy"]) if saved.get("epoch") == epoch else None
+        n = saved.get("test_samples") if acc is not None else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+        acc = n = None
+    return (acc, n) if with_count else acc

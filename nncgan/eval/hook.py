@@ -60,10 +60,9 @@ class GanEpochEval(_Scorer):
 
     def score(self, epoch):
         from .report import draw
-        from .score import Reference, score
+        from .score import floor_text, reference, score
         if self.ref is None:  # real statistics once, at the first epoch's end
-            self.ref = Reference(self.clf, SAMPLES_PER_LABEL * self.clf.classes, 0, self.data_dir,
-                                 log=lambda *a: None)
+            self.ref = reference(self.clf, SAMPLES_PER_LABEL, self.data_dir)
         rng = np.random.RandomState(derived_seed(self.graph.config.seed, 104729))  # the same latents every epoch
         images, labels = [], []
         n = self.sampler.n
@@ -75,7 +74,7 @@ class GanEpochEval(_Scorer):
         r = score(self.clf, self.ref, np.concatenate(images), labels)
         self.series.add(epoch, r)
         acc = f"label accuracy {r['label_accuracy']:.1%}, " if "label_accuracy" in r else ""
-        self.log(f"epoch {epoch} eval: {acc}Frechet distance {r['fid']:.3f} (floor {r['fid_floor']:.3f}), "
+        self.log(f"epoch {epoch} eval: {acc}Frechet distance {r['fid']:.3f} ({floor_text(r)}), "
                  f"class entropy {r['class_entropy_ratio']:.0%} of max, precision {r['precision']:.2f}, "
                  f"recall {r['recall']:.2f}")
         for m in r["collapse_reasons"]:
@@ -89,16 +88,11 @@ class ClassifierEpochEval(_Scorer):
     def __init__(self, run, graph, data_dir, log, resume_epoch):
         self.run, self.log = run, log
         self.clf = C.Classifier.live(graph)
-        from ..data.registry import resolve
-        info = resolve(graph.dataset.name)
-        test = info.load("test", data_dir, log=lambda *a: None)
-        self.images = np.asarray(test["x"], np.float32) / (255.0 if "x" in info.images else 1.0)
-        self.labels = np.asarray(test["y"]).reshape(len(test["y"]), -1)[:, 0]
+        self.images, self.labels = C.test_split(graph.dataset.name, data_dir)
         self.series = _Series(run, ["test_accuracy"], resume_epoch)
 
     def score(self, epoch):
-        probs, _ = self.clf(self.images)
-        acc = float((probs.argmax(1) == self.labels).mean())
+        acc = C.test_accuracy(self.clf, self.images, self.labels)
         self.series.add(epoch, {"test_accuracy": acc})
         C.write_test_accuracy(self.run, epoch, acc, len(self.labels))
         self.log(f"epoch {epoch}: test accuracy {acc:.2%} ({len(self.labels)} test images)")

@@ -15,7 +15,7 @@ from .. import run as runs
 from ..errors import RunError
 from ..limits import memory_error
 from . import classifier as C
-from .score import Reference, score
+from .score import floor_text, reference, score
 
 EVAL_DIR = "eval"
 EVAL_JSON = "eval.json"
@@ -93,12 +93,13 @@ def evaluate(run=None, num=100, seed=0, classifier=None, runs_dirs=("runs",), so
     elif source == "generator" or dataset is None:
         raise RunError("nothing to evaluate: give a run (or, with --images-from test|repeat, a --dataset)")
     clf = load_classifier(dataset, classifier, runs_dirs)
-    ref = Reference(clf, num * clf.classes, seed, data_dir, log=lambda *a: None)
+    ref = reference(clf, num, data_dir)
     if source != "generator":
         images, labels = real_as_generated(ref, num, seed, source)
     head.update(dataset=dataset, samples_per_label=num if labels is not None else None,
                 classifier=str(clf.run.resolve()), classifier_epoch=clf.epoch,
-                classifier_test_accuracy=clf.test_accuracy)
+                classifier_test_accuracy=clf.test_accuracy,
+                classifier_test_images=C.read_test_accuracy(clf.run, clf.epoch, with_count=True)[1])
     result = {**head, **score(clf, ref, images, labels)}
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -134,7 +135,8 @@ def table(r):
     lines = [f"{r['run'] or r['dataset']}: {what}; {r['samples']} images"
              + (f", {r['samples_per_label']} per label" if r.get("samples_per_label") else "") + f", seed {r['seed']}",
              f"classifier: {r['classifier']} (epoch {r['classifier_epoch']}"
-             + (f", test accuracy {acc:.2%})" if acc is not None else ")")]
+             + (f", test accuracy {acc:.2%}" if acc is not None else "")
+             + (f" on {r['classifier_test_images']} test images)" if r.get("classifier_test_images") else ")")]
     K = sum(1 for k in r if k.startswith("predicted_fraction_"))
     if "label_accuracy" in r:
         head = "label      " + " ".join(f"{c:>6}" for c in range(K)) + "     all"
@@ -144,7 +146,7 @@ def table(r):
                   "diversity  " + " ".join(f"{_num(r.get(f'pairwise_distance_ratio_{c}')):>6}" for c in range(K))
                   + "   (within-label feature distance / real images')"]
     lines += ["",
-              f"Frechet distance (classifier features)  {r['fid']:.3f}   floor, real train vs test: {r['fid_floor']:.3f}",
+              f"Frechet distance (classifier features)  {r['fid']:.3f}   {floor_text(r)}",
               f"class histogram entropy                 {r['class_entropy']:.3f} of {r['class_entropy_max']:.3f} nats"
               f" ({r['class_entropy_ratio']:.0%})",
               "predicted classes                       " + " ".join(f"{c}:{r[f'predicted_fraction_{c}']:.0%}" for c in range(K)),
@@ -187,13 +189,9 @@ def is_classifier_run(run):
 
 def classifier_test(run, data_dir=None):
     """A classifier run's accuracy on its dataset's test split, saved as RUN/eval/classifier.json."""
-    from ..data.registry import resolve
     clf = C.Classifier(run)
-    info = resolve(clf.dataset)
-    test = info.load("test", data_dir, log=lambda *a: None)
-    images = np.asarray(test["x"], np.float32) / (255.0 if "x" in info.images else 1.0)
-    labels = np.asarray(test["y"]).reshape(len(test["y"]), -1)[:, 0]
-    acc = float((clf(images)[0].argmax(1) == labels).mean())
+    images, labels = C.test_split(clf.dataset, data_dir)
+    acc = C.test_accuracy(clf, images, labels)
     C.write_test_accuracy(run, clf.epoch, acc, len(labels))
     return (f"{run}: classifier of {clf.dataset}, epoch {clf.epoch}: test accuracy {acc:.2%} on "
             f"{len(labels)} test images (saved in {Path(run) / EVAL_DIR / C.INFO})")

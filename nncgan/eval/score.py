@@ -45,6 +45,20 @@ class Reference:
         return self.test_images[rng.choice(idx, min(n, len(idx)), replace=False)]
 
 
+FLOOR_SEED = 0  # which training images make the floor: fixed, so eval --seed and each epoch agree
+
+
+def reference(clf, per_label, data_dir=None):
+    """The Reference of `per_label` images a label, picked alike by the per-epoch eval and `nncgan eval`."""
+    return Reference(clf, per_label * clf.classes, FLOOR_SEED, data_dir, log=lambda *a: None)
+
+
+def floor_text(r):
+    """The Frechet floor with what it was measured on (a different data size gives another floor)."""
+    return (f"floor {r['fid_floor']:.3f}: {r['fid_floor_train_images']} real train vs "
+            f"{r['fid_floor_test_images']} test images")
+
+
 def score(clf, ref, images, labels=None):
     """The numbers for `images` (N, C, H, W) in [0, 1], drawn for `labels` (None: unconditional)."""
     probs, feats = clf(images)
@@ -57,6 +71,7 @@ def score(clf, ref, images, labels=None):
         out.update({f"label_accuracy_{c}": per[c] for c in range(K)})
     out["fid"] = M.frechet_distance(M.gaussian(feats), ref.test_gaussian)
     out["fid_floor"] = ref.floor
+    out["fid_floor_train_images"], out["fid_floor_test_images"] = len(ref.real_features), len(ref.test_images)
     hist = M.class_histogram(probs, K)
     out.update({f"predicted_fraction_{c}": float(hist[c]) for c in range(K)})
     out["class_entropy"] = M.entropy(hist)
