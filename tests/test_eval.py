@@ -108,8 +108,8 @@ def test_eval_of_a_gan_run_prints_what_it_writes(small, capsys, monkeypatch):
     r = json.loads((small["gan"] / "eval" / "eval.json").read_text())
     assert r["epoch"] == 2 and r["samples"] == 200 and r["seed"] == 3 and r["source"] == "generator"
     assert r["classifier"] == str(small["clf"].resolve()) and r["classifier_epoch"] == 1
-    assert f"Frechet distance (classifier features)  {r['fid']:.3f}   floor, real train vs test: " \
-           f"{r['fid_floor']:.3f}" in out
+    assert f"Frechet distance (classifier features)  {r['fid']:.3f}   floor {r['fid_floor']:.3f}: " \
+           f"{r['fid_floor_train_images']} real train vs {r['fid_floor_test_images']} test images" in out
     row = re.search(r"read as\s+(.*)", out).group(1).split()
     assert row == [f"{r[f'label_accuracy_{c}']:.1%}" for c in range(10)] + [f"{r['label_accuracy']:.1%}"]
     assert f"{r['precision']:.3f} / {r['recall']:.3f}" in out
