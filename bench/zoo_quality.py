@@ -9,7 +9,8 @@ classifier) prints:
   entropy   entropy of the predicted-class histogram, bits (3.32 = all ten digits equally often;
             low = the generator draws few kinds of digit: mode collapse)
   spread    mean per-pixel standard deviation across the tile's images (0 = every image alike)
-With --labels-cycle (a conditional model drawn by plain `nncgan infer`: image i has label i % 10):
+With --labels-cycle (a conditional model drawn by plain `nncgan infer --no-captions`: one row per
+label, image i of N has label i * 10 // N):
   acc       share read as their label
   in-label  the spread within each label, averaged: what the noise changes (0 = the noise is ignored)
 `--real N` scores N real MNIST test digits the same way, as the reference row.
@@ -58,7 +59,7 @@ def main(argv=None):
         rows.append((f"real MNIST test ({args.real})", scores(x[:args.real], y[:args.real] if args.labels_cycle else None)))
     for t in args.tiles:
         cells = la.load_cells(t, args.cell, args.pad)
-        labels = np.arange(len(cells)) % 10 if args.labels_cycle else None
+        labels = np.arange(len(cells)) * 10 // len(cells) if args.labels_cycle else None
         rows.append((t, scores(cells, labels)))
     for name, s in rows:
         print(f"{name}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items()))
