@@ -282,6 +282,11 @@ def test_tensorboard_events_hold_every_loss_score_tile_and_the_graph(tmp_path, c
     assert "<h2>Scores of every epoch</h2>" in html
     for score in ("fid", "label_accuracy", "precision"):
         assert f'id="score-{score}"' in html, score
+    import browser  # the curves are there once the page is loaded in a browser, its console clean
+    dom, console = browser.load(gan / "report.html", tmp_path)
+    for score in ("fid", "label_accuracy", "precision"):
+        assert f'id="score-{score}"' in dom, score
+    assert console == []
     assert html.count("older than the run&#x27;s last epoch, 2") == 2  # the infer tile and eval.json
     assert "Frechet distance (classifier features)" in html.split("<h2>Evaluation</h2>")[1]  # eval's own table
 
