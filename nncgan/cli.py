@@ -111,8 +111,8 @@ def cmd_train(args):
             raise RunError("--resume continues a run, --restart starts one again: give one of them")
         run = resumed
         info = runs.read_info(run)
-        from .train.checkpoint import has_checkpoint
-        if not has_checkpoint(run):
+        from .train.checkpoint import has_checkpoint, peek_partial
+        if not has_checkpoint(run) and not peek_partial(run):  # a partial save (config.save_every) resumes too
             raise RunError(f"{run} has no saved epoch to resume (it stopped in epoch 1); start it again "
                            f"with: nncgan train {args.graph} --out {run} --restart")
         with runs.locked(run):

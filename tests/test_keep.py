@@ -161,3 +161,18 @@ def test_render_writes_the_policy_back(tmp_path):
     cfg = resolved(g)["config"]
     assert cfg["keep"] == {"every": 3} and cfg["save_every"] == {"minutes": 2.5}
     assert resolved(overrides.load(_graph(tmp_path))[0])["config"]["keep"] == "last"
+
+
+def test_a_run_with_only_a_partial_save_is_resumed_not_started_over(tmp_path, small_mnist, monkeypatch, capsys):
+    g = _graph(tmp_path, ", save_every: {iterations: 5}")
+    _interrupt_at(monkeypatch, 1)
+    r = str(tmp_path / "r")
+    assert cli.main(["train", g, "--out", r, "--quiet", "--no-eval", "--procs", "1"]) == 130
+    monkeypatch.setattr(safeio, "fault", lambda step: None)
+    capsys.readouterr()
+    assert cli.main(["train", g, "--out", r, "--quiet", "--no-eval", "--procs", "1"]) != 0
+    assert "a partial epoch saved; continue it with --resume" in capsys.readouterr().err
+    # --restart protects it as it protects a complete epoch
+    assert cli.main(["train", g, "--out", r, "--restart", "--quiet", "--no-eval", "--procs", "1"]) != 0
+    assert "a partial epoch saved; continue it with --resume" in capsys.readouterr().err
+    assert checkpoint.peek_partial(r)["partial"]["done"] == 5

@@ -307,7 +307,7 @@ def peek_state(run):
 
 def has_checkpoint(run):
     root = Path(run) / CKPT_DIR
-    return (root / LATEST).is_file() or any(root.glob("epoch_*")) or (root / PARTIAL).is_dir()
+    return (root / LATEST).is_file() or any(root.glob("epoch_*"))
 
 
 def check_shapes(path, params):
