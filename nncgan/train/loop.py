@@ -208,9 +208,10 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     raise Diverged(f"{bad} at the end of epoch {epoch}")
                 if comm.writes:  # only rank 0 writes the run
                     with signals.deferred():
-                        checkpoint.save(run, epoch, solvers, state,
-                                        extra={EMA_FILE: ema.save} if ema is not None else None,
-                                        keep=lambda epochs: keep.kept(run, cfg.keep, epochs))
+                        kw = {"extra": {EMA_FILE: ema.save}} if ema is not None else {}
+                        if cfg.keep != "last":  # config.keep: older epochs kept too (train/keep.py)
+                            kw["keep"] = lambda epochs: keep.kept(run, cfg.keep, epochs)
+                        checkpoint.save(run, epoch, solvers, state, **kw)
                 comm.barrier()  # no rank goes on (and may die, taking rank 0 with it) mid-save
                 saved = epoch
                 if not comm.writes:
