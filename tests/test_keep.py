@@ -176,3 +176,19 @@ def test_a_run_with_only_a_partial_save_is_resumed_not_started_over(tmp_path, sm
     assert cli.main(["train", g, "--out", r, "--restart", "--quiet", "--no-eval", "--procs", "1"]) != 0
     assert "a partial epoch saved; continue it with --resume" in capsys.readouterr().err
     assert checkpoint.peek_partial(r)["partial"]["done"] == 5
+
+
+def test_save_every_option_is_recorded_and_kept_on_resume(tmp_path, small_mnist, monkeypatch, capsys):
+    g = _graph(tmp_path)
+    r = tmp_path / "r"
+    assert cli.main(["train", g, "--out", str(r), "--quiet", "--no-eval", "--procs", "1", "--save-every", "x"]) == 2
+    assert "--save-every takes N iterations (e.g. 500) or M minutes (e.g. 5m), got 'x'" in capsys.readouterr().err
+    _interrupt_at(monkeypatch, 3)
+    assert cli.main(["train", g, "--out", str(r), "--quiet", "--no-eval", "--procs", "1", "--save-every", "4"]) == 130
+    assert checkpoint.peek_partial(r)["partial"]["done"] == 12
+    assert json.loads((r / "run.json").read_text())["save_every"] == "4"
+    calls = _interrupt_at(monkeypatch, 2)   # resumed: still every 4 iterations (16, 20)
+    assert cli.main(["train", g, "--resume", "--out", str(r), "--quiet", "--no-eval", "--procs", "1"]) == 130
+    assert "--save-every 4" in capsys.readouterr().out and len(calls) == 2
+    assert checkpoint.peek_partial(r)["partial"]["done"] == 20
+    assert keep.option("2.5m") == {"minutes": 2.5} and keep.option("500") == {"iterations": 500}

@@ -15,6 +15,8 @@ checkpoints/partial (never used by `infer`) after every N iterations / M minutes
 falls inside an optimizer's update_interval waits for its update. `--resume` continues from the
 partial save when it is newer than the last complete epoch, bit for bit as an unbroken run would.
 """
+import math
+import re
 import time
 
 from ..eval.hook import series_path
@@ -71,6 +73,16 @@ def parse_save_every(v):
     return (None if problems else dict(v)), problems
 
 
+def option(text):
+    """`train --save-every`: N (iterations) or Nm (minutes, e.g. 5m or 2.5m) -> config.save_every's spec;
+    ValueError when it is neither (argparse's type check uses this too)."""
+    m = re.fullmatch(r"\s*(\d+)\s*|\s*(\d+(?:\.\d+)?)\s*m(?:in)?\s*", str(text))
+    spec = ({"iterations": int(m.group(1))} if m.group(1) else {"minutes": float(m.group(2))}) if m else None
+    if spec is None or parse_save_every(spec)[1]:
+        raise ValueError(f"--save-every takes N iterations (e.g. 500) or M minutes (e.g. 5m), got {text!r}")
+    return spec
+
+
 def kept(run, spec, epochs):
     """The epoch numbers among `epochs` that `spec` keeps (the last one always)."""
     epochs = sorted(epochs)
@@ -95,7 +107,6 @@ class PartialSaves:
         self.seconds = spec["minutes"] * 60 if spec and "minutes" in spec else None
         self.step = 1
         for n in intervals:  # the lcm of the update intervals: a save never splits an accumulation
-            import math
             self.step = self.step * n // math.gcd(self.step, n)
         self.last, self.wanted = time.monotonic(), False
 
