@@ -192,3 +192,18 @@ def test_save_every_option_is_recorded_and_kept_on_resume(tmp_path, small_mnist,
     assert "--save-every 4" in capsys.readouterr().out and len(calls) == 2
     assert checkpoint.peek_partial(r)["partial"]["done"] == 20
     assert keep.option("2.5m") == {"minutes": 2.5} and keep.option("500") == {"iterations": 500}
+
+
+def test_a_damaged_partial_save_is_not_used(tmp_path, small_mnist, monkeypatch, capsys):
+    g = _graph(tmp_path, ", save_every: {iterations: 5}")
+    r = tmp_path / "r"
+    _interrupt_at(monkeypatch, 8)   # iteration 10 of epoch 2
+    assert cli.main(["train", g, "--out", str(r), "--quiet", "--no-eval", "--procs", "1"]) == 130
+    params = checkpoint.partial_folder(r) / checkpoint.PARAMS
+    params.write_bytes(params.read_bytes()[:-8] + b"damaged!")
+    monkeypatch.setattr(safeio, "fault", lambda step: None)
+    capsys.readouterr()
+    assert cli.main(["train", g, "--resume", "--out", str(r), "--quiet", "--no-eval", "--procs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "partial is damaged or older than the last complete epoch; not used" in out
+    assert "resuming" in out and "after epoch 1\n" in out and checkpoint.complete_epoch(r) == "epoch_0002"

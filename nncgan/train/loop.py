@@ -129,6 +129,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     partial = None  # the epoch in progress a partial save holds (train/keep.py)
     if resume:
         folder = keep.newer_partial(run, (checkpoint.peek_state(run) or {}).get("epoch", 0))
+        if folder is None and checkpoint.partial_folder(run).is_dir():
+            log(f"nncgan: {checkpoint.partial_folder(run)} is damaged or older than the last complete epoch; "
+                f"not used")
         state = checkpoint.load(run, solvers, folder)
         partial = state.pop("partial", None)
         _set_rng_state(rng, state["rng"])
