@@ -111,8 +111,8 @@ def cmd_train(args):
             raise RunError("--resume continues a run, --restart starts one again: give one of them")
         run = resumed
         info = runs.read_info(run)
-        from .train.checkpoint import has_checkpoint
-        if not has_checkpoint(run):
+        from .train.checkpoint import has_checkpoint, peek_partial
+        if not has_checkpoint(run) and not peek_partial(run):  # a partial save (config.save_every) resumes too
             raise RunError(f"{run} has no saved epoch to resume (it stopped in epoch 1); start it again "
                            f"with: nncgan train {args.graph} --out {run} --restart")
         with runs.locked(run):
@@ -146,6 +146,9 @@ def _train(args, graph, run, info, log):
     else:
         runs.update_info(run, batch_size=graph.config.batch_size)
     runs.update_info(run, **recorded(args))
+    if args.save_every:  # --save-every (or the run's own, on --resume) over config.save_every
+        from .train.keep import option
+        graph.config.save_every = option(args.save_every)
     from .train.distributed import setup
     backend = context.select(args.context, type_config=args.type_config)
     from .provenance import record
@@ -365,6 +368,9 @@ def build_parser():
                    help="a quick run: train on the first N training samples only (recorded in run.json)")
     t.add_argument("--limit-iterations", type=int, metavar="N",
                    help="a quick run: at most N iterations per epoch (recorded in run.json)")
+    t.add_argument("--save-every", type=_save_every, metavar="N|Mm",
+                   help="also save the epoch in progress every N iterations or M minutes (e.g. 500 or 5m; "
+                        "config.save_every), which --resume continues from exactly (recorded in run.json)")
     t.add_argument("--no-eval", action="store_true",
                    help="do not score each epoch's samples with a trained classifier (nncgan eval's numbers)")
     t.add_argument("--type-config", choices=("float", "half"), default="float",
@@ -471,6 +477,15 @@ def build_parser():
     e.add_argument("--data-dir", help="directory holding the dataset files")
     e.set_defaults(func=cmd_dataset_export)
     return p
+
+
+def _save_every(text):
+    from .train.keep import option
+    try:
+        option(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text.strip()
 
 
 def main(argv=None):

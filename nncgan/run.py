@@ -58,8 +58,8 @@ def _take_lock(fd, run):
 
 def _held_by_other(run):
     """Why `run` (a run folder) cannot be started again now, or None."""
-    from .train.checkpoint import complete_epoch
-    epoch = complete_epoch(run)
+    from .train.checkpoint import complete_epoch, peek_partial
+    epoch = complete_epoch(run) or ("a partial epoch" if peek_partial(run) else None)  # config.save_every
     if epoch:
         return (f"{run} already holds a run with {epoch} saved; continue it with --resume "
                 f"(or choose another --out)")
@@ -140,7 +140,7 @@ def _claim_existing(out, restart):
 
 
 # Inside nncgan's folders of a run, the names nncgan writes; anything else there is kept.
-OWN_INSIDE = {"checkpoints": re.compile(r"(epoch_\d{4,}|latest|\.(epoch_\d{4,}|latest)\..*)$"),
+OWN_INSIDE = {"checkpoints": re.compile(r"(epoch_\d{4,}|latest|partial|\.(epoch_\d{4,}|latest|partial)\..*)$"),
               "monitor": re.compile(r"((.+-loss|eval-.+)\.series\.txt|\..*\.tmp.*)$"),
               "samples": re.compile(r"(epoch_\d{4,}\.png|progress\.gif|\..*\.tmp.*)$"),
               "infer": re.compile(r".*\.png$"), "eval": re.compile(r".*\.json$"),

@@ -89,6 +89,8 @@ class Config:
     ema: Optional[float] = None         # decay of the executor's parameter average; None: off
     ema_start: int = 0                  # the iteration the average starts from
     monitor: Optional[dict] = None      # NNC's monitor pass (nncgan.train.monitor); None: off
+    keep: object = "last"               # which complete epochs stay: "last" or {every, best} (nncgan.train.keep)
+    save_every: Optional[dict] = None   # a partial epoch's save: {iterations, minutes}; None: off
 
 
 @dataclass

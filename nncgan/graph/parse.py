@@ -21,7 +21,7 @@ from .yamlio import Node, Seq, load_file
 TOP_KEYS = ("nncgan", "name", "description", "params", "dataset", "config", "defaults", "blocks", "networks",
             "optimizers", "executors")
 CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False, "ema": None, "ema_start": 0,
-               "monitor": None}
+               "monitor": None, "keep": "last", "save_every": None}
 # An optimizer's keys and their defaults (`--set` reads the same table).
 OPTIMIZER_KEYS = {"network": None, "solver": None, "update_interval": 1, "weight_decay": 0.0,
                   "lr_scheduler": None, "warmup": None}
@@ -245,6 +245,13 @@ class _Parser:
                 for k, msg in problems:
                     self.p.add(self.where(v, k) if k and isinstance(v, Node) else self.where(node, key), msg)
                 vals[key] = spec
+                continue
+            if key in ("keep", "save_every"):  # the checkpoint policy (nncgan.train.keep)
+                from ..train import keep
+                spec, problems = (keep.parse_keep if key == "keep" else keep.parse_save_every)(v)
+                for k, msg in problems:
+                    self.p.add(self.where(v, k) if k and isinstance(v, Node) else self.where(node, key), msg)
+                vals[key] = spec if key == "save_every" or spec else "last"
                 continue
             least = 0 if key in ("seed", "ema_start") else 1
             most = CONFIG_MAX.get(key)

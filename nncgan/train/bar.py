@@ -22,8 +22,10 @@ def width():
     return max(80, min(shutil.get_terminal_size((80, 24)).columns, 160))
 
 
-def make(iters, desc, quiet):
-    return tqdm(range(iters), desc=desc, disable=quiet, bar_format=FORMAT, ncols=width(), leave=True)
+def make(iters, desc, quiet, start=0):
+    """The epoch's iterations from `start` (a resumed partial epoch), shown out of `iters`."""
+    return tqdm(range(start, iters), desc=desc, disable=quiet, bar_format=FORMAT, ncols=width(), leave=True,
+                total=iters, initial=start)
 
 
 def postfix(means, rate, short, room):

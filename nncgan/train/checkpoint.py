@@ -72,7 +72,23 @@ def reading(run):
         yield
 
 
-def save(run, epoch, solvers, state, extra=None):
+def _write(tmp, solvers, state, extra):
+    """An epoch's files and their manifest into the folder `tmp`, flushed to disk."""
+    nn.save_parameters(str(tmp / PARAMS))
+    safeio.fault("save-params")
+    nn.save_parameters(str(tmp / "parameters.protobuf"))
+    for name, solver in solvers.items():
+        solver.save_states(str(tmp / solver_file(name)))
+    for name, write in (extra or {}).items():
+        write(tmp / name)
+    (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
+    files = sorted(p.name for p in tmp.iterdir())
+    (tmp / MANIFEST).write_text(json.dumps({f: _sha256(tmp / f) for f in files}, indent=1), encoding="utf-8")
+    for p in tmp.iterdir():
+        _fsync(p)
+
+
+def save(run, epoch, solvers, state, extra=None, keep=None):
     """Write epoch `epoch` of the run: all NNabla parameters, each solver's state, `state`.
 
     `extra` maps further file names to a function writing that file (given its path); they are
@@ -91,19 +107,7 @@ def save(run, epoch, solvers, state, extra=None):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         safeio.fault("save-start")
-        nn.save_parameters(str(tmp / PARAMS))
-        safeio.fault("save-params")
-        nn.save_parameters(str(tmp / "parameters.protobuf"))
-        for name, solver in solvers.items():
-            solver.save_states(str(tmp / solver_file(name)))
-        for name, write in (extra or {}).items():
-            write(tmp / name)
-        (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
-        files = sorted(p.name for p in tmp.iterdir())
-        (tmp / MANIFEST).write_text(json.dumps({f: _sha256(tmp / f) for f in files}, indent=1),
-                                    encoding="utf-8")
-        for p in tmp.iterdir():
-            _fsync(p)
+        _write(tmp, solvers, state, extra)
         safeio.fault("save-written")
         if final.exists():  # a stale epoch of this number (never the one `latest` names)
             _remove(final)
@@ -122,9 +126,51 @@ def save(run, epoch, solvers, state, extra=None):
             shutil.rmtree(final, ignore_errors=True)
         kept = f"epoch {int(before[6:])} is kept" if before else "no earlier epoch was saved"
         raise RunError(f"cannot save epoch {epoch} in {root}: {safeio.reason(e)}; {kept}") from None
-    _remove_old(root, keep=final.name)
+    _remove_old(root, keep=final.name, also=keep)
     safeio.fault("save-cleaned")
     return final
+
+
+PARTIAL = "partial"
+
+
+def partial_folder(run):
+    return Path(run) / CKPT_DIR / PARTIAL
+
+
+def save_partial(run, solvers, state, extra=None):
+    """Save an epoch in progress as checkpoints/partial, which `latest` never names (infer does not
+    use it): written whole into a temporary folder with its manifest, then renamed into place; a
+    crash at any moment leaves the previous partial save, or none, and the complete epochs."""
+    final = partial_folder(run)
+    tmp = final.with_name(f".{PARTIAL}.tmp-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        _write(tmp, solvers, state, extra)
+        if final.exists():
+            _remove(final)
+        os.rename(tmp, final)
+        _fsync(final.parent)
+    except (OSError, RuntimeError, ValueError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RunError(f"cannot save the epoch in progress in {final}: {safeio.reason(e)}; "
+                       f"the complete epochs are kept") from None
+    safeio.fault("partial-saved")
+    return final
+
+
+def peek_partial(run):
+    """The partial save's state, verified, or None (absent or damaged: the complete epoch is used)."""
+    folder = partial_folder(run)
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    try:
+        verify(folder)
+        state = json.loads(safeio.read_text(folder / STATE, limit=64 << 20))
+    except (RunError, OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def _remove(folder):
@@ -134,21 +180,26 @@ def _remove(folder):
     shutil.rmtree(gone, ignore_errors=True)
 
 
-def _remove_old(root, keep):
-    """Keep the last epoch only, as NNC does with Save Best off, and clear what a killed save
+def _remove_old(root, keep, also=None):
+    """Keep the last epoch (and those `also(epochs)` names: config.keep), and clear what a killed save
     left (.epoch_*.tmp-PID; the run's lock makes them stale). Only nncgan's own epochs are
     touched (epoch_NNNN folders with a manifest), never a user's file; nothing is removed
     while a reader (infer, eval, report) holds the epochs: that waits for the next save."""
     with _readers_lock(root, fcntl.LOCK_EX | fcntl.LOCK_NB) as free:
         if not free:
             return
+        epochs = [int(p.name[6:]) for p in root.iterdir() if EPOCH_NAME.match(p.name)]
+        kept = set(also(epochs)) if also is not None and epochs else set()
         for old in root.iterdir():
             name = old.name
             try:
-                if EPOCH_NAME.match(name) and name != keep and old.is_dir() and not old.is_symlink() \
-                        and (old / MANIFEST).is_file():
+                if EPOCH_NAME.match(name) and name != keep and int(name[6:]) not in kept \
+                        and old.is_dir() and not old.is_symlink() and (old / MANIFEST).is_file():
                     _remove(old)
-                elif re.match(r"\.epoch_\d{4,}\.(tmp|old)-\d+$", name) and old.is_dir() and not old.is_symlink():
+                elif name == PARTIAL and old.is_dir() and not old.is_symlink() and (old / MANIFEST).is_file():
+                    _remove(old)  # the epoch it was part of is complete now
+                elif re.match(rf"\.(epoch_\d{{4,}}|{PARTIAL})\.(tmp|old)-\d+$", name) and old.is_dir() \
+                        and not old.is_symlink():
                     shutil.rmtree(old, ignore_errors=True)
                 elif re.match(rf"\.{LATEST}\.tmp-\d+$", name) and old.is_file():
                     old.unlink()
@@ -279,13 +330,17 @@ def check_shapes(path, params):
                        + "; ".join(problems))
 
 
-def load(run, solvers=None):
-    """Load the last complete epoch's parameters (and solver states); return its state dict.
+def load(run, solvers=None, folder=None):
+    """Load the last complete epoch's (or `folder`'s, verified) parameters and solver states;
+    return its state dict.
 
     Parameters the graph has built already must match the saved ones in name and shape.
     """
     with reading(run):
-        folder = latest(run)
+        if folder is None:
+            folder = latest(run)
+        else:
+            verify(folder)
         check_shapes(folder / PARAMS, nn.get_parameters(grad_only=False))
         nn.load_parameters(str(folder / PARAMS))
         for name, solver in (solvers or {}).items():

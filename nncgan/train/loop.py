@@ -20,7 +20,7 @@ from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import bar as progress_bar, checkpoint, distributed, monitor, progress, settings, tensorboard
+from . import bar as progress_bar, checkpoint, distributed, keep, monitor, progress, settings, tensorboard
 from .ema import EMA, EMA_FILE
 from .solvers import OptimizerStep
 
@@ -126,16 +126,23 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     # `nncgan runs` tells a run still training from one whose process died by this pid.
     runs.update_info(run, status="running", max_epoch=max_epoch, pid=os.getpid(), host=socket.gethostname())
     state = {"epoch": 0, "iteration": 0, "losses": {}}
+    partial = None  # the epoch in progress a partial save holds (train/keep.py)
     if resume:
-        state = checkpoint.load(run, solvers)
+        folder = keep.newer_partial(run, (checkpoint.peek_state(run) or {}).get("epoch", 0))
+        if folder is None and checkpoint.partial_folder(run).is_dir():
+            log(f"nncgan: {checkpoint.partial_folder(run)} is damaged or older than the last complete epoch; "
+                f"not used")
+        state = checkpoint.load(run, solvers, folder)
+        partial = state.pop("partial", None)
         _set_rng_state(rng, state["rng"])
         if ema is not None:
-            saved = checkpoint.latest(run) / EMA_FILE
+            saved = (folder or checkpoint.latest(run)) / EMA_FILE
             if saved.is_file():
                 ema.load(saved)
             else:
                 log(f"{run}: the saved epoch has no {EMA_FILE}; the average starts from its parameters")
-        log(f"resuming {run} after epoch {state['epoch']}")
+        log(f"resuming {run} after epoch {state['epoch']}"
+            + (f", at iteration {partial['done']} of epoch {state['epoch'] + 1}" if partial else ""))
         safeio.fault("resume-loaded")
     if state["epoch"] >= max_epoch:
         done = state["epoch"]
@@ -157,6 +164,12 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     monitors = progress.LossMonitors(run, [s.opt.name for s in steps] + [t for s in steps for t in s.term_names],
                                      max(1, iters // 10),
                                      resume_from=state["iteration"] - 1 if resume else None)
+    if partial:  # the points not yet averaged into a line of the series
+        monitors.restore(partial["monitors"])
+    saves = keep.PartialSaves(cfg.save_every, [o.update_interval for o in graph.optimizers])
+    if cfg.save_every and comm.size > 1:
+        log("nncgan: config.save_every is not used with several processes: each epoch is saved when complete")
+        saves = None
     board = None
     if comm.writes:  # TensorBoard events beside the monitors (train/tensorboard.py)
         board = tensorboard.Board(run, graph.text, state["iteration"] if resume else None)
@@ -169,8 +182,24 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                 if limit_iterations:  # each epoch's first batches of its own order: resumable
                     di, _ = iterator(arrays, cfg.batch_size, cfg.seed, first_epoch=epoch - 1)
                 started = time.perf_counter()
+
+                def save_partial(done, sums):
+                    with signals.deferred():
+                        checkpoint.save_partial(run, solvers, {
+                            **state, "rng": _rng_state(rng),
+                            "partial": {"done": done, "sums": sums, "monitors": plain.position(),
+                                        "seconds": round(time.perf_counter() - started, 2)}},
+                            extra={EMA_FILE: ema.save} if ema is not None else None)
+                plain = getattr(monitors, "monitors", monitors)  # under a Tee
+                if partial:
+                    started -= partial["seconds"]
+                    for _ in range(partial["done"]):  # the epoch's order, from (seed, epoch), up to where it was
+                        di.next()
                 sums = _train_epoch(steps, di, iters, rng, state, monitors, info.images,
-                                    f"epoch {epoch}/{max_epoch}", quiet, ema=ema, comm=comm)
+                                    f"epoch {epoch}/{max_epoch}", quiet, ema=ema, comm=comm,
+                                    resumed=partial, save=save_partial if saves and comm.writes else None,
+                                    saves=saves)
+                partial = None
                 monitors.flush(state["iteration"] - 1)
                 if monitor.due(cfg.monitor, epoch):  # NNC's monitor pass, before the save as nnabla_cli
                     log(f"epoch {epoch} monitors: " + ", ".join(f"{k} {v:.4f}" for k, v in monitor_pass(epoch).items()))
@@ -182,10 +211,10 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                     raise Diverged(f"{bad} at the end of epoch {epoch}")
                 if comm.writes:  # only rank 0 writes the run
                     with signals.deferred():
-                        if ema is None:
-                            checkpoint.save(run, epoch, solvers, state)
-                        else:
-                            checkpoint.save(run, epoch, solvers, state, extra={EMA_FILE: ema.save})
+                        kw = {"extra": {EMA_FILE: ema.save}} if ema is not None else {}
+                        if cfg.keep != "last":  # config.keep: older epochs kept too (train/keep.py)
+                            kw["keep"] = lambda epochs: keep.kept(run, cfg.keep, epochs)
+                        checkpoint.save(run, epoch, solvers, state, **kw)
                 comm.barrier()  # no rank goes on (and may die, taking rank 0 with it) mid-save
                 saved = epoch
                 if not comm.writes:
@@ -210,7 +239,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         except (Interrupted, distributed.Stopped) as e:
             runs.update_info(run, status="interrupted")
             kept = state["epoch"] if e.while_saving else saved  # the save finishes before the signal
-            if not kept:
+            part = checkpoint.peek_partial(run) if comm.writes else None
+            part = part if part and part.get("epoch") == kept else None  # a save inside the epoch stopped
+            if not kept and not part:
                 again = hints.again(["train", graph.path])
                 if "--out" in hints.argv() and "--restart" not in hints.argv():
                     again += " --restart"  # the folder holds a run with no epoch: started again explicitly
@@ -218,6 +249,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
                                f"start it again with: {again}") from None
             when = (f"while saving epoch {kept}, which was finished first" if e.while_saving
                     else f"during epoch {kept + 1}")
+            if part:
+                when += (f"; its first {part['partial']['done']} iterations are saved in "
+                         f"{checkpoint.partial_folder(run)}, where --resume continues")
             raise _stopped(f"interrupted {when}; epoch {kept} is kept in {run}. "
                            f"Resume with: {hints.command('train', graph.path, '--resume', '--out', run)}") from None
         except Diverged as e:
@@ -254,9 +288,11 @@ def _divergence_advice(graph):
     return "Lower the learning rate (or check the data) and train again"
 
 
-def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None, comm=distributed.SINGLE):
-    sums = {s.opt.name: 0.0 for s in steps}
-    bar = progress_bar.make(iters, desc, quiet)
+def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, ema=None, comm=distributed.SINGLE,
+                 resumed=None, save=None, saves=None):
+    """One epoch; `resumed`: a partial save's position in it, `save(done, sums)`: a partial save when `saves` says."""
+    sums = dict(resumed["sums"]) if resumed else {s.opt.name: 0.0 for s in steps}
+    bar = progress_bar.make(iters, desc, quiet, start=resumed["done"] if resumed else 0)
     short, room = progress_bar.short_names(list(sums)), progress_bar.room(desc, iters)
     start, seen = time.perf_counter(), 0
     for i in bar:
@@ -278,6 +314,8 @@ def _train_epoch(steps, di, iters, rng, state, monitors, images, desc, quiet, em
         state["iteration"] += 1
         for k, v in losses.items():
             sums[k] += v
+        if save is not None and i + 1 < iters and saves.due(i + 1, state["iteration"]):
+            save(i + 1, sums)
         if i % 10 == 0 or i == iters - 1:
             rate = seen / max(time.perf_counter() - start, 1e-9)
             means = {k: v / (i + 1) for k, v in sums.items()}  # running means, as Keras shows

@@ -42,6 +42,15 @@ class LossMonitors:
         for name, value in losses.items():
             self.series[name].add(iteration, value)
 
+    def position(self):
+        """What a partial save keeps of each series: the points not yet written, and from where."""
+        return {n: {"buf": [float(v) for v in s.buf], "flush_at": s.flush_at} for n, s in self.series.items()}
+
+    def restore(self, position):
+        for n, p in position.items():
+            if n in self.series:
+                self.series[n].buf, self.series[n].flush_at = list(p["buf"]), p["flush_at"]
+
     def flush(self, iteration):
         """Write the mean of the points since the last write at `iteration` (an epoch's end): without
         it, the iterations after the epoch's last full interval would be missing from the curve."""

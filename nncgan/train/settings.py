@@ -10,7 +10,7 @@ from ..data.samples import Arrays, Samples, length_of
 ENV_LIMIT = "NNCGAN_LIMIT_SAMPLES"  # the old, undocumented way; an alias of --limit-samples now
 # (option, run.json key): kept by a resumed run unless the option is given again
 KEPT = (("epochs", "max_epoch"), ("data_dir", "data_dir"), ("log_file", "log_file"),
-        ("limit_samples", "limit_samples"), ("limit_iterations", "limit_iterations"))
+        ("limit_samples", "limit_samples"), ("limit_iterations", "limit_iterations"), ("save_every", "save_every"))
 
 
 def env_alias(args, say=print):
@@ -32,7 +32,8 @@ def recorded(args):
     """The settings a new run writes into run.json."""
     return {"data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
             "log_file": os.path.abspath(args.log_file) if args.log_file else None,
-            "limit_samples": args.limit_samples, "limit_iterations": args.limit_iterations}
+            "limit_samples": args.limit_samples, "limit_iterations": args.limit_iterations,
+            "save_every": getattr(args, "save_every", None)}
 
 
 def resumed(args, info, say=print):
