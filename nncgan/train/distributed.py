@@ -19,6 +19,7 @@ the others); a rank leaving with an error waits briefly for the others, then abo
 rank is left blocked in an all-reduce.
 """
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -293,6 +294,10 @@ def launch(n, argv):
     passed to mpiexec once each (it forwards them to every rank, which stop together)."""
     threads = str(blas_threads(n))
     env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    from .. import hints
+    prog = shlex.split(hints.prog())
+    if len(prog) == 1:  # the ranks run `python -m nncgan.cli`: their hints print the command the user typed
+        env.setdefault("NNCGAN_PROG", prog[0])
     cmd = [mpiexec(), "-n", str(n), sys.executable, "-m", "nncgan.cli", *argv]
     # Its own session: the terminal's Ctrl-C reaches this process only, which forwards it once
     # (mpiexec takes a second Ctrl-C as "kill everything now").
