@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from . import distributed
@@ -54,6 +55,7 @@ def as_rank(args, run):
         return run(args)  # the bad launcher variable is reported by `train` itself
     if size == 1:
         return run(args)
+    run = _unexpected_is_an_error(run)
     if rank == 0:
         code = run(args)
         if code and not distributed.leave(code, rank):
@@ -67,3 +69,15 @@ def as_rank(args, run):
             print(f"[rank {rank}] {line}", file=sys.stderr)
         distributed.abort(code)
     return code
+
+
+def _unexpected_is_an_error(run):
+    """A bug raising in one rank must not leave the others waiting in a collective forever: the
+    traceback is printed and the rank leaves (or aborts the job) like any failing rank."""
+    def guarded(args):
+        try:
+            return run(args)
+        except Exception:
+            traceback.print_exc()
+            return 1
+    return guarded
