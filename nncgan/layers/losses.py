@@ -1,7 +1,10 @@
 """Loss layers. Each takes (prediction, target) and contributes weight x mean(loss) to its network.
 
 The target is written like NNC's T input: `target: {generator: Constant, multiplier: 1}`,
-`target: {dataset: y}` or `target: LayerName`; validation turns it into the second input.
+`target: {dataset: y}` or `target: LayerName`; validation turns it into the second input (a
+drawn or dataset target into an Input whose `target_of` names the loss). A loss is one
+subclass of `_Loss` (is_loss; NNC's T.* properties and an NNP's weight, a MulScalar after it,
+are read for every loss by the importers).
 """
 import contextlib
 
@@ -13,6 +16,7 @@ from .base import LayerType, Setting, ShapeError, register, float_, choice
 class _Loss(LayerType):
     is_loss = True
     num_inputs = (2, 2)
+    nnp_import = True
     settings = {"weight": Setting(float_(), 1.0, doc="the loss's weight in its network's sum")}
 
     def out_shape(self, s, in_shapes):
@@ -69,6 +73,11 @@ AbsoluteError = _elementwise_loss("AbsoluteError", F.absolute_error, "|predictio
 class SoftmaxCrossEntropy(_Loss):
     type_name = "SoftmaxCrossEntropy"
     doc = "cross-entropy of class scores against a class index of shape [1]"
+
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        if f.softmax_cross_entropy_param.axis not in (0, 1):
+            raise ValueError(f"axis 1 (classes on the first sample axis), got {f.softmax_cross_entropy_param.axis}")
+        return {}
 
     def out_shape(self, s, in_shapes):
         if in_shapes[1] != (1,) or len(in_shapes[0]) != 1:
