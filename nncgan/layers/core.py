@@ -399,8 +399,8 @@ class _Pooling(LayerType):
         sp = x[len(x) - len(k):]
         if s["ignore_border"]:
             out = tuple((i + 2 * pi - ki) // si + 1 for i, ki, si, pi in zip(sp, k, st, p))
-        else:
-            out = tuple(-(-(i + 2 * pi) // si) for i, si, pi in zip(sp, st, p))
+        else:  # NNabla's: a window starts at each stride within input + one side's pad, whatever the kernel
+            out = tuple((i + pi - 1) // si + 1 for i, si, pi in zip(sp, st, p))
         if min(out) < 1:
             raise ShapeError(f"an input at least as large as kernel {k}, got {x}")
         return x[:len(x) - len(k)] + out
