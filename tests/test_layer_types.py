@@ -25,6 +25,8 @@ EXAMPLES = {
     "Affine": ({"out_shape": [5], "with_bias": False}, [X]),
     "Convolution": ({"out_maps": 6, "kernel_shape": [3, 2], "pad": [1, 0], "stride": [2, 1], "dilation": [1, 2],
                      "group": 3}, [X]),
+    "DepthwiseConvolution": ({"kernel_shape": [3, 2], "pad": [1, 0], "stride": [1, 2], "dilation": [2, 1],
+                              "multiplier": 2, "with_bias": False}, [X]),
     "Deconvolution": ({"out_maps": 2, "kernel_shape": [3, 3], "pad": [1, 1], "stride": [2, 2], "dilation": [1, 1],
                        "group": 1, "with_bias": False}, [X]),
     "BatchNormalization": ({"decay_rate": 0.8, "epsilon": 1e-4, "batch_stat": False,

@@ -199,6 +199,42 @@ def _bn_shape(s, in_shapes):
 
 
 @register
+class DepthwiseConvolution(LayerType):
+    type_name = "DepthwiseConvolution"
+    doc = "each input map convolved with its own `multiplier` kernels (NNabla's depthwise_convolution)"
+    param_prefix = "depthwise_conv"
+    nnc_properties = {"pad": "Padding", "stride": "Strides"}
+    nnp_import = True
+    settings = {**{k: v for k, v in _conv_settings().items() if k not in ("out_maps", "group")},
+                "multiplier": Setting(int_(1), 1, doc="output maps per input map")}
+    parameters = (
+        Param("W", lambda s, x: (x[0][0] * s["multiplier"],) + s["kernel_shape"],
+              ("NormalConvolutionHeForward", 1.0), lambda s, x: (1, s["multiplier"], s["kernel_shape"])),
+        Param("b", lambda s, x: (x[0][0] * s["multiplier"],), ("Constant", 0.0), used=_with_bias),
+    )
+
+    @staticmethod
+    def as_convolution(s, in_shape):
+        """The same computation as Convolution settings: one group per input map."""
+        return {**s, "out_maps": in_shape[0] * s["multiplier"], "group": in_shape[0]}
+
+    def out_shape(self, s, in_shapes):
+        return Convolution().out_shape(self.as_convolution(s, in_shapes[0]), in_shapes)
+
+    def build(self, s, xs, ctx):
+        k, p, st, d = Convolution().geometry(self.as_convolution(s, xs[0].shape[1:]), xs[0].shape[1:])
+        return F.depthwise_convolution(xs[0], ctx.param("W"), ctx.param("b") if s["with_bias"] else None,
+                                       base_axis=1, pad=p, stride=st, dilation=d, multiplier=s["multiplier"])
+
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        p = f.depthwise_convolution_param
+        _base_axis(p)
+        w = in_shapes[list(f.input).index(params["W"])]
+        return {"kernel_shape": list(w[1:]), "pad": list(p.pad.dim), "stride": list(p.stride.dim),
+                "dilation": list(p.dilation.dim), "multiplier": p.multiplier or 1, "with_bias": "b" in params}
+
+
+@register
 class BatchNormalization(LayerType):
     type_name = "BatchNormalization"
     param_prefix = "bn"

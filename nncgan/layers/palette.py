@@ -377,7 +377,7 @@ def spectral_norm(layer, var, rng):
 # ---- the palette's groups, as NNC's layer palette shows them (an unknown type is answered by group)
 GROUPS = {
     "IO": ("Input",),
-    "Parametric": ("Affine", "Convolution", "Deconvolution", "Embed", "PReLU"),
+    "Parametric": ("Affine", "Convolution", "DepthwiseConvolution", "Deconvolution", "Embed", "PReLU"),
     "Normalization": ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization"),
     "Activation": ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "PReLU", "SELU", "CReLU", "Swish", "GELU",
                    "SoftPlus", "SoftSign", "HardTanh", "HardSigmoid", "Softmax", "LogSoftmax", "Identity"),
