@@ -46,6 +46,7 @@ EXAMPLES = {
     "AveragePooling": ({"kernel_shape": [2, 2], "stride": [2, 2], "pad": [0, 0], "ignore_border": True}, [X]),
     "SumPooling": ({"kernel_shape": [2, 1], "stride": [2, 1], "pad": [0, 0], "ignore_border": True}, [X]),
     "SoftmaxCrossEntropy": ({}, [V, [1]]),
+    "CategoricalCrossEntropy": ({}, [V, [1]]),
     "HuberLoss": ({"delta": 0.5}, [X, X]),
     "EpsilonInsensitiveLoss": ({"epsilon": 0.25}, [X, X]),
 }
@@ -163,6 +164,23 @@ def test_each_parameter_is_declared_once_with_its_initializer_setting():
     assert bn.params == ("beta", "gamma", "mean", "var") and bn.fixed_params == ("mean", "var")
     affine = REGISTRY["Affine"]
     assert affine.param_shapes({"out_shape": (5,), "with_bias": False}, [(3, 4)]) == {"W": (12, 5)}
+
+
+def test_categorical_cross_entropy_is_nnablas(tmp_path):
+    """A loss is one class: CategoricalCrossEntropy of probabilities against class indices."""
+    import nnabla.functions as F
+    graph = _graph(tmp_path, "CategoricalCrossEntropy", {}, [V, [1]])
+    assert graph.networks["N"].layer("T").shape == (1,)
+    nn.clear_parameters()
+    built = build_network(graph.networks["N"], 2, np.random.RandomState(0))
+    p = np.array([[0.1, 0.2, 0.3, 0.2, 0.1, 0.1], [0.5, 0.1, 0.1, 0.1, 0.1, 0.1]], np.float32)
+    built.outputs["x0"].d, built.outputs["x1"].d = p, [[2], [0]]
+    built.loss.forward()
+    assert built.loss_terms["T"][0] == 1.0
+    np.testing.assert_allclose(built.outputs["T"].d, -np.log([[0.3], [0.5]]), rtol=1e-6)
+    ref = F.categorical_cross_entropy(nn.Variable.from_numpy_array(p), nn.Variable.from_numpy_array(np.array([[2], [0]])))
+    ref.forward()
+    np.testing.assert_allclose(built.outputs["T"].d, ref.d, rtol=1e-6)
 
 
 # ---- adding a layer with a parameter is one class

@@ -87,3 +87,17 @@ class SoftmaxCrossEntropy(_Loss):
 
     def build(self, s, xs, ctx):
         return F.softmax_cross_entropy(xs[0], xs[1])
+
+
+@register
+class CategoricalCrossEntropy(SoftmaxCrossEntropy):
+    type_name = "CategoricalCrossEntropy"
+    doc = "cross-entropy of class probabilities (a Softmax's output) against a class index of shape [1]"
+
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        if f.categorical_cross_entropy_param.axis not in (0, 1):
+            raise ValueError(f"axis 1 (classes on the first sample axis), got {f.categorical_cross_entropy_param.axis}")
+        return {}
+
+    def build(self, s, xs, ctx):
+        return F.categorical_cross_entropy(xs[0], xs[1])
