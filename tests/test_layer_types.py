@@ -183,6 +183,13 @@ def test_categorical_cross_entropy_is_nnablas(tmp_path):
     np.testing.assert_allclose(built.outputs["T"].d, ref.d, rtol=1e-6)
 
 
+def test_export_writes_each_parameters_declared_initializer_and_learning(tmp_path):
+    graph = _graph(tmp_path, "BatchNormalization", EXAMPLES["BatchNormalization"][0], [X])
+    assert _parameters(graph.networks["N"]) == {
+        "T/bn/beta": (1.0, ("Constant", 0.0)), "T/bn/gamma": (1.0, ("Constant", 1.0)),
+        "T/bn/mean": (0.0, ("Constant", 0.0)), "T/bn/var": (0.0, ("Constant", 0.0))}   # running statistics: 0
+
+
 # ---- adding a layer with a parameter is one class
 
 class Scale(LayerType):
