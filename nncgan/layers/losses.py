@@ -10,7 +10,7 @@ import contextlib
 
 import nnabla.functions as F
 
-from .base import LayerType, Setting, ShapeError, register, float_, choice
+from .base import LayerType, Setting, ShapeError, register, float_, choice, snake
 
 
 class _Loss(LayerType):
@@ -75,8 +75,9 @@ class SoftmaxCrossEntropy(_Loss):
     doc = "cross-entropy of class scores against a class index of shape [1]"
 
     def from_nnp(self, f, in_shapes, params, out_shape):
-        if f.softmax_cross_entropy_param.axis not in (0, 1):
-            raise ValueError(f"axis 1 (classes on the first sample axis), got {f.softmax_cross_entropy_param.axis}")
+        axis = getattr(f, f"{snake(self.type_name)}_param").axis
+        if axis not in (0, 1):
+            raise ValueError(f"axis 1 (classes on the first sample axis), got {axis}")
         return {}
 
     def out_shape(self, s, in_shapes):
@@ -93,11 +94,6 @@ class SoftmaxCrossEntropy(_Loss):
 class CategoricalCrossEntropy(SoftmaxCrossEntropy):
     type_name = "CategoricalCrossEntropy"
     doc = "cross-entropy of class probabilities (a Softmax's output) against a class index of shape [1]"
-
-    def from_nnp(self, f, in_shapes, params, out_shape):
-        if f.categorical_cross_entropy_param.axis not in (0, 1):
-            raise ValueError(f"axis 1 (classes on the first sample axis), got {f.categorical_cross_entropy_param.axis}")
-        return {}
 
     def build(self, s, xs, ctx):
         return F.categorical_cross_entropy(xs[0], xs[1])
