@@ -48,6 +48,16 @@ EXAMPLES = {
     "SoftmaxCrossEntropy": ({}, [V, [1]]),
     "CategoricalCrossEntropy": ({}, [V, [1]]),
     "HuberLoss": ({"delta": 0.5}, [X, X]),
+    # types that NNP does not import, for their NNC properties
+    "Broadcast": ({"shape": [3, 4, 4]}, [[3, 1, 4]]),
+    "Interpolate": ({"output_size": [8, 6], "mode": "nearest", "align_corners": True}, [X]),
+    "Pad": ({"pad_width": [1, 1, 1, 1], "mode": "reflect"}, [X]),
+    "RandomCrop": ({"shape": [3, 2, 2]}, [X]),
+    "RandomShift": ({"shifts": [0, 1, 1], "border_mode": "reflect"}, [X]),
+    "Shift": ({"shifts": [0, 1, -1]}, [X]),
+    "Slice": ({"start": [0, 1, 0], "stop": [2, 4, 4], "step": [1, 1, 2]}, [X]),
+    "Tile": ({"reps": [1, 2, 1]}, [X]),
+    "Transpose": ({"axes": [1, 2, 0]}, [X]),
     "EpsilonInsensitiveLoss": ({"epsilon": 0.25}, [X, X]),
 }
 
@@ -86,12 +96,12 @@ def _nnp_round_trip(graph):
     nn.clear_parameters()
     traced = _Traced(graph.networks["N"], 2)
     proto = create_proto({"networks": [traced.content]}, variable_batch_size=True)
-    traced.finish(proto.network[0])
-    inits = proto.network[0]
+    net = proto.network[0]
+    traced.finish(net)
     gens = {var: (kind, mult) for var, kind, mult in traced.generators}
     mults = {path: m for path, (m, _) in traced.params.items()}
     nn.clear_parameters()
-    return {l["name"]: l for l in nnp_import._network(inits, "test", ({}, gens), mults)["layers"]}, traced
+    return {l["name"]: l for l in nnp_import._network(net, "test", ({}, gens), mults)["layers"]}
 
 
 def _same_settings(lt, written, original):
@@ -106,7 +116,7 @@ def test_every_importable_layer_round_trips_through_an_nnp(tmp_path, ltype):
     settings, shapes = _example(ltype)
     graph = _graph(tmp_path, ltype, settings, shapes)
     layer = graph.networks["N"].layer("T")
-    imported, _ = _nnp_round_trip(graph)
+    imported = _nnp_round_trip(graph)
     back = imported["T"]
     assert back["type"] == ltype
     _same_settings(REGISTRY[ltype], back, layer.settings)
@@ -125,6 +135,34 @@ def test_the_importable_types_are_the_ones_nncgan_read_before():
         "HuberLoss", "EpsilonInsensitiveLoss"}
     # functions whose NNP arguments nncgan's layer does not hold are not read as that layer
     assert not {"SELU", "SoftPlus", "Softmax", "CReLU", "Pad", "Dropout", "Input"} & set(nnp_import.importable())
+
+
+def _nnc_text(v):
+    """A setting's value as an .sdcproj property value: True, 0.5, 3,2."""
+    if isinstance(v, (tuple, list)):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+@pytest.mark.parametrize("ltype", sorted(n for n, lt in REGISTRY.items() if not lt.is_input))
+def test_every_layer_reads_back_from_the_nnc_properties_it_declares(tmp_path, ltype):
+    """A layer written with NNC's property names (`nnc_property`) and its parameters' Initializer
+    properties imports from an .sdcproj layer to the same settings."""
+    settings, shapes = _example(ltype)
+    lt = REGISTRY[ltype]
+    layer = _graph(tmp_path, ltype, settings, shapes).networks["N"].layer("T")
+    props = {"Name": "T"}
+    for key, v in layer.settings.items():
+        if v is None:
+            continue
+        if key.endswith("_init") and any(p.init_setting == key for p in lt.parameters):
+            pname = next(p.name for p in lt.parameters if p.init_setting == key)
+            props[f"{pname}.Initializer"], props[f"{pname}.InitializerMultiplier"] = v[0], str(v[1])
+        else:
+            props[lt.nnc_property(key)] = _nnc_text(v)
+    entry = nnc_import._sdc_layer(Project("p.sdcproj", "[Global]\n"), NncLayer("1", ltype, props, "N_Layer_0", 1),
+                                  ["x0", "x1"][:len(shapes)])
+    _same_settings(lt, entry, layer.settings)
 
 
 def test_every_setting_has_one_nnc_property_that_names_it_back():
