@@ -308,3 +308,13 @@ def test_a_users_input_named_like_a_target_stays_a_layer(tmp_path):
     assert not layout.is_implicit_target(net.layer("L.T"), net)
     assert layout.is_implicit_target(net.layer("M.T"), net)
     assert net.layer("M.T").target_of == "M" and net.layer("L.T").target_of is None
+
+
+def test_an_unknown_nnc_property_is_answered_with_the_declared_names():
+    from nncgan.interop.sdcproj import ImportError_
+    with pytest.raises(ImportError_) as e:
+        nnc_import._sdc_layer(Project("p.sdcproj", "[Global]\n"),
+                              NncLayer("1", "Convolution", {"Name": "C", "Pad": "1", "Bogus": "1"}, "N_Layer_0", 3), ["x"])
+    msg = str(e.value)
+    assert msg.startswith("p.sdcproj:3: [N_Layer_0] expected properties of Convolution that nncgan reads (")
+    assert "Padding, " in msg and "W.Initializer, " in msg and "got Bogus='1'" in msg and "WInit" not in msg

@@ -365,8 +365,10 @@ def _sdc_layer(project, l, inputs):
             continue
         key = lt.setting_of_property(prop)
         if key is None:
-            bad(f"properties of {l.type} that nncgan reads ({', '.join(sorted(map(lt.nnc_property, lt.settings)))}), "
-                f"got {prop}={value!r}")
+            inits = {q.init_setting for q in lt.parameters}
+            names = sorted(lt.nnc_property(k) for k in lt.settings if k not in inits)
+            names += [f"{q.name}.{a}" for q in lt.parameters for a in PARAM_PROPS if a != "File"]
+            bad(f"properties of {l.type} that nncgan reads ({', '.join(names)}), got {prop}={value!r}")
         if value.startswith("*"):  # NNC computes it (e.g. *ConvolutionPaddingSize from BorderMode)
             continue
         out[key] = literal(value)
