@@ -45,7 +45,7 @@ def signature(graph):
                     s.update(kernel_shape=tuple(k), pad=tuple(p), stride=tuple(st), dilation=tuple(d), border_mode=None)
                 s = {k: tuple(v) if isinstance(v, list) else v for k, v in s.items()}
                 params[l.scope] = (l.type, l.shape, tuple(l.in_shapes), l.lr_mult, s)
-            elif lt.is_input and not l.name.endswith(".T"):
+            elif lt.is_input and l.target_of is None:
                 s = l.settings
                 inputs.append((l.shape, s["generator"], s["multiplier"] if s["generator"] else None, s["dataset"]))
             elif lt.is_loss:

@@ -522,7 +522,8 @@ class _Parser:
                 except ValueError as err:
                     self.p.add(tw, f"target '{k}' must be {err}, got {t[k]!r}")
         name = f"{loss_name}.T"
-        layer = Layer(name, "Input", [], settings, name, {}, Where(**{**tw.__dict__, "layer": name}))
+        layer = Layer(name, "Input", [], settings, name, {}, Where(**{**tw.__dict__, "layer": name}),
+                      target_of=loss_name)
         return layer
 
     def parse_lr_mult(self, e, w, lt, settings, factor):

@@ -23,7 +23,7 @@ def _value(spec, v):
 
 
 def _target(layer):
-    """The loss target as it was written: the synthetic '<loss>.T' Input back to `target:`."""
+    """The loss target as it was written: the Input validation made of it back to `target:`."""
     s = layer.settings
     if s.get("dataset") is not None:
         return {"dataset": s["dataset"]}
@@ -67,10 +67,8 @@ def resolved(graph):
     data["config"] = dict(vars(cfg))
     networks = {}
     for net in graph.networks.values():
-        # Loss targets became Inputs named '<loss>.T' in validation; they are written as `target:`.
-        losses = {l.name for l in net.losses}
-        targets = {l.name: l for l in net.layers if l.type == "Input" and l.name.endswith(".T")
-                   and l.name[:-2] in losses}
+        # Loss targets became Inputs (`target_of` their loss) in validation; they are written as `target:`.
+        targets = {l.name: l for l in net.layers if l.target_of is not None}
         entry = {"layers": [_layer(l, targets) for l in net.layers if l.name not in targets]}
         if net.outputs:
             entry["outputs"] = dict(net.outputs)
