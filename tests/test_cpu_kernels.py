@@ -179,7 +179,11 @@ def _train(batch, iters, kernels, seed=SEED):
 def test_three_iterations_reach_nnabla_parameters(every_layer):
     """cgan_mnist's three Adam optimizers, 3 iterations, batch 8, every layer on the kernels, to the
     tolerance test_label_maps.py holds the label tables to (another summation order, the same maths):
-    all but 1e-4 of the parameters within 1e-5, none further than two Adam steps (2 x 5e-4).
+    all but 1% of the parameters within 1e-5, none further than two Adam steps (2 x 5e-4), the
+    losses within 3e-4. (Before batch normalization and ReLU moved to NumPy too, all but 1e-4 were
+    within 1e-5; since, every batch-normalised layer's gradient sums in another order as well, and
+    measured under pytest 0.26% of the parameters (Adam steps of ~0 gradients taken the other way,
+    the largest 9.8e-4) and the losses to 1.0e-4 differ by the third iteration.)
 
     Adam divides by sqrt(v): a gradient that is ~0 may step either way, and a GAN at batch 8 amplifies
     such steps from one iteration to the next (some seeds drift to 1e-3 by the third iteration with
@@ -188,13 +192,13 @@ def test_three_iterations_reach_nnabla_parameters(every_layer):
     losses_r, ref, ref_names = _train(8, 3, kernels=False)
     assert {"BlasAffine", "BlasConvolution", "BlasDeconvolution"} <= fast_names
     assert not any(n.startswith("Blas") for n in ref_names)
-    np.testing.assert_allclose(losses_f, losses_r, rtol=1e-4)
+    np.testing.assert_allclose(losses_f, losses_r, rtol=3e-4)
     assert fast.keys() == ref.keys()
     alpha = 0.0005  # the optimizers' learning rate: the most one flipped Adam step can move a weight twice over
     for k in ref:
         np.testing.assert_allclose(fast[k], ref[k], rtol=1e-4, atol=2 * alpha, err_msg=k)
     off = sum(int((np.abs(fast[k] - ref[k]) > 1e-5).sum()) for k in ref)
-    assert off < 1e-4 * sum(v.size for v in ref.values())
+    assert off < 1e-2 * sum(v.size for v in ref.values())
 
 
 @pytest.mark.parametrize("seed", STEP_SEEDS)
@@ -240,3 +244,71 @@ def test_every_step_of_three_iterations_has_nnabla_gradients(seed, every_layer):
 def test_mismatched_shapes_go_to_nnabla_which_refuses_them(fn, xs, ws, kw, every_layer):
     with pytest.raises(RuntimeError, match="Failed|mismatch|invalid|must"):
         getattr(K, fn)(nn.Variable(xs), nn.Variable(ws), None, **kw)
+
+
+# ---- batch normalization (nncgan/layers/sync_bn.py) and ReLU: NumPy functions on the CPU context
+
+def _run_bn(fn, xs, axes, uses, seed=0):
+    """sum_i <BN_i(x), dy_i> over `uses` uses of one (x, beta, gamma) with one pair of running
+    statistics: the outputs, the gradients of x, beta and gamma, and the running mean and variance."""
+    rng = np.random.RandomState(seed)
+    pshape = tuple(n if i in axes else 1 for i, n in enumerate(xs))
+    x = nn.Variable.from_numpy_array((rng.randn(*xs) * 2 + 0.5).astype(np.float32), need_grad=True)
+    beta, gamma = (nn.Variable.from_numpy_array(rng.randn(*pshape).astype(np.float32), need_grad=True)
+                   for _ in range(2))
+    mean = nn.Variable.from_numpy_array(rng.randn(*pshape).astype(np.float32))
+    var = nn.Variable.from_numpy_array(rng.rand(*pshape).astype(np.float32) + 0.5)
+    terms, ys = [], []
+    for u in range(uses):
+        y = fn(x, beta, gamma, mean, var, axes=axes, decay_rate=0.9, eps=0.01, batch_stat=True)
+        y.persistent = True
+        ys.append(y)
+        terms.append(F.sum(y * nn.Variable.from_numpy_array(rng.randn(*xs).astype(np.float32))))
+    loss = terms[0] if uses == 1 else F.add2(*terms)
+    for v in (x, beta, gamma):
+        v.grad.zero()
+    loss.forward(clear_no_need_grad=True)
+    loss.backward(clear_buffer=True)
+    names = set()
+    loss.visit(lambda f: names.add(f.info.type_name))
+    return [y.d.copy() for y in ys] + [v.g.copy() for v in (x, beta, gamma)] + [mean.d.copy(), var.d.copy()], names
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("xs, axes", [
+    ((16, 6, 5, 3), [1]),          # maps of a convolution
+    ((9, 7), [1]),                 # an affine's outputs
+    ((5, 4, 6), [2]),              # the last axis
+])
+def test_batch_normalization_equals_nnabla(xs, axes, uses, every_layer):
+    from nncgan.layers import sync_bn
+    fast, fast_names = _run_bn(sync_bn.batch_normalization, xs, axes, uses)
+    ref, ref_names = _run_bn(F.batch_normalization, xs, axes, uses)
+    assert "NumpyBatchNormalization" in fast_names and "NumpyBatchNormalization" not in ref_names
+    what = ["y"] * uses + ["dx", "dbeta", "dgamma", "running mean", "running var"]
+    for w, a, b in zip(what, fast, ref):
+        assert a.dtype == np.float32 and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=FLOOR * np.abs(b).max(), err_msg=w)
+
+
+def test_batch_normalization_falls_back(every_layer, monkeypatch):
+    from nncgan.layers import sync_bn
+    args = [nn.Variable(s) for s in ((4, 3, 2, 2), (1, 3, 1, 1), (1, 3, 1, 1), (1, 3, 1, 1), (1, 3, 1, 1))]
+    kw = dict(axes=[1], decay_rate=0.9, eps=1e-5)
+    assert _function_names(sync_bn.batch_normalization(*args, batch_stat=False, **kw)) == ["BatchNormalization"]
+    two = [nn.Variable(s) for s in ((4, 3, 2, 2),) + ((1, 3, 2, 1),) * 4]
+    assert "BatchNormalization" in _function_names(sync_bn.batch_normalization(
+        *two, batch_stat=True, axes=[1, 2], decay_rate=0.9, eps=1e-5))     # NNabla's, with its transposes
+    monkeypatch.setenv(K.ENV, "nnabla")
+    assert _function_names(sync_bn.batch_normalization(*args, batch_stat=True, **kw)) == ["BatchNormalization"]
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+def test_relu_equals_nnabla(uses, every_layer):
+    x = np.random.RandomState(0).randn(6, 5, 4, 3).astype(np.float32)
+    x[0, 0, 0] = 0.0                                           # the kink: no gradient, as NNabla
+    fast, fast_names = _run(lambda v, w, *a, **k: K.relu(v) * w, [x, np.ones_like(x)], True, {}, uses)
+    ref, ref_names = _run(lambda v, w, *a, **k: F.relu(v) * w, [x, np.ones_like(x)], True, {}, uses)
+    assert "NumpyReLU" in fast_names and "NumpyReLU" not in ref_names
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(a, b)
