@@ -96,10 +96,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("-k", default="", help="only the cases whose name contains this")
+    ap.add_argument("--wall", action="store_true", help="wall time (default: this process' CPU time, "
+                    "less disturbed by other jobs on a shared machine)")
     args = ap.parse_args()
+    clock = time.perf_counter if args.wall else time.process_time
     K.set_blas_threads(args.threads)
     K.MIN_FLOPS = 0          # every case on the kernels, whatever the builder's threshold
-    print(f"{args.rounds} interleaved rounds, {args.threads} BLAS thread(s); median ms")
+    print(f"{args.rounds} interleaved rounds, {args.threads} BLAS thread(s); median ms of "
+          f"{'wall' if args.wall else 'CPU'} time")
     print(f"{'case':42s} {'NNabla fwd':>10s} {'ours fwd':>9s} {'NNabla bwd':>10s} {'ours bwd':>9s}  functions")
     for name, (shape, need_x, ref, fast) in CASES.items():
         if args.k not in name:
@@ -109,10 +113,10 @@ def main():
         for r in range(args.rounds + 2):
             for k in (("ref", "fast") if r % 2 else ("fast", "ref")):
                 for p, fn in zip("fb", runs[k][:2]):
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     fn()
                     if r >= 2:
-                        times[(k, p)].append(time.perf_counter() - t0)
+                        times[(k, p)].append(clock() - t0)
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
         print(f"{name:42s} {med[('ref', 'f')]:10.2f} {med[('fast', 'f')]:9.2f} {med[('ref', 'b')]:10.2f} "
               f"{med[('fast', 'b')]:9.2f}  {','.join(runs['fast'][2])}", flush=True)

@@ -312,3 +312,94 @@ def test_relu_equals_nnabla(uses, every_layer):
     assert "NumpyReLU" in fast_names and "NumpyReLU" not in ref_names
     for a, b in zip(fast, ref):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- the label-map tables' functions (layers/label_maps.py on the CPU context)
+
+def _generic(build, arrays, needs, uses, extra=None):
+    """Outputs of `uses` uses of build(*variables), and every gradient of sum_i <out_i, dy_i> (+ extra).
+    The functions see each input through F.identity: NNabla adds into a leaf's gradient always, into
+    an intermediate's only after the first writer, so both ways of storing a gradient are exercised."""
+    vs = [nn.Variable.from_numpy_array(a, need_grad=g) for a, g in zip(arrays, needs)]
+    mid = [F.identity(v) if g else v for v, g in zip(vs, needs)]
+    terms, ys = [], []
+    for u in range(uses):
+        y = build(*mid)
+        y.persistent = True
+        ys.append(y)
+        terms.append(F.sum(y * nn.Variable.from_numpy_array(np.random.RandomState(20 + u).randn(*y.shape)
+                                                            .astype(np.float32))))
+    if extra is not None:    # another use of the inputs, so that the kernels' gradients are accumulated into
+        terms.append(extra(*mid))
+    loss = terms[0] if len(terms) == 1 else F.add_n(*terms)
+    for v in vs:
+        v.grad.zero()
+    loss.forward(clear_no_need_grad=True)
+    loss.backward(clear_buffer=True)
+    names = set()
+    loss.visit(lambda f: names.add(f.info.type_name))
+    return [y.d.copy() for y in ys] + [v.g.copy() for v, g in zip(vs, needs) if g], names
+
+
+def _assert_same(fast, ref):
+    assert len(fast) == len(ref)
+    for a, b in zip(fast, ref):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=FLOOR * np.abs(b).max())
+
+
+TABLES = [  # (fn, W shape, in_axis, label channels, input spatial, geometry)
+    ("convolution", (32, 11, 5, 5), 1, (1, 11), (28, 28), p2(pad=(2, 2), stride=(2, 2))),          # cgan_mnist's
+    ("convolution", (6, 9, 3, 2), 1, (2, 5), (9, 8), p2(pad=(1, 0), stride=(2, 3), dilation=(2, 1))),
+    ("convolution", (5, 4, 4), 1, (0, 3), (13,), dict(pad=(1,), stride=(2,), dilation=(2,), group=1)),
+    ("deconvolution", (74, 32, 6, 6), 0, (0, 10), (7, 7), p2(pad=(2, 2), stride=(2, 2))),          # cgan_mnist's
+    ("deconvolution", (7, 3, 3, 2), 0, (4, 7), (5, 4), p2(pad=(0, 1), stride=(1, 2), dilation=(2, 1))),
+]
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("case", TABLES)
+def test_label_table_equals_nnabla_on_one_hot_maps(case, uses, every_layer):
+    kind, ws, in_axis, (a, e), spatial, geometry = case
+    fn = getattr(F, kind)
+    w = np.random.RandomState(0).randn(*ws).astype(np.float32)
+    other = nn.Variable.from_numpy_array(np.random.RandomState(1).randn(*ws).astype(np.float32))
+
+    def ref(wv):
+        c = e - a
+        eye = np.broadcast_to(np.eye(c, dtype=np.float32).reshape((c, c) + (1,) * len(spatial)), (c, c) + spatial)
+        lo, hi = [0] * len(ws), list(ws)
+        lo[in_axis], hi[in_axis] = a, e
+        return fn(nn.Variable.from_numpy_array(np.ascontiguousarray(eye)), F.slice(wv, lo, hi), None,
+                  base_axis=1, **geometry)
+
+    def fast(wv):
+        return K.label_table(getattr(K, kind), wv, in_axis, (a, e), spatial, geometry)
+    extra = lambda wv: F.sum(wv * other)   # noqa: E731  (W's gradient outside the label channels)
+    got, names = _generic(fast, [w], [True], uses, extra)
+    want, _ = _generic(ref, [w], [True], uses, extra)
+    assert "BlasLabelTable" in names
+    _assert_same(got, want)
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("onehot_grad", [False, True])
+def test_add_rows_equals_affine_and_add2(uses, onehot_grad, every_layer):
+    rng = np.random.RandomState(0)
+    y, table = rng.randn(6, 4, 3, 5).astype(np.float32), rng.randn(10, 4, 3, 5).astype(np.float32)
+    onehot = np.eye(10, dtype=np.float32)[rng.randint(0, 10, 6)]
+    got, names = _generic(K.add_rows, [y, onehot, table], [True, onehot_grad, True], uses)
+    want, _ = _generic(lambda v, o, t: v + F.reshape(F.affine(o, F.reshape(t, (10, -1))), v.shape),
+                       [y, onehot, table], [True, onehot_grad, True], uses)
+    assert "BlasAddRows" in names
+    _assert_same(got, want)
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+def test_slice_equals_nnabla(uses, every_layer):
+    w = np.random.RandomState(0).randn(9, 11, 5, 5).astype(np.float32)
+    extra = lambda v: F.sum(v * 3.0)   # noqa: E731
+    got, names = _generic(lambda v: K.slice_(v, [1, 2, 0, 1], [9, 10, 5, 4]), [w], [True], uses, extra)
+    want, _ = _generic(lambda v: F.slice(v, [1, 2, 0, 1], [9, 10, 5, 4]), [w], [True], uses, extra)
+    assert "NumpySlice" in names
+    _assert_same(got, want)
