@@ -1,7 +1,7 @@
 """Whole-iteration A/B of this branch's CPU speed-ups, in one process, interleaved: cgan_mnist, batch 64,
 the three optimizer steps as `nncgan train` runs them, built twice: "before" with NNabla's batch
-normalization and ReLU and NNabla's failed relative imports left in place (the state of main before
-this work), "after" with everything. Each round runs one iteration of each, alternating which goes
+normalization, ReLU and label-table functions (Slice, (de)convolution of one-hot maps, Affine, Add2)
+and NNabla's failed relative imports left in place (main before this work), "after" with everything. Each round runs one iteration of each, alternating which goes
 first; prints the medians. A benchmark, not a test.
 
     .venv/bin/python bench/step_ab.py [--rounds 20] [--threads 1]
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import nnabla as nn
+import nnabla.functions as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -24,15 +25,35 @@ from nncgan.layers import cpu_kernels as K, sync_bn  # noqa: E402
 IMPORTS = ("nnabla.nnabla", "nnabla.nnabla_ext")
 
 
+def _nnabla_table(fn, w, in_axis, channels, spatial, geometry):
+    """label_maps' table as it was built before: a Slice of W and the (de)convolution of C one-hot maps."""
+    a, e = channels
+    c = e - a
+    eye = np.broadcast_to(np.eye(c, dtype=np.float32).reshape((c, c) + (1,) * len(spatial)), (c, c) + tuple(spatial))
+    lo, hi = [0] * w.ndim, list(w.shape)
+    lo[in_axis], hi[in_axis] = a, e
+    return fn(nn.Variable.from_numpy_array(np.ascontiguousarray(eye)), F.slice(w, lo, hi), None, base_axis=1,
+              **geometry)
+
+
+PATCH = {"label_table": _nnabla_table, "slice_": F.slice,
+         "add_rows": lambda y, o, t: y + F.reshape(F.affine(o, F.reshape(t, (t.shape[0], -1))), y.shape)}
+
+
 @contextlib.contextmanager
 def before():
-    """Main's state: NNabla's BN and ReLU, the failing relative imports back."""
-    saved = (K.MIN_ELEMENTWISE, sync_bn.MIN_SIZE, {n: sys.modules.pop(n, None) for n in IMPORTS})
+    """Main's state: NNabla's BN, ReLU and label-table functions, the failing relative imports back."""
+    saved = (K.MIN_ELEMENTWISE, sync_bn.MIN_SIZE, {n: sys.modules.pop(n, None) for n in IMPORTS},
+             {k: getattr(K, k) for k in PATCH})
     K.MIN_ELEMENTWISE = sync_bn.MIN_SIZE = 1 << 62
+    for k, v in PATCH.items():
+        setattr(K, k, v)
     try:
         yield
     finally:
         K.MIN_ELEMENTWISE, sync_bn.MIN_SIZE = saved[0], saved[1]
+        for k, v in saved[3].items():
+            setattr(K, k, v)
         for n, m in saved[2].items():
             if n not in sys.modules and m is None:
                 sys.modules[n] = None
