@@ -101,7 +101,7 @@ def main():
     args = ap.parse_args()
     clock = time.perf_counter if args.wall else time.process_time
     K.set_blas_threads(args.threads)
-    K.MIN_FLOPS = 0          # every case on the kernels, whatever the builder's threshold
+    K.MIN_FLOPS = K.MIN_ELEMENTWISE = sync_bn.MIN_SIZE = 0   # every case on the kernels, whatever the thresholds
     print(f"{args.rounds} interleaved rounds, {args.threads} BLAS thread(s); median ms of "
           f"{'wall' if args.wall else 'CPU'} time")
     print(f"{'case':42s} {'NNabla fwd':>10s} {'ours fwd':>9s} {'NNabla bwd':>10s} {'ours bwd':>9s}  functions")

@@ -25,7 +25,10 @@ RTOL, FLOOR = 1e-4, 1e-5
 @pytest.fixture
 def every_layer(monkeypatch):
     """The kernels for every size (the tests' layers are small)."""
+    from nncgan.layers import sync_bn
     monkeypatch.setattr(K, "MIN_FLOPS", 0)
+    monkeypatch.setattr(K, "MIN_ELEMENTWISE", 0)
+    monkeypatch.setattr(sync_bn, "MIN_SIZE", 0)
     monkeypatch.delenv(K.ENV, raising=False)
 
 
@@ -134,6 +137,10 @@ def test_layers_choose_by_context_size_and_switch(monkeypatch):
     assert names.count("BlasAffine") == 2 and names.count("Affine") >= 2      # Affine (110->512), Affine_4, tables
     assert names.count("BlasDeconvolution") == 1 and names.count("Deconvolution") >= 1
     assert names.count("BlasConvolution") == 1 and names.count("Convolution") >= 1
+    # batch normalization and ReLU: NumPy's on the maps, NNabla's on the (64, 512) affine outputs
+    assert names.count("NumpyBatchNormalization") == 4 and names.count("BatchNormalization") == 2
+    assert names.count("NumpyReLU") == 4 and names.count("ReLU") == 2
+    assert {"BlasLabelTable", "BlasAddRows", "NumpySlice"} <= set(names) and "Add2" not in names
     monkeypatch.setenv(K.ENV, "nnabla")
     nn.clear_parameters()
     assert not any(n.startswith("Blas") for n in _generator_functions())
