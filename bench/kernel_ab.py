@@ -45,6 +45,27 @@ def _affine(fn, w_shape):
     return build
 
 
+def _table(fn, kind, in_axis, channels, spatial):
+    """label_maps' table of a layer's label channels from its whole W: NNabla's Slice and
+    (de)convolution of the one-hot maps (as before), or cpu_kernels.label_table."""
+    from step_ab import _nnabla_table
+    geometry = dict(pad=(2, 2), stride=(2, 2), dilation=(1, 1), group=1)
+    if fn == "nnabla":
+        return lambda w: _nnabla_table(getattr(F, kind), w, in_axis, channels, spatial, geometry)
+    return lambda w: K.label_table(getattr(K, kind), w, in_axis, channels, spatial, geometry)
+
+
+def _rows(fast):
+    def build(y):
+        t = nn.Variable.from_numpy_array(np.random.RandomState(1).randn(10, *y.shape[1:]).astype(np.float32),
+                                         need_grad=True)
+        onehot = nn.Variable.from_numpy_array(np.eye(10, dtype=np.float32)[np.random.RandomState(2).randint(0, 10, 64)])
+        if fast:
+            return K.add_rows(y, onehot, t)
+        return y + F.reshape(F.affine(onehot, F.reshape(t, (10, -1))), y.shape)
+    return build
+
+
 G2 = dict(pad=(2, 2), stride=(2, 2))
 # name: (x shape, x needs a gradient, NNabla's, nncgan's)
 CASES = {
@@ -72,6 +93,13 @@ CASES = {
     "affine_3 (64,3146)*(3146,512)": ((64, 3146), True, _affine(F.affine, (3146, 512)), _affine(K.affine, (3146, 512))),
     "affine_2 (64,522)*(522,3136)": ((64, 522), True, _affine(F.affine, (522, 3136)), _affine(K.affine, (522, 3136))),
     "table rows (64,10)*(10,6272)": ((64, 10), False, _affine(F.affine, (10, 6272)), _affine(K.affine, (10, 6272))),
+    "label table of conv_3, W (32,11,5,5)": ((32, 11, 5, 5), True, _table("nnabla", "convolution", 1, (1, 11), (28, 28)),
+                                             _table("blas", "convolution", 1, (1, 11), (28, 28))),
+    "label table of deconv, W (74,32,6,6)": ((74, 32, 6, 6), True, _table("nnabla", "deconvolution", 0, (64, 74), (7, 7)),
+                                             _table("blas", "deconvolution", 0, (64, 74), (7, 7))),
+    "rows added (64,32,14,14)": ((64, 32, 14, 14), True, _rows(False), _rows(True)),
+    "slice of W (64,42,5,5)": ((64, 42, 5, 5), True, lambda w: F.slice(w, [0, 0, 0, 0], [64, 32, 5, 5]),
+                               lambda w: K.slice_(w, [0, 0, 0, 0], [64, 32, 5, 5])),
     "affine_4 (64,522)*(522,1)": ((64, 522), True, _affine(F.affine, (522, 1)), _affine(K.affine, (522, 1))),
 }
 
