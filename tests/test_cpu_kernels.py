@@ -410,3 +410,21 @@ def test_slice_equals_nnabla(uses, every_layer):
     want, _ = _generic(lambda v: F.slice(v, [1, 2, 0, 1], [9, 10, 5, 4]), [w], [True], uses, extra)
     assert "NumpySlice" in names
     _assert_same(got, want)
+
+
+def test_forward_and_backward_search_no_module_paths(every_layer, monkeypatch):
+    """NNabla's Cython code tries the relative imports 'nnabla.nnabla' / 'nnabla.nnabla_ext' inside every
+    forward/backward and get_data; cpu_kernels makes them fail at once instead of scanning sys.path."""
+    import sys
+    searched = []
+
+    class Spy:
+        def find_spec(self, name, path=None, target=None):
+            searched.append(name)
+            return None
+    x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(8, 6, 5, 5).astype(np.float32), need_grad=True)
+    y = F.sum(K.relu(K.convolution(x, nn.Variable.from_numpy_array(np.ones((4, 6, 3, 3), np.float32)))))
+    monkeypatch.setattr(sys, "meta_path", [Spy()] + sys.meta_path)
+    y.forward()
+    y.backward()
+    assert searched == []
