@@ -271,10 +271,10 @@ class BatchNormalization(LayerType):
             return sync_batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),
                                             ctx.param("var"), [a + 1 for a in s["axes"]], s["decay_rate"],
                                             s["epsilon"], ctx.comm)
-        return F.batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),
-                                     ctx.param("var"), axes=[a + 1 for a in s["axes"]],
-                                     decay_rate=s["decay_rate"], eps=s["epsilon"],
-                                     batch_stat=s["batch_stat"])
+        from .sync_bn import batch_normalization   # NumPy's on the CPU, NNabla's otherwise
+        return batch_normalization(xs[0], ctx.param("beta"), ctx.param("gamma"), ctx.param("mean"),
+                                   ctx.param("var"), axes=[a + 1 for a in s["axes"]],
+                                   decay_rate=s["decay_rate"], eps=s["epsilon"], batch_stat=s["batch_stat"])
 
 
 def _activation(name, fn, extra=None, nnp_field=None):
@@ -298,7 +298,7 @@ def _activation(name, fn, extra=None, nnp_field=None):
 
 Sigmoid = _activation("Sigmoid", lambda x, s: F.sigmoid(x))
 Tanh = _activation("Tanh", lambda x, s: F.tanh(x))
-ReLU = _activation("ReLU", lambda x, s: F.relu(x))
+ReLU = _activation("ReLU", lambda x, s: cpu_kernels.relu(x))
 LeakyReLU = _activation("LeakyReLU", lambda x, s: F.leaky_relu(x, s["alpha"]),
                         {"alpha": Setting(float_(0.0), 0.1)}, "leaky_relu_param")
 ELU = _activation("ELU", lambda x, s: F.elu(x, s["alpha"]), {"alpha": Setting(float_(0.0), 1.0)}, "elu_param")
