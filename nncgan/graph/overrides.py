@@ -4,8 +4,8 @@ A path walks the graph as written (mapping keys, list items by index:
 `networks.Generator.layers.0.size`). The value is read as YAML (`0.001`, `true`, `[1, 28, 28]`)
 and is checked as the graph file's value would be: a setting of the schema (nncgan.graph.schema:
 a config key, an optimizer key, a solver or schedule setting, a layer's setting) by that
-setting's own check, with the file's message; any other key (a name, a dataset path, a size
-written in a list) must keep the kind it holds (an int may replace a float). A key the file
+setting's own check, with the file's message; any other key (a name, a dataset path, a
+multiplier of a `use:`) must keep the kind it holds (a number for a number). A key the file
 leaves out may be set only where the schema knows it, so a typo is an error naming the nearest
 real keys, never a silently ignored new key.
 
@@ -40,15 +40,13 @@ def _kind(v):
 
 
 def _fits(held, new):
-    """Whether `new` may replace `held`: same kind, or an int where a float is held."""
+    """Whether `new` may replace `held` (a key the schema does not describe): the same kind, numbers alike."""
     if held is None or new is None:
         return True  # null means "the default": any value may replace it, and it may be restored
     if isinstance(held, bool) or isinstance(new, bool):
         return isinstance(held, bool) and isinstance(new, bool)
-    if isinstance(held, float):
+    if isinstance(held, (int, float)):  # a number for a number: validation checks its range
         return isinstance(new, (int, float))
-    if isinstance(held, int):
-        return isinstance(new, int)
     if isinstance(held, str):
         # A string may become a mapping where the language allows either (w_init: {type:, multiplier:}).
         return isinstance(new, (str, dict))
