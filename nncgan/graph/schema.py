@@ -131,7 +131,7 @@ SCHEDULE_TABLES = {"lr_scheduler": schedules.SCHEDULERS, "warmup": schedules.WAR
 def schedule_settings(key, schedule_type):
     """{setting: Setting} of an lr_scheduler or warmup type (nncgan.schedules)."""
     table = SCHEDULE_TABLES[key].get(schedule_type, {})
-    return {k: Setting(lambda v, k=k: schedules._check(k, v), d) for k, d in table.items()}
+    return {k: Setting(lambda v, k=k: schedules.check_setting(k, v), d) for k, d in table.items()}
 
 
 def _schedule(key):
