@@ -386,12 +386,9 @@ class _Parser:
         settings = {}
         for key, spec in lt.settings.items():
             if key in merged and merged[key] is not None:
-                try:
-                    settings[key] = spec.parse(merged[key])
-                except ValueError as err:
-                    self.p.add(Where(**{**w.__dict__, "line": e.line_of(key)}),
-                               f"{ltype} setting '{key}' must be {err}, got {merged[key]!r}")
-                    settings[key] = spec.default
+                settings[key], problems = schema.check(spec, merged[key], f"{ltype} setting '{key}'")
+                for _, msg in problems:
+                    self.p.add(Where(**{**w.__dict__, "line": e.line_of(key)}), msg)
             elif spec.required:
                 if key not in meant:
                     self.p.add(w, f"{ltype} needs the setting '{key}'" + (f" ({spec.doc})" if spec.doc else ""))
