@@ -37,7 +37,7 @@ class Sampler:
         self.built = build_network(graph.networks[ex.network], n)
         self.output = self.built.outputs[ex.output]
         self.executor = ex
-        self.needs = data_inputs(graph, ex.name)  # fed by the caller: see reads()
+        self.needs = data_inputs(graph, executor)  # fed by the caller: see reads()
         self.conditional = "y" in self.built.data
 
     def shape_of(self, var):
