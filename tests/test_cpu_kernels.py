@@ -15,7 +15,7 @@ import pytest
 from nncgan.builder import build_all, build_network
 from nncgan.graph.parse import parse_graph
 from nncgan.layers import cpu_kernels as K
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN
 

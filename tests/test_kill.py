@@ -28,7 +28,7 @@ from nncgan.builder import build_all
 from nncgan.data import registry
 from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, progress
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN, ROOT
 

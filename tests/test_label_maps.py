@@ -10,7 +10,7 @@ from conftest import CGAN
 from nncgan.builder import build_all
 from nncgan.graph.parse import parse_graph
 from nncgan.layers import label_maps
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 BATCH = 8
 

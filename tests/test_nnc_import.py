@@ -265,7 +265,7 @@ def test_imported_dcgan_trains_two_iterations_as_nnabla_cli(tmp_path, monkeypatc
     from nncgan.builder import build_all
     from nncgan.interop.nnp_export import read_nnp_proto
     from nncgan.layers import cpu_kernels
-    from nncgan.train.solvers import OptimizerStep
+    from nncgan.train.optimizer import OptimizerStep
     out = tmp_path / "dcgan.yaml"
     _import(DCGAN, out)
     monkeypatch.setenv("NNCGAN_LIMIT_SAMPLES", "32")

@@ -10,6 +10,7 @@ from ..layers import get as get_layer_type
 from ..layers import initializers
 from .yamlio import dump
 from .. import solvers
+from . import schema
 
 
 def _value(spec, v):
@@ -53,6 +54,13 @@ def _layer(layer, targets):
     return out
 
 
+def _optimizer_value(o, key):
+    """An optimizer's `key` as the graph writes it (the schema's keys), every solver setting filled."""
+    if key == "solver":
+        return {"type": o.solver, **solvers.filled(o.solver, o.solver_settings)}
+    return getattr(o, key)
+
+
 def resolved(graph):
     """The graph as plain data, every block, default and multiplier explicit."""
     cfg = graph.config
@@ -64,7 +72,7 @@ def resolved(graph):
         data["dataset"] = {"name": base, "derive": spec_of(derive)}
     if graph.dataset.dir is not None:
         data["dataset"]["dir"] = graph.dataset.dir
-    data["config"] = dict(vars(cfg))
+    data["config"] = {k: getattr(cfg, k) for k in schema.CONFIG}
     networks = {}
     for net in graph.networks.values():
         # Loss targets became Inputs (`target_of` their loss) in validation; they are written as `target:`.
@@ -74,12 +82,7 @@ def resolved(graph):
             entry["outputs"] = dict(net.outputs)
         networks[net.name] = entry
     data["networks"] = networks
-    data["optimizers"] = {
-        o.name: {"network": o.network,
-                 "solver": {"type": o.solver, **solvers.SOLVERS[o.solver][1], **o.solver_settings},
-                 "update_interval": o.update_interval, "weight_decay": o.weight_decay,
-                 "lr_scheduler": o.lr_scheduler, "warmup": o.warmup}
-        for o in graph.optimizers}
+    data["optimizers"] = {o.name: {k: _optimizer_value(o, k) for k in schema.OPTIMIZER} for o in graph.optimizers}
     data["executors"] = {e.name: {"network": e.network, "output": e.output}
                          for e in graph.executors.values()}
     return data

@@ -220,7 +220,7 @@ def _optimizer(o, opt, t, iter_per_epoch, max_epoch):
     field = _SOLVER_FIELD.get(opt.solver, f"{opt.solver.lower()}_param")
     param = getattr(s, field)
     from .. import solvers
-    for key, value in dict(solvers.SOLVERS[opt.solver][1], **opt.solver_settings).items():
+    for key, value in solvers.filled(opt.solver, opt.solver_settings).items():
         setattr(param, key, value)
     s.weight_decay, s.lr_decay, s.lr_decay_interval = opt.weight_decay, 1.0, iter_per_epoch
     # The schedule in iterations, as NNC writes it (epochs x iter_per_epoch), training's max_epoch.
