@@ -36,6 +36,20 @@ class DatasetSpec:
     derive: Tuple[Tuple[str, Any], ...] = ()   # the `derive:` mapping as written
     dir: Optional[str] = None                  # where a built-in dataset's files are (`dir:`)
 
+    @classmethod
+    def of(cls, kind, path=None, derive=None, dir=None, **options):
+        """A spec made in code, as the mapping {kind's key: path or kind, **options, derive, dir}
+        would make it; its files described now (DataError when they are not usable)."""
+        k = registry.kind(kind)
+        unknown = sorted(set(options) - set(k.options))
+        if unknown:
+            raise DataError(f"dataset {kind} takes no option '{unknown[0]}' (its options: {', '.join(k.options) or 'none'})")
+        spec = cls(kind, os.path.abspath(path) if path is not None else None,
+                   tuple((o, _frozen(options[o])) for o in k.options if o in options),
+                   _frozen(derive) if derive else (), dir)
+        spec.info
+        return spec
+
     # ---- as written
     def option_dict(self):
         return {k: _written(v) for k, v in self.options}
