@@ -132,7 +132,6 @@ def resolve(dataset):
     raise DataError(f"unknown dataset {dataset!r}; known: {', '.join(registry.built_in_names())}")
 
 
-NEEDS_ONE = "dataset needs exactly one of 'name' (built in: {}), 'csv' (an NNC CSV file) or 'folder' (image folders)"
 
 
 def keys():
@@ -150,7 +149,9 @@ def from_mapping(node, base_dir=".", suggest=lambda word, options: "."):
     names = registry.built_in_names()
     given = [k for k in ("name",) + registry.file_keys() if k in node]
     if len(given) != 1:
-        problems.append((None, NEEDS_ONE.format(", ".join(names))))
+        files = [f"'{k.key}' ({k.doc})" for k in registry.KINDS if k.key != "name"]
+        problems.append((None, f"dataset needs exactly one of 'name' (built in: {', '.join(names)}), "
+                               + ", ".join(files[:-1]) + f" or {files[-1]}"))
     paths = {}
     for key in ("dir",) + registry.file_keys():
         d = node.get(key)

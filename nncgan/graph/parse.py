@@ -187,7 +187,9 @@ class _Parser:
         """The DatasetSpec, and the DatasetInfo the Inputs are checked against (empty when unusable)."""
         node = self.section("dataset")
         self.p.keys(node, dataset_spec.keys(), self.where(node), "dataset")
-        spec, problems = dataset_spec.from_mapping(node, self.base_dir, _suggest)
+        spec, problems = None, []
+        if isinstance(self.raw.get("dataset"), Node):  # else section() has said what is wrong
+            spec, problems = dataset_spec.from_mapping(node, self.base_dir, _suggest)
         for key, message in problems:
             self.p.add(self.where(node, key), message)
         return spec, (spec.info if spec else DatasetInfo("", {}, 0))
