@@ -29,8 +29,12 @@ class DatasetKind:
     key = "name"
     options: Tuple[str, ...] = ()
     doc = ""
-    derivable = False                        # `derive:` applies (nncgan.data.derived)
+    derivable = False                        # takes `derive:` (nncgan.data.derived)
     classifier: Optional[Tuple[str, str]] = None  # (graph name, bundled file) of the classifier scoring it
+
+    def takes(self, key):
+        """Whether the `dataset:` mapping of this kind may hold `key` (besides its own key and `dir`)."""
+        return key in self.options or (key == "derive" and self.derivable)
 
     def describe(self, spec):
         """DatasetInfo of `spec`; DataError naming the file when its files are not usable."""
@@ -50,7 +54,6 @@ class BuiltIn(DatasetKind):
     read as uint8 (the batcher scales x to [0, 1], NNC's ImageNormalization)."""
 
     key = "name"
-    options = ("derive",)
     derivable = True
     side = 28
     classes = 10

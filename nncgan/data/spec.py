@@ -41,13 +41,13 @@ class DatasetSpec:
         """A spec made in code, as the mapping {kind's key: path or kind, **options, derive, dir}
         would make it; its files described now (DataError when they are not usable)."""
         k = registry.kind(kind)
-        unknown = sorted(set(options) - set(k.options))
+        unknown = sorted(o for o in set(options) | ({"derive"} if derive else set()) if not k.takes(o))
         if unknown:
             raise DataError(f"dataset {kind} takes no option '{unknown[0]}' (its options: {', '.join(k.options) or 'none'})")
         spec = cls(kind, os.path.abspath(path) if path is not None else None,
                    tuple((o, _frozen(options[o])) for o in k.options if o in options),
                    _frozen(derive) if derive else (), dir)
-        spec.info
+        spec.info  # noqa: B018 -- described now: a DataError here, not at the first load
         return spec
 
     # ---- as written
@@ -132,12 +132,10 @@ def resolve(dataset):
     raise DataError(f"unknown dataset {dataset!r}; known: {', '.join(registry.built_in_names())}")
 
 
-
-
 def keys():
     """Every key a `dataset:` mapping may hold."""
     return tuple(dict.fromkeys(("name", "dir") + registry.file_keys()
-                               + tuple(o for k in registry.KINDS for o in k.options)))
+                               + tuple(o for k in registry.KINDS for o in k.options) + ("derive",)))
 
 
 def from_mapping(node, base_dir=".", suggest=lambda word, options: "."):
@@ -170,7 +168,7 @@ def from_mapping(node, base_dir=".", suggest=lambda word, options: "."):
         kind = next(k for k in registry.KINDS if k.key == given[0])
     said = set()
     for k in node:  # a kind's options given to another kind: said once per kind
-        owners = [o for o in registry.KINDS if k in o.options]
+        owners = [o for o in registry.KINDS if o.takes(k)]
         built_in = all(o.key == "name" for o in owners)
         if not owners or kind in owners or (kind is None and given == ["name"] and built_in) or owners[0] in said:
             continue
@@ -187,7 +185,7 @@ def from_mapping(node, base_dir=".", suggest=lambda word, options: "."):
         except DataError as e:
             return None, [("derive", f"dataset {e}")]
     spec = DatasetSpec(kind.name, paths.get(kind.key) if kind.key != "name" else None,
-                       tuple((k, _frozen(node[k])) for k in kind.options if k in node and k != "derive"),
+                       tuple((k, _frozen(node[k])) for k in kind.options if k in node),
                        _frozen(node["derive"]) if "derive" in node else (), paths.get("dir"))
     try:  # the files say which variables and shapes the Inputs may ask for
         spec.info
