@@ -136,13 +136,15 @@ class _Head(Samples):
         return self._data.where(i)
 
 
-def head(data, n, log=print):
+def head(data, n, log=print, split="train"):
     """The first `n` samples of a dataset (a dict of arrays, Arrays or Samples), announced."""
     total = length_of(data)
+    what = "" if split == "train" else f" ({split} split)"
     if n >= total:
-        log(f"nncgan: --limit-samples {n}: the dataset has {total} samples, all are used")
+        log(f"nncgan: --limit-samples {n}: the dataset{what} has {total} samples, all are used")
         return data
-    log(f"nncgan: --limit-samples {n}: training on the first {n} of {total} samples")
+    log(f"nncgan: --limit-samples {n}: {'training on' if split == 'train' else 'monitors read'} the first {n} "
+        f"of {total} samples{what}")
     if isinstance(data, Samples):
         return _Head(data, n)
     return Arrays({k: v[:n] for k, v in data.items()}, getattr(data, "_where", None),

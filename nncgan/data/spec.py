@@ -5,6 +5,11 @@ kind (a registry entry), its path and options, the `derive:` transform and `dir`
 hashable. `mapping()` gives the mapping back (what `render` writes); `info` is what the files
 hold (read once, when the graph is parsed); `load()` reads a split, and is the one place the
 sample limit (--limit-samples) is applied.
+
+The limit is what a training run reads: the first N samples of its training split, and of the
+splits its monitors pass over (NNC's monitor pass, a training-time loss). Scores never are: the
+per-epoch eval, `nncgan eval` and a classifier's test accuracy read the whole test split, so a
+quick run is scored on the same images as a full one.
 """
 import os
 from dataclasses import dataclass
@@ -110,17 +115,34 @@ class DatasetSpec:
         data = registry.kind(self.kind).read(self, split, data_dir or self.dir, log)
         if limit:
             from .samples import head
-            data = head(data, limit, log)
+            data = head(data, limit, log, split)
         if self.derive:
             from .derived import derive
             data = derive(self.kind, self.derive_dict(), data, split, log)
         return data
+
+    def limited(self, limit):
+        """This dataset as a training run limited to `limit` samples reads it (its monitor pass)."""
+        return Limited(self, limit) if limit else self
 
     def check_labels(self, data, label_classes):
         """Every label fed to a OneHot within its classes: `label_classes` is the graph's
         {variable: (classes, who reads it)} (Graph.label_classes)."""
         from .samples import check_labels
         check_labels(data, label_classes, self.name)
+
+
+@dataclass(frozen=True)
+class Limited:
+    """A DatasetSpec read the first `limit` samples of each split: what a run's monitors read."""
+
+    spec: DatasetSpec
+    limit: int
+
+    images = property(lambda self: self.spec.images)
+
+    def load(self, split, data_dir=None, log=print):
+        return self.spec.load(split, data_dir, log, limit=self.limit)
 
 
 def resolve(dataset):

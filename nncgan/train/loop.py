@@ -107,7 +107,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     # An image-to-image executor draws its tiles from the first training samples, the same every epoch.
     tile_feed = first_samples(arrays, sampler.needs, sampler.n, info.images) if sampler and sampler.needs else None
     ema = EMA.for_graph(graph, nets)
-    monitor_pass = monitor.MonitorPass(graph, info, data_dir or graph.dataset.dir, log) if cfg.monitor else None
+    monitor_pass = monitor.MonitorPass(graph, info.limited(limit_samples), data_dir, log) if cfg.monitor else None
 
     # `nncgan runs` tells a run still training from one whose process died by this pid.
     runs.update_info(run, status="running", max_epoch=max_epoch, pid=os.getpid(), host=socket.gethostname())
