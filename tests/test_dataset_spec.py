@@ -178,3 +178,18 @@ def test_the_data_package_has_no_import_cycle():
         return None
     for module in graph:
         assert cycle_from(module, (module,)) is None, " -> ".join(cycle_from(module, (module,)))
+
+
+def test_limit_reaches_the_monitor_pass_but_not_the_scores(tmp_path, mnist_dir, monkeypatch, capsys):
+    """A run's monitors (NNC's monitor pass, a training-time loss) read the first N samples of their
+    split under --limit-samples, as they did under NNCGAN_LIMIT_SAMPLES: a quick run stays quick."""
+    monkeypatch.delenv("NNCGAN_LIMIT_SAMPLES", raising=False)
+    monitor = "config.monitor={interval: 1, monitors: {valid: {network: DiscriminatorReal, dataset: validation}}}"
+    capsys.readouterr()
+    assert cli.main(["train", str(CGAN), "--out", str(tmp_path / "r"), "--data-dir", str(mnist_dir), "--no-eval",
+                     "--quiet", "--context", "cpu", "--epochs", "1", "--batch-size", "16", "--limit-samples", "32",
+                     "--set", monitor]) == 0
+    out = capsys.readouterr().out
+    assert "--limit-samples 32: training on the first 32 of 60000 samples" in out
+    assert "--limit-samples 32: monitors read the first 32 of 10000 samples (test split)" in out
+    assert "epoch 1 monitors: valid " in out
