@@ -21,15 +21,9 @@ networks:
       - {name: a, type: Input, size: [1, 28, 28], dataset: a}
       - {name: C, type: Convolution, out_maps: 1, kernel_shape: [3, 3], pad: [1, 1]}
       - {name: L, type: SquaredError, target: {dataset: b}}
-  R:
-    layers:
-      - {name: a, type: Input, size: [1, 28, 28], dataset: a}
-      - {name: C, type: Convolution, out_maps: 1, kernel_shape: [3, 3], pad: [1, 1]}
     outputs: {y: C}
-optimizers:
-  O: {network: N, solver: {type: Adam}}
-executors:
-  E: {network: R, output: y}
+optimizers: {O: {network: N, solver: {type: Adam}}}
+executors: {E: {network: N, output: y}}
 """
 
 
