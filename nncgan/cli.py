@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+from .data.registry import built_in_names
 from .errors import GraphError, NncganError, RunError
 from .limits import MAX_BATCH, MAX_COUNT, MAX_EPOCHS, MAX_IMAGES, count, seed, truncation
 
@@ -123,7 +124,7 @@ def cmd_train(args):
         runs.check_out(args.out, args.restart)  # what cannot become the run: refused before loading data
     from .train import loop
     try:
-        loop.load_data(graph, args.data_dir, log=log)  # a dataset smaller than a batch: refused before any folder
+        loop.load_data(graph, args.data_dir, log=log, limit_samples=args.limit_samples)  # under a batch: refused first
         with runs.claim(graph, args.out, args.runs_dir, restart=args.restart) as run:
             return _train(args, graph, run, None, log)
     finally:
@@ -432,7 +433,7 @@ def build_parser():
     v.add_argument("--images-from", choices=("generator", "test", "repeat"), default="generator",
                    help="score the run's images (default), or real test images as if generated (test), or one "
                         "test image repeated (repeat): checks of the numbers themselves")
-    v.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
+    v.add_argument("--dataset", choices=built_in_names(),
                    help="with --images-from test|repeat and no RUN: whose test images")
     v.add_argument("--no-ema", action="store_true", help="draw with the trained parameters, not their average")
     v.add_argument("--data-dir", help="directory holding the dataset files")
@@ -470,7 +471,7 @@ def build_parser():
 
     d = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="action", required=True)
     e = d.add_parser("export", help="write a built-in dataset as PNGs + NNC CSV files (x:image,y:label)")
-    e.add_argument("dataset", help="mnist or fashion-mnist")
+    e.add_argument("dataset", help=" or ".join(built_in_names()))
     e.add_argument("dir", help="output folder")
     e.add_argument("--split", nargs="+", choices=("train", "test"), default=["train", "test"])
     e.add_argument("--limit", type=count(1, MAX_COUNT), help="the first N samples of each split only")
