@@ -12,15 +12,11 @@ import numpy as np
 
 from ..errors import NncganError
 from ..limits import derived_seed
-from ..train.progress import MONITOR_DIR, resumed_series
+from ..train.progress import eval_series_path as series_path, resumed_series
 from . import classifier as C
 
 SAMPLES_PER_LABEL = 100
 GAN_SERIES = ("label_accuracy", "fid", "class_entropy_ratio", "pairwise_distance_ratio_min", "precision", "recall")
-
-
-def series_path(run, name):
-    return Path(run) / MONITOR_DIR / f"eval-{name}.series.txt"
 
 
 class _Series:

@@ -4,7 +4,6 @@ Each problem names file, line, network and layer and what was expected; all of t
 raised together as one `GraphError`. Nothing here touches NNabla: shapes are inferred from
 the layer registry, so a broken graph fails before any memory is allocated.
 """
-import difflib
 import os
 
 from .. import limits
@@ -14,6 +13,7 @@ from ..layers import get as get_layer_type, known_types
 from ..layers.base import ShapeError
 from ..layers.palette import grouped_types
 from . import schema
+from ..hints import close as _close, did_you_mean as _suggest
 from .params import resolve as resolve_params
 from ..data.kind import DatasetInfo
 from .model import Config, Executor, Graph, Layer, Network, Optimizer, Where
@@ -28,21 +28,6 @@ LAYER_KEYS = schema.LAYER_KEYS
 USE_KEYS = ("use", "inputs", "prefix", "scope_prefix", "lr_mult", "settings")
 MISSING = object()
 MAX_ELEMENTS = 1 << 28  # per sample or parameter: 1 GiB of float32 (the NNC sample's largest is 1.6 M)
-
-
-def _suggest(word, options):
-    options = [str(o) for o in options]
-    lower = {o.lower(): o for o in options}  # case slips (Relu for ReLU) are the commonest
-    near = difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)
-    # Only the matches about as close as the best one: 'Afine' is Affine, not also ASin.
-    best = max((difflib.SequenceMatcher(None, str(word).lower(), n).ratio() for n in near), default=0)
-    near = [n for n in near if difflib.SequenceMatcher(None, str(word).lower(), n).ratio() >= best - 0.1]
-    return f"; did you mean {' or '.join(repr(lower[n]) for n in near)}?" if near else ""
-
-
-def _close(word, options):
-    lower = {str(o).lower(): o for o in options}
-    return [lower[n] for n in difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)]
 
 
 def _article(word):
