@@ -13,6 +13,7 @@ import socket
 import time
 
 from .. import run as runs
+from ..eval import hook as epoch_eval
 from . import distributed, inputs, monitor, outputs, saving, state as run_state, step, stops
 # Other modules' names for what lives in the loop's parts.
 from .inputs import BUILT_IN_SIZES, _PRELOADED, check_batch_fits, check_data_size, load_data  # noqa: F401
@@ -40,7 +41,9 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
         return run_state.nothing_to_do(run, state, max_epoch, log)
     epochs = inputs.Epochs(data.arrays, cfg.batch_size, cfg.seed, state["epoch"], limit_iterations, log)
     model.set_schedules(epochs.iters, cfg.max_epoch)
-    shown = outputs.Outputs(run, graph, model, tiles, epochs.iters, state, resume, partial, evaluate, data.dir, log)
+    evaluator = epoch_eval.for_training(graph, run, tiles and tiles.sampler, data.dir, log,
+                                        resume_epoch=state["epoch"]) if evaluate and comm.writes else None
+    shown = outputs.Outputs(run, model, tiles, epochs.iters, state, resume, partial, evaluator, graph.text, log)
     signals = stops.on_signals(comm)
     saver = saving.Saver(run, model, state, shown.losses, cfg, signals, log)
 

@@ -8,7 +8,6 @@ import numpy as np
 
 from .. import run as runs
 from ..errors import RunError
-from ..eval import hook as epoch_eval
 from ..eval.classifier import is_classifier
 from ..feeds import first_samples
 from ..limits import derived_seed
@@ -56,20 +55,20 @@ class Outputs:
     """`monitors.add(iteration, losses)` each iteration, `epoch(epoch, state)` at each saved epoch's end
     (rank 0); `close()` closes TensorBoard's writer."""
 
-    def __init__(self, run, graph, model, tiles, iters, state, resumed=False, partial=None, evaluate=True,
-                 data_dir=None, log=print):
+    def __init__(self, run, model, tiles, iters, state, resumed=False, partial=None, evaluator=None,
+                 graph_text="", log=print):
+        """`state`: the loop's, as it starts (`resumed`, `partial`: from a save); `evaluator`: the
+        per-epoch scores (eval/hook.py) or None; `graph_text`: the graph file, for TensorBoard."""
         self.run, self.model, self.tiles, self.iters, self.log = run, model, tiles, iters, log
-        writes = model.comm.writes
-        self.evaluator = epoch_eval.for_training(graph, run, tiles.sampler if tiles else None, data_dir, log,
-                                                 resume_epoch=state["epoch"]) if evaluate and writes else None
+        self.evaluator = evaluator
         # the loss series (resumed: the points logged after the saved epoch dropped)
         self.losses = progress.LossMonitors(run, model.series_names, max(1, iters // 10),
                                             resume_from=state["iteration"] - 1 if resumed else None)
         if partial:  # the points not yet averaged into a line of the series
             self.losses.restore(partial["monitors"])
         self.monitors, self.board = self.losses, None
-        if writes:  # TensorBoard events beside the monitors (train/tensorboard.py)
-            self.board = tensorboard.Board(run, graph.text, state["iteration"] if resumed else None)
+        if model.comm.writes:  # TensorBoard events beside the monitors (train/tensorboard.py)
+            self.board = tensorboard.Board(run, graph_text, state["iteration"] if resumed else None)
             self.monitors = tensorboard.Tee(self.losses, self.board)
 
     def _averaged(self):

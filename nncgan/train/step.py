@@ -61,7 +61,8 @@ def train_epoch(model, di, iters, state, monitors, images, desc, quiet=False, re
         batch = to_batch(di.variables, di.next(), images)
         seen += len(next(iter(batch.values())))
         distributed.die_if_asked(model.comm, state["iteration"])  # a test hook (NNCGAN_TEST_KILL)
-        losses = _update(model.steps, batch, model.rng, state["iteration"], f"{i + 1} of {iters} in {desc.split('/')[0]}")
+        losses = _update(model.steps, batch, model.rng, state["iteration"],
+                         where=lambda: f"{i + 1} of {iters} in {desc.split('/')[0]}")
         monitors.add(state["iteration"], {**losses, **{k: v for s in model.steps for k, v in s.terms.items()}})
         if model.ema is not None:
             model.ema.update(state["iteration"])
@@ -78,7 +79,8 @@ def train_epoch(model, di, iters, state, monitors, images, desc, quiet=False, re
 
 
 def _update(steps, batch, rng, iteration, where):
-    """Every optimizer once on `batch`, in NNC's order; {optimizer: loss}."""
+    """Every optimizer once on `batch`, in NNC's order; {optimizer: loss}. `where()`: the
+    iteration, for the message of a divergence."""
     losses = {}
     for s in steps:
         loss = losses[s.opt.name] = s(batch, rng, iteration)
@@ -87,7 +89,7 @@ def _update(steps, batch, rng, iteration, where):
             {k: v for k, (v, _) in s.network.trainable.items()})
         if bad:
             raise Diverged(f"optimizer '{s.opt.name}' (network '{s.network.name}') produced {bad} "
-                           f"at iteration {where}")
+                           f"at iteration {where()}")
     return losses
 
 
