@@ -77,6 +77,8 @@ class Outputs:
         return ema.swapped() if ema is not None else contextlib.nullcontext()
 
     def epoch(self, epoch, state):
+        """Epoch `epoch` is saved (rank 0): its tile (from the EMA), the curve, its log line, run.json's
+        times, TensorBoard, its scores; a tile that cannot be written still leaves the epoch saved."""
         run, seconds, means = self.run, state["seconds"][str(epoch)], state["losses"][str(epoch)]
         try:
             with self._averaged():
