@@ -9,7 +9,7 @@ from ..builder import build_all
 from ..data.batches import to_batch
 from . import bar as progress_bar, distributed
 from .ema import EMA
-from .solvers import OptimizerStep
+from .optimizer import OptimizerStep
 from .stops import Diverged
 
 
