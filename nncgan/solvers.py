@@ -21,6 +21,11 @@ def learning_rate_key(name):
     return SOLVERS[name][2]
 
 
+def nnp_field(name):
+    """The field of NNabla's protobuf Solver holding this solver's settings (adam_param, ...)."""
+    return f"{name.lower()}_param"
+
+
 def filled(name, settings):
     """Every setting of solver `name`: those given, the rest at their defaults."""
     return dict(SOLVERS[name][1], **settings)
