@@ -53,6 +53,11 @@ CASES = [
     ("deconvolution", (2, 4, 5, 4), (4, 3, 3, 2), True, p2(pad=(0, 1), stride=(1, 2), dilation=(2, 1), group=2), True),
     ("deconvolution", (2, 6, 5), (6, 2, 3), True, dict(pad=(1,), stride=(3,), dilation=(1,), group=1), True),  # 1-D
     ("deconvolution", (2, 3, 4, 4), (3, 1, 4, 4), True, p2(pad=(1, 1), stride=(2, 2)), False),
+    # one convolution per output phase (_phase_plan): 1-D stride 3, mixed strides with a bias, 3-D
+    ("deconvolution", (2, 3, 4), (3, 2, 6), True, dict(pad=(0,), stride=(3,), dilation=(1,), group=1), True),
+    ("deconvolution", (2, 5, 3, 4), (5, 3, 4, 3), True, p2(pad=(2, 1), stride=(2, 1)), True),
+    ("deconvolution", (2, 3, 3, 2, 3), (3, 2, 4, 2, 3), False,
+     dict(pad=(2, 0, 0), stride=(2, 2, 1), dilation=(1, 1, 1), group=1), True),
 ]
 
 

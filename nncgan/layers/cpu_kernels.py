@@ -57,6 +57,9 @@ MIN_FLOPS = 50e6
 # Elementwise kernels: below this many elements the PythonFunction's call costs more than it saves
 # (ReLU of (64, 512): 0.17 against NNabla's 0.09 ms forward, 0.19 against 0.21 backward; kernel_ab.py).
 MIN_ELEMENTWISE = 50_000
+# Deconvolution forward as one convolution per output phase where exact (_phase_plan); False: GEMM
+# then col2im (the A/B of bench/kernel_ab.py).
+PHASES = True
 _DISABLED = [False]
 
 
@@ -375,12 +378,45 @@ class BlasDeconvolution(_ConvKernel):
         x, w = _r(inputs[0]), _r(inputs[1])
         y = outputs[0].data.get_data("w")
         c, k = x.shape[1], w.shape[2:]
+        plan = _phase_plan(k, stride, pad, dil, x.shape[2:], y.shape[2:]) if g == 1 and self.args["phases"] else None
+        if plan is not None:
+            self.forward_phases(x, w, y, plan, _r(inputs[2]) if len(inputs) > 2 else None)
+            return
         xt = self.to_csn("xt", x, (0,) * len(k)).reshape(c, -1)
         cols = self.buffer("cols", (y.shape[1] * int(np.prod(k)), xt.shape[1]))
         self.grouped_matmul(w.reshape(c, -1), xt, cols, g, ta=True)
         yp = self.target("yp", y.shape, pad)
         _col2im(cols, k, dil, stride, x.shape[2:], yp)
         self.from_csn(yp, pad, y, False, _r(inputs[2]) if len(inputs) > 2 else None)
+
+    def forward_phases(self, x, w, y, plan, bias):
+        """y as s^n stride-1 convolutions of x, one per output phase (see _phase_plan): one im2col
+        of x with the E-wide windows and ONE GEMM (P*O, C*E) @ (C*E, Q*N), whose K is C*E instead
+        of C, and no col2im (measured, cgan_mnist's deconvolution: see bench/kernel_ab.py)."""
+        n, c, o = x.shape[0], x.shape[1], w.shape[1]
+        taps, lo, hi, q = plan
+        ext, nd = tuple(t.shape[1] for t in taps), len(taps)
+        # Wp[r..., o, c, e...] = W[c, o, taps_a[r_a, e_a]...]
+        grids = [t.reshape((1,) * a + (t.shape[0],) + (1,) * (nd - 1) + (t.shape[1],) + (1,) * (nd - 1 - a))
+                 for a, t in enumerate(taps)]
+        wp = w[(slice(None), slice(None)) + tuple(grids)]       # (C, O, s..., E...)
+        wp = wp.transpose(tuple(range(2, 2 + nd)) + (1, 0) + tuple(range(2 + nd, 2 + 2 * nd)))
+        shape = (c,) + tuple(s + a + b for s, a, b in zip(x.shape[2:], lo, hi)) + (n,)
+        xp = _SCRATCH.get("xt", shape, tag=(shape, lo, hi) if any(lo) or any(hi) else None)
+        np.copyto(xp[(slice(None),) + tuple(slice(a, a + s) for a, s in zip(lo, x.shape[2:])) + (slice(None),)],
+                  _csn(x))
+        cols = _im2col(xp, ext, (1,) * nd, (1,) * nd, q,
+                       self.buffer("cols", (c * int(np.prod(ext)), int(np.prod(q)) * n)))
+        phases = int(np.prod(self.args["stride"]))
+        yt = self.buffer("yt", tuple(self.args["stride"]) + (o,) + tuple(q) + (n,))
+        np.matmul(wp.reshape(phases * o, -1), cols, out=yt.reshape(phases * o, -1))
+        # y[n, o, q*s + r] = yt[r, o, q, n]
+        src = yt.transpose((2 * nd + 1, nd) + tuple(i for a in range(nd) for i in (nd + 1 + a, a)))
+        dst = y.reshape(src.shape)
+        if bias is None:
+            np.copyto(dst, src)
+        else:
+            np.add(src, bias.reshape((1, -1) + (1,) * (dst.ndim - 2)), out=dst)
 
     def backward_impl(self, inputs, outputs, propagate_down, accum):
         pad, stride, dil, g = self.geometry()
@@ -401,6 +437,38 @@ class BlasDeconvolution(_ConvKernel):
             dxt = self.buffer("dxt", (c,) + tuple(x_shape[2:]) + (x_shape[0],))
             self.grouped_matmul(_r(inputs[1]).reshape(c, -1), cols, dxt.reshape(c, -1), g)
             self.from_csn(dxt, (0,) * len(k), _gw(inputs[0], accum[0]), accum[0])
+
+
+def _phase_plan(k, stride, pad, dil, s_in, s_out):
+    """A deconvolution as one stride-1 convolution per output phase ("sub-pixel"): along an axis,
+    output o = s q + r receives W's tap t from input i = q + e where s e = r + p - d t, so each
+    phase r is a correlation of x with its own taps over the window e in [e_min, e_max]. Used when
+    that costs no extra multiply-adds: every phase has all E = e_max - e_min + 1 taps (E s = k).
+    Returns (taps per axis (s, E) arrays of W indices, pad before, pad after, Q outputs per phase),
+    or None."""
+    taps, lo, hi, q = [], [], [], []
+    for k_a, s, p, d, n_in, n_out in zip(k, stride, pad, dil, s_in, s_out):
+        found = {}
+        for r in range(s):
+            for t in range(k_a):
+                if (r + p - d * t) % s == 0:
+                    found[(r, (r + p - d * t) // s)] = t
+        es = [e for _, e in found]
+        e_min, e_max = min(es), max(es)
+        width = e_max - e_min + 1
+        if width * s != k_a or len(found) != k_a:
+            return None
+        qa = n_out // s
+        if qa * s != n_out:      # not met when E s = k and d = 1: the output is (n_in + E - 1) s - 2 p
+            return None
+        taps.append(np.array([[found[(r, e)] for e in range(e_min, e_max + 1)] for r in range(s)]))
+        # window of output q starts at input q + e_min: pad so that it starts at q in the padded array
+        if e_min > 0:
+            return None
+        lo.append(-e_min)
+        hi.append(max(0, qa - 1 + e_max - (n_in - 1)))
+        q.append(qa)
+    return taps, tuple(lo), tuple(hi), tuple(q)
 
 
 # ---------------------------------------------------------------- label-map tables (layers/label_maps.py)
@@ -622,7 +690,7 @@ def deconvolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dila
     if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v},
                     deconv=True):
         return F.deconvolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
-    f = BlasDeconvolution(pad=p, stride=s, dilation=d, group=int(group))
+    f = BlasDeconvolution(pad=p, stride=s, dilation=d, group=int(group), phases=PHASES)
     return f(x, weight) if bias is None else f(x, weight, bias)
 
 
