@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from nncgan.layers import cpu_kernels as K, sync_bn  # noqa: E402
 
-IMPORTS = ("nnabla.nnabla", "nnabla.nnabla_ext")
+IMPORTS = ("nnabla.nnabla", "nnabla.nnabla_ext", "nnabla.nnabla_ext.cpu")
 
 
 def _nnabla_table(fn, w, in_axis, channels, spatial, geometry):
@@ -55,8 +55,8 @@ def before():
         for k, v in saved[3].items():
             setattr(K, k, v)
         for n, m in saved[2].items():
-            if n not in sys.modules and m is None:
-                sys.modules[n] = None
+            if n not in sys.modules and m is not None:
+                sys.modules[n] = m
 
 
 # This round's changes (issue 17, second pass), each a switch read when a layer is built: "--previous"
@@ -67,14 +67,17 @@ ROUND = {"PHASES": False}
 @contextlib.contextmanager
 def previous():
     """Main's kernels before this round's changes."""
-    saved = {k: getattr(K, k) for k in ROUND}
+    saved = {k: getattr(K, k) for k in ROUND}, {n: sys.modules.pop(n, None) for n in IMPORTS}
     for k, v in ROUND.items():
         setattr(K, k, v)
+    sys.modules.update({n: None for n in IMPORTS[:2]})   # main's failing relative imports
     try:
         yield
     finally:
-        for k, v in saved.items():
+        for k, v in saved[0].items():
             setattr(K, k, v)
+        for n, m in saved[1].items():
+            sys.modules[n] = m
 
 
 def main():

@@ -26,6 +26,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import types
 
 import numpy as np
 from scipy.linalg.blas import sgemm as _sgemm
@@ -34,17 +35,33 @@ import nnabla.functions as F
 from nnabla.function import PythonFunction
 
 
+class _Alias(types.ModuleType):
+    """Stands for module `target` under another name: attributes are the target's; no __path__, so
+    nothing is ever imported through it (a package alias would load duplicate submodules)."""
+
+    def __init__(self, name, target):
+        super().__init__(name)
+        self.__target = target
+
+    def __getattr__(self, attr):
+        return getattr(self.__target, attr)
+
+
 def _stop_failed_relative_imports():
     """NNabla's Cython modules (built with Python 2 import semantics) run `import nnabla` and
     `import nnabla_ext.cpu` inside Variable.forward/backward and NdArray.get_data, and each such
-    import first tries the relative names 'nnabla.nnabla' / 'nnabla.nnabla_ext', which do not exist:
-    a failed import is not cached, so every try scans sys.path again. Measured: 753 tries per
-    cgan_mnist iteration, 0.05-0.2 ms each (a PythonFunction of (64, 512) batch normalization: 7.7
-    ms forward+backward against 1.3 with this). A None entry in sys.modules makes such an import
-    fail at once, and the absolute import that follows is the one that always ran."""
-    for name in ("nnabla.nnabla", "nnabla.nnabla_ext"):
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
-            sys.modules[name] = None
+    import first tries the relative names 'nnabla.nnabla' / 'nnabla.nnabla_ext.cpu', which do not
+    exist: a failed import is not cached, so every try scanned sys.path (753 tries per cgan_mnist
+    iteration, 0.05-0.2 ms each). A None entry in sys.modules made them fail without the scan, but
+    still through importlib's Python code and a module lock each (40 per forward+backward of one
+    batch normalization). Aliases of nnabla and nnabla_ext make those imports succeed in C, with
+    what the absolute import binds (`import nnabla` binds nnabla, `import nnabla_ext.cpu` nnabla_ext)."""
+    import nnabla_ext.cpu                 # NNabla's own dependency, imported by nnabla's context code
+    for name, module in (("nnabla.nnabla", nn), ("nnabla.nnabla_ext", nnabla_ext)):
+        if name not in sys.modules and importlib.util.find_spec(name) is None:   # no real module so named
+            sys.modules[name] = _Alias(name, module)
+    if isinstance(sys.modules.get("nnabla.nnabla_ext"), _Alias):
+        sys.modules.setdefault("nnabla.nnabla_ext.cpu", _Alias("nnabla.nnabla_ext.cpu", nnabla_ext.cpu))
 
 
 _stop_failed_relative_imports()
