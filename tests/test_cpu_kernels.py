@@ -427,14 +427,19 @@ def test_forward_and_backward_run_no_import_machinery(every_layer, monkeypatch):
     assert sys.modules["nnabla.nnabla"].Variable is nn.Variable
     assert sys.modules["nnabla.nnabla_ext.cpu"].context is nnabla_ext.cpu.context
     loads = []
-    find_and_load = bootstrap._find_and_load
+    find_and_load, handle_fromlist = bootstrap._find_and_load, bootstrap._handle_fromlist
 
     def spy(name, import_):
         loads.append(name)
         return find_and_load(name, import_)
+
+    def spy_fromlist(module, *args, **kwargs):
+        loads.append(module.__name__)
+        return handle_fromlist(module, *args, **kwargs)
     x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(8, 6, 5, 5).astype(np.float32), need_grad=True)
     y = F.sum(K.relu(K.convolution(x, nn.Variable.from_numpy_array(np.ones((4, 6, 3, 3), np.float32)))))
     monkeypatch.setattr(bootstrap, "_find_and_load", spy)
+    monkeypatch.setattr(bootstrap, "_handle_fromlist", spy_fromlist)
     y.forward()
     y.backward()
     assert loads == []

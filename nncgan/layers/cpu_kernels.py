@@ -44,6 +44,8 @@ class _Alias(types.ModuleType):
         self.__target = target
 
     def __getattr__(self, attr):
+        if attr.startswith("__"):   # no __path__: `from nnabla import f` then takes C's path, not importlib's
+            raise AttributeError(attr)
         return getattr(self.__target, attr)
 
 
