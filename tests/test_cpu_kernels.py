@@ -444,3 +444,28 @@ def test_forward_and_backward_run_no_import_machinery(every_layer, monkeypatch):
     y.backward()
     assert loads == []
     assert x.g.any()
+
+
+def test_convolution_backward_reuses_its_own_patches_only(every_layer, monkeypatch):
+    """The weight gradient reads the forward's im2col when no other kernel has used the work array
+    since (one im2col per forward+backward of a lone convolution), and recomputes it otherwise: two
+    chained convolutions of other shapes equal NNabla's in every gradient."""
+    rng = np.random.RandomState(0)
+    x = rng.randn(3, 4, 9, 9).astype(np.float32)
+    w1, w2 = rng.randn(6, 4, 3, 3).astype(np.float32), rng.randn(5, 6, 3, 3).astype(np.float32)
+    calls = []
+    im2col = K._im2col
+
+    def counted(*a):
+        calls.append(a[1])
+        return im2col(*a)
+    monkeypatch.setattr(K, "_im2col", counted)
+    _, names = _generic(lambda xv, wv: K.convolution(xv, wv, pad=(1, 1)), [x, w1], [False, True], 1)
+    assert "BlasConvolution" in names and len(calls) == 1
+
+    def chain(conv):
+        return lambda xv, a, b: conv(F.relu(conv(xv, a, pad=(1, 1), stride=(2, 2))), b, pad=(0, 0))
+    got, names = _generic(chain(K.convolution), [x, w1, w2], [True, True, True], 1)
+    want, _ = _generic(chain(F.convolution), [x, w1, w2], [True, True, True], 1)
+    assert "BlasConvolution" in names
+    _assert_same(got, want)
