@@ -61,7 +61,7 @@ def before():
 
 # This round's changes (issue 17, second pass), each a switch read when a layer is built: "--previous"
 # compares main before them ("before") with them ("after").
-ROUND = {"PHASES": False, "REUSE_PATCHES": False}
+ROUND = {"PHASES": False, "REUSE_PATCHES": False, "TRANSPOSE_CHUNK": 0}
 
 
 @contextlib.contextmanager

@@ -469,3 +469,11 @@ def test_convolution_backward_reuses_its_own_patches_only(every_layer, monkeypat
     want, _ = _generic(chain(F.convolution), [x, w1, w2], [True, True, True], 1)
     assert "BlasConvolution" in names
     _assert_same(got, want)
+
+
+@pytest.mark.parametrize("chunk", [1, 100])     # one channel a piece; several channels, a shorter last piece
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "affine"][:8])
+def test_transposing_copies_in_pieces_equal_nnabla(case, chunk, every_layer, monkeypatch):
+    """from_csn's piecewise copy (TRANSPOSE_CHUNK elements at a time), written, added and with a bias."""
+    monkeypatch.setattr(K, "TRANSPOSE_CHUNK", chunk)
+    test_kernel_equals_nnabla(case, 2, every_layer)

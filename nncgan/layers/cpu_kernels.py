@@ -79,6 +79,8 @@ MIN_ELEMENTWISE = 50_000
 # Deconvolution forward as one convolution per output phase where exact (_phase_plan); False: GEMM
 # then col2im (the A/B of bench/kernel_ab.py).
 PHASES = True
+# Elements per piece of the transposing copies back to (N, C, ...) (_ConvKernel.from_csn); 0: one piece.
+TRANSPOSE_CHUNK = 1 << 14
 # Convolution backward reads the forward's im2col when still there (BlasConvolution._cols).
 REUSE_PATCHES = True
 _DISABLED = [False]
@@ -328,14 +330,21 @@ class _ConvKernel(_Kernel):
 
     @staticmethod
     def from_csn(buf, pad, a, accum, bias=None):
-        """a (N, C, *S) <- the unpadded part of buf (C, *S+2p, N), written or added, plus a bias."""
-        src = np.moveaxis(buf[_inner(buf, pad)], -1, 0)
-        if bias is not None and not accum:
-            np.add(src, bias.reshape((1, -1) + (1,) * (a.ndim - 2)), out=a)
-            return
-        _store(a, src, accum)
-        if bias is not None:
-            np.add(a, bias.reshape((1, -1) + (1,) * (a.ndim - 2)), out=a)
+        """a (N, C, *S) <- the unpadded part of buf (C, *S+2p, N), written or added, plus a bias.
+        A transposing copy, done TRANSPOSE_CHUNK elements of buf at a time (whole channels), so
+        that the block read stays in cache while it is scattered: cgan_mnist's conv_4 output,
+        0.29 against 0.82 ms in one piece (measured interleaved)."""
+        inner = buf[_inner(buf, pad)]
+        step = max(1, TRANSPOSE_CHUNK // max(1, inner[0].size)) if TRANSPOSE_CHUNK else inner.shape[0]
+        bias = None if bias is None else bias.reshape((1, -1) + (1,) * (a.ndim - 2))
+        for c in range(0, inner.shape[0], step):
+            src, dst = np.moveaxis(inner[c:c + step], -1, 0), a[:, c:c + step]
+            if bias is not None and not accum:
+                np.add(src, bias[:, c:c + step], out=dst)
+                continue
+            _store(dst, src, accum)
+            if bias is not None:
+                np.add(dst, bias[:, c:c + step], out=dst)
 
     @staticmethod
     def grouped_matmul(a, b, out, g, ta=False, tb=False, accum=False):
