@@ -61,21 +61,22 @@ def before():
 
 # This round's changes (issue 17, second pass), each a switch read when a layer is built: "--previous"
 # compares main before them ("before") with them ("after").
-ROUND = {"PHASES": False, "REUSE_PATCHES": False, "TRANSPOSE_CHUNK": 0}
+ROUND = {(K, "PHASES"): False, (K, "REUSE_PATCHES"): False, (K, "TRANSPOSE_CHUNK"): 0, (K, "TAPS_FIRST"): False,
+         (sync_bn, "DIRECT"): False}
 
 
 @contextlib.contextmanager
 def previous():
     """Main's kernels before this round's changes."""
-    saved = {k: getattr(K, k) for k in ROUND}, {n: sys.modules.pop(n, None) for n in IMPORTS}
-    for k, v in ROUND.items():
-        setattr(K, k, v)
+    saved = {k: getattr(*k) for k in ROUND}, {n: sys.modules.pop(n, None) for n in IMPORTS}
+    for (m, k), v in ROUND.items():
+        setattr(m, k, v)
     sys.modules.update({n: None for n in IMPORTS[:2]})   # main's failing relative imports
     try:
         yield
     finally:
-        for k, v in saved[0].items():
-            setattr(K, k, v)
+        for (m, k), v in saved[0].items():
+            setattr(m, k, v)
         for n, m in saved[1].items():
             sys.modules[n] = m
 

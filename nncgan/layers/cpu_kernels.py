@@ -81,6 +81,8 @@ MIN_ELEMENTWISE = 50_000
 PHASES = True
 # Elements per piece of the transposing copies back to (N, C, ...) (_ConvKernel.from_csn); 0: one piece.
 TRANSPOSE_CHUNK = 1 << 14
+# Convolution input gradient: patch rows ordered (taps, C), so that col2im adds contiguous blocks.
+TAPS_FIRST = True
 # Convolution backward reads the forward's im2col when still there (BlasConvolution._cols).
 REUSE_PATCHES = True
 _DISABLED = [False]
@@ -409,11 +411,12 @@ class BlasConvolution(_ConvKernel):
             x_shape = inputs[0].shape
             dcols = self.buffer("cols", (x_shape[1] * int(np.prod(k)), dyt.shape[1]))
             w = _r(inputs[1])
-            if g == 1:   # rows of dcols ordered (*k, C): W (O, C, *k) as (O, *k, C), a small copy
+            taps_first = g == 1 and TAPS_FIRST
+            if taps_first:   # rows of dcols ordered (*k, C): W (O, C, *k) as (O, *k, C), a small copy
                 w = np.moveaxis(w, 1, -1)
             self.grouped_matmul(np.ascontiguousarray(w).reshape(o, -1), dyt, dcols, g, ta=True)
             dxp = self.target("dxp", x_shape, pad)
-            _col2im(dcols, k, dil, stride, out, dxp, taps_first=g == 1)
+            _col2im(dcols, k, dil, stride, out, dxp, taps_first=taps_first)
             self.from_csn(dxp, pad, _gw(inputs[0], accum[0]), accum[0])
 
 
