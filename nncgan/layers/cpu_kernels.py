@@ -470,10 +470,14 @@ class BlasDeconvolution(_ConvKernel):
         # y[n, o, q*s + r] = yt[r, o, q, n]
         src = yt.transpose((2 * nd + 1, nd) + tuple(i for a in range(nd) for i in (nd + 1 + a, a)))
         dst = y.reshape(src.shape)
-        if bias is None:
-            np.copyto(dst, src)
-        else:
-            np.add(src, bias.reshape((1, -1) + (1,) * (dst.ndim - 2)), out=dst)
+        bias = None if bias is None else bias.reshape((1, -1) + (1,) * (dst.ndim - 2))
+        # in pieces of whole output maps, as in from_csn (cgan_mnist's deconvolution: 1.2 against 1.6 ms)
+        step = max(1, TRANSPOSE_CHUNK // (yt.size // o)) if TRANSPOSE_CHUNK else o
+        for i in range(0, o, step):
+            if bias is None:
+                np.copyto(dst[:, i:i + step], src[:, i:i + step])
+            else:
+                np.add(src[:, i:i + step], bias[:, i:i + step], out=dst[:, i:i + step])
 
     def backward_impl(self, inputs, outputs, propagate_down, accum):
         pad, stride, dil, g = self.geometry()
