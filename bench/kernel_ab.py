@@ -66,6 +66,18 @@ def _rows(fast):
     return build
 
 
+def _flag(name, value, build):
+    """`build` with cpu_kernels.<name> set to value (a choice made when the layer is built)."""
+    def built(x):
+        old = getattr(K, name)
+        setattr(K, name, value)
+        try:
+            return build(x)
+        finally:
+            setattr(K, name, old)
+    return built
+
+
 G2 = dict(pad=(2, 2), stride=(2, 2))
 # name: (x shape, x needs a gradient, NNabla's, nncgan's)
 CASES = {
@@ -86,6 +98,9 @@ CASES = {
                                        _conv(K.deconvolution, (64, 32, 6, 6), **G2)),
     "deconv_2 (64,32,14,14)*(32,1,6,6)": ((64, 32, 14, 14), True, _conv(F.deconvolution, (32, 1, 6, 6), **G2),
                                           _conv(K.deconvolution, (32, 1, 6, 6), **G2)),
+    "deconv: col2im (left) vs phases (right)": ((64, 64, 7, 7), True,
+                                              _flag("PHASES", False, _conv(K.deconvolution, (64, 32, 6, 6), **G2)),
+                                              _conv(K.deconvolution, (64, 32, 6, 6), **G2)),
     "table deconv (10,10,7,7)*(10,32,6,6)": ((10, 10, 7, 7), False, _conv(F.deconvolution, (10, 32, 6, 6), **G2),
                                              _conv(K.deconvolution, (10, 32, 6, 6), **G2)),
     "table deconv_2 (10,10,14,14)*(10,1,6,6)": ((10, 10, 14, 14), False, _conv(F.deconvolution, (10, 1, 6, 6), **G2),

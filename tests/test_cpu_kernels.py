@@ -53,6 +53,11 @@ CASES = [
     ("deconvolution", (2, 4, 5, 4), (4, 3, 3, 2), True, p2(pad=(0, 1), stride=(1, 2), dilation=(2, 1), group=2), True),
     ("deconvolution", (2, 6, 5), (6, 2, 3), True, dict(pad=(1,), stride=(3,), dilation=(1,), group=1), True),  # 1-D
     ("deconvolution", (2, 3, 4, 4), (3, 1, 4, 4), True, p2(pad=(1, 1), stride=(2, 2)), False),
+    # one convolution per output phase (_phase_plan): 1-D stride 3, mixed strides with a bias, 3-D
+    ("deconvolution", (2, 3, 4), (3, 2, 6), True, dict(pad=(0,), stride=(3,), dilation=(1,), group=1), True),
+    ("deconvolution", (2, 5, 3, 4), (5, 3, 4, 3), True, p2(pad=(2, 1), stride=(2, 1)), True),
+    ("deconvolution", (2, 3, 3, 2, 3), (3, 2, 4, 2, 3), False,
+     dict(pad=(2, 0, 0), stride=(2, 2, 1), dilation=(1, 1, 1), group=1), True),
 ]
 
 
@@ -412,19 +417,64 @@ def test_slice_equals_nnabla(uses, every_layer):
     _assert_same(got, want)
 
 
-def test_forward_and_backward_search_no_module_paths(every_layer, monkeypatch):
-    """NNabla's Cython code tries the relative imports 'nnabla.nnabla' / 'nnabla.nnabla_ext' inside every
-    forward/backward and get_data; cpu_kernels makes them fail at once instead of scanning sys.path."""
+def test_forward_and_backward_run_no_import_machinery(every_layer, monkeypatch):
+    """NNabla's Cython code runs `import nnabla` / `import nnabla_ext.cpu` relative first ('nnabla.nnabla',
+    'nnabla.nnabla_ext.cpu') inside every forward/backward and get_data; cpu_kernels names those modules
+    so that the imports succeed in C: no sys.path scan, no importlib call at all, and the same modules."""
+    import importlib._bootstrap as bootstrap
     import sys
-    searched = []
+    import nnabla_ext.cpu
+    assert sys.modules["nnabla.nnabla"].Variable is nn.Variable
+    assert sys.modules["nnabla.nnabla_ext.cpu"].context is nnabla_ext.cpu.context
+    loads = []
+    find_and_load, handle_fromlist = bootstrap._find_and_load, bootstrap._handle_fromlist
 
-    class Spy:
-        def find_spec(self, name, path=None, target=None):
-            searched.append(name)
-            return None
+    def spy(name, import_):
+        loads.append(name)
+        return find_and_load(name, import_)
+
+    def spy_fromlist(module, *args, **kwargs):
+        loads.append(module.__name__)
+        return handle_fromlist(module, *args, **kwargs)
     x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(8, 6, 5, 5).astype(np.float32), need_grad=True)
     y = F.sum(K.relu(K.convolution(x, nn.Variable.from_numpy_array(np.ones((4, 6, 3, 3), np.float32)))))
-    monkeypatch.setattr(sys, "meta_path", [Spy()] + sys.meta_path)
+    monkeypatch.setattr(bootstrap, "_find_and_load", spy)
+    monkeypatch.setattr(bootstrap, "_handle_fromlist", spy_fromlist)
     y.forward()
     y.backward()
-    assert searched == []
+    assert loads == []
+    assert x.g.any()
+
+
+def test_convolution_backward_reuses_its_own_patches_only(every_layer, monkeypatch):
+    """The weight gradient reads the forward's im2col when no other kernel has used the work array
+    since (one im2col per forward+backward of a lone convolution), and recomputes it otherwise: two
+    chained convolutions of other shapes equal NNabla's in every gradient."""
+    rng = np.random.RandomState(0)
+    x = rng.randn(3, 4, 9, 9).astype(np.float32)
+    w1, w2 = rng.randn(6, 4, 3, 3).astype(np.float32), rng.randn(5, 6, 3, 3).astype(np.float32)
+    calls = []
+    im2col = K._im2col
+
+    def counted(*a):
+        calls.append(a[1])
+        return im2col(*a)
+    monkeypatch.setattr(K, "_im2col", counted)
+    _, names = _generic(lambda xv, wv: K.convolution(xv, wv, pad=(1, 1)), [x, w1], [False, True], 1)
+    assert "BlasConvolution" in names and len(calls) == 1
+
+    def chain(conv):
+        return lambda xv, a, b: conv(F.relu(conv(xv, a, pad=(1, 1), stride=(2, 2))), b, pad=(0, 0))
+    got, names = _generic(chain(K.convolution), [x, w1, w2], [True, True, True], 1)
+    want, _ = _generic(chain(F.convolution), [x, w1, w2], [True, True, True], 1)
+    assert "BlasConvolution" in names
+    _assert_same(got, want)
+
+
+@pytest.mark.parametrize("chunk", [1, 100])     # one channel a piece; several channels, a shorter last piece
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "affine"])
+def test_transposing_copies_in_pieces_equal_nnabla(case, chunk, every_layer, monkeypatch):
+    """The piecewise copies back to (N, C, ...) (TRANSPOSE_CHUNK elements at a time: from_csn and the
+    deconvolution's phases), written, added and with a bias."""
+    monkeypatch.setattr(K, "TRANSPOSE_CHUNK", chunk)
+    test_kernel_equals_nnabla(case, 2, every_layer)

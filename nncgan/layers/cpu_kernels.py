@@ -26,6 +26,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import types
 
 import numpy as np
 from scipy.linalg.blas import sgemm as _sgemm
@@ -34,17 +35,35 @@ import nnabla.functions as F
 from nnabla.function import PythonFunction
 
 
+class _Alias(types.ModuleType):
+    """Stands for module `target` under another name: attributes are the target's; no __path__, so
+    nothing is ever imported through it (a package alias would load duplicate submodules)."""
+
+    def __init__(self, name, target):
+        super().__init__(name)
+        self.__target = target
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):   # no __path__: `from nnabla import f` then takes C's path, not importlib's
+            raise AttributeError(attr)
+        return getattr(self.__target, attr)
+
+
 def _stop_failed_relative_imports():
     """NNabla's Cython modules (built with Python 2 import semantics) run `import nnabla` and
     `import nnabla_ext.cpu` inside Variable.forward/backward and NdArray.get_data, and each such
-    import first tries the relative names 'nnabla.nnabla' / 'nnabla.nnabla_ext', which do not exist:
-    a failed import is not cached, so every try scans sys.path again. Measured: 753 tries per
-    cgan_mnist iteration, 0.05-0.2 ms each (a PythonFunction of (64, 512) batch normalization: 7.7
-    ms forward+backward against 1.3 with this). A None entry in sys.modules makes such an import
-    fail at once, and the absolute import that follows is the one that always ran."""
-    for name in ("nnabla.nnabla", "nnabla.nnabla_ext"):
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
-            sys.modules[name] = None
+    import first tries the relative names 'nnabla.nnabla' / 'nnabla.nnabla_ext.cpu', which do not
+    exist: a failed import is not cached, so every try scanned sys.path (753 tries per cgan_mnist
+    iteration, 0.05-0.2 ms each). A None entry in sys.modules made them fail without the scan, but
+    still through importlib's Python code and a module lock each (40 per forward+backward of one
+    batch normalization). Aliases of nnabla and nnabla_ext make those imports succeed in C, with
+    what the absolute import binds (`import nnabla` binds nnabla, `import nnabla_ext.cpu` nnabla_ext)."""
+    import nnabla_ext.cpu                 # NNabla's own dependency, imported by nnabla's context code
+    for name, module in (("nnabla.nnabla", nn), ("nnabla.nnabla_ext", nnabla_ext)):
+        if name not in sys.modules and importlib.util.find_spec(name) is None:   # no real module so named
+            sys.modules[name] = _Alias(name, module)
+    if isinstance(sys.modules.get("nnabla.nnabla_ext"), _Alias):
+        sys.modules.setdefault("nnabla.nnabla_ext.cpu", _Alias("nnabla.nnabla_ext.cpu", nnabla_ext.cpu))
 
 
 _stop_failed_relative_imports()
@@ -57,6 +76,15 @@ MIN_FLOPS = 50e6
 # Elementwise kernels: below this many elements the PythonFunction's call costs more than it saves
 # (ReLU of (64, 512): 0.17 against NNabla's 0.09 ms forward, 0.19 against 0.21 backward; kernel_ab.py).
 MIN_ELEMENTWISE = 50_000
+# Deconvolution forward as one convolution per output phase where exact (_phase_plan); False: GEMM
+# then col2im (the A/B of bench/kernel_ab.py).
+PHASES = True
+# Elements per piece of the transposing copies back to (N, C, ...) (_ConvKernel.from_csn); 0: one piece.
+TRANSPOSE_CHUNK = 1 << 14
+# Convolution input gradient: patch rows ordered (taps, C), so that col2im adds contiguous blocks.
+TAPS_FIRST = True
+# Convolution backward reads the forward's im2col when still there (BlasConvolution._cols).
+REUSE_PATCHES = True
 _DISABLED = [False]
 
 
@@ -174,12 +202,21 @@ class _Scratch:
             "dyt": "t", "xt": "t"}
 
     def __init__(self):
-        self.flat, self.tag = {}, {}
+        self.flat, self.tag, self.owner = {}, {}, {}
+
+    def claim(self, key, token):
+        """Mark role(key)'s array as holding `token`'s data, until the next get() of that role."""
+        if self.ROLE[key] in self.flat:
+            self.owner[self.ROLE[key]] = token
+
+    def holds(self, key, token):
+        return token is not None and self.owner.get(self.ROLE[key]) is token
 
     def get(self, key, shape, zero=False, tag=None):
         """A (shape) view of role(key)'s array; zeroed when asked, or when `tag` differs from the
         tag of the role's previous use (a padded buffer's zero borders are then still zero)."""
         role, size = self.ROLE[key], int(np.prod(shape))
+        self.owner.pop(role, None)
         if size * 4 > self.KEEP_BYTES:
             self.tag[role] = None
             return np.zeros(shape, np.float32) if zero or tag is not None else np.empty(shape, np.float32)
@@ -254,13 +291,16 @@ def _im2col(xp, k, dil, stride, out, cols):
     return cols
 
 
-def _col2im(cols, k, dil, stride, out, xp):
-    """xp (C, *S, N) += the adjoint of _im2col: every window added back where it was taken."""
-    v = cols.reshape((xp.shape[0],) + tuple(k) + tuple(out) + (xp.shape[-1],))
+def _col2im(cols, k, dil, stride, out, xp, taps_first=False):
+    """xp (C, *S, N) += the adjoint of _im2col: every window added back where it was taken. Rows
+    of cols ordered (C, *k), or (*k, C) with taps_first: each window's rows then one contiguous
+    block (col2im of cgan_mnist's conv_4 gradient: 2.19 against 2.79 ms, measured interleaved)."""
+    c, n = xp.shape[0], xp.shape[-1]
+    v = cols.reshape((tuple(k) + (c,) if taps_first else (c,) + tuple(k)) + tuple(out) + (n,))
     for off in itertools.product(*[range(ki) for ki in k]):
         win = tuple(slice(o * d, o * d + t * (m - 1) + 1, t) for o, d, t, m in zip(off, dil, stride, out))
         dst = xp[(slice(None),) + win]
-        np.add(dst, v[(slice(None),) + off], out=dst)
+        np.add(dst, v[off] if taps_first else v[(slice(None),) + off], out=dst)
 
 
 def _inner(a, pad):
@@ -292,14 +332,21 @@ class _ConvKernel(_Kernel):
 
     @staticmethod
     def from_csn(buf, pad, a, accum, bias=None):
-        """a (N, C, *S) <- the unpadded part of buf (C, *S+2p, N), written or added, plus a bias."""
-        src = np.moveaxis(buf[_inner(buf, pad)], -1, 0)
-        if bias is not None and not accum:
-            np.add(src, bias.reshape((1, -1) + (1,) * (a.ndim - 2)), out=a)
-            return
-        _store(a, src, accum)
-        if bias is not None:
-            np.add(a, bias.reshape((1, -1) + (1,) * (a.ndim - 2)), out=a)
+        """a (N, C, *S) <- the unpadded part of buf (C, *S+2p, N), written or added, plus a bias.
+        A transposing copy, done TRANSPOSE_CHUNK elements of buf at a time (whole channels), so
+        that the block read stays in cache while it is scattered: cgan_mnist's conv_4 output,
+        0.29 against 0.82 ms in one piece (measured interleaved)."""
+        inner = buf[_inner(buf, pad)]
+        step = max(1, TRANSPOSE_CHUNK // max(1, inner[0].size)) if TRANSPOSE_CHUNK else inner.shape[0]
+        bias = None if bias is None else bias.reshape((1, -1) + (1,) * (a.ndim - 2))
+        for c in range(0, inner.shape[0], step):
+            src, dst = np.moveaxis(inner[c:c + step], -1, 0), a[:, c:c + step]
+            if bias is not None and not accum:
+                np.add(src, bias[:, c:c + step], out=dst)
+                continue
+            _store(dst, src, accum)
+            if bias is not None:
+                np.add(dst, bias[:, c:c + step], out=dst)
 
     @staticmethod
     def grouped_matmul(a, b, out, g, ta=False, tb=False, accum=False):
@@ -327,18 +374,27 @@ class BlasConvolution(_ConvKernel):
         outputs[0].reset_shape((x.shape[0], w.shape[0]) + out, True)
 
     def _cols(self, x, k, out):
+        """im2col of x; in backward, the forward's own patches when no kernel has used the
+        work array since (the graph's backward meets the last convolution first: 1.4 ms saved for
+        cgan_mnist's conv_4 per step, kernel_ab.py)."""
         pad, stride, dil, _ = self.geometry()
+        shape = (x.shape[1] * int(np.prod(k)), int(np.prod(out)) * x.shape[0])
+        if _SCRATCH.holds("cols", getattr(self, "_patches", None)):
+            return self.buffer("cols", shape)
         xp = self.to_csn("xp", x, pad)
-        cols = self.buffer("cols", (x.shape[1] * int(np.prod(k)), int(np.prod(out)) * x.shape[0]))
-        return _im2col(xp, k, dil, stride, out, cols)
+        return _im2col(xp, k, dil, stride, out, self.buffer("cols", shape))
 
     def forward_impl(self, inputs, outputs):
         x, w = _r(inputs[0]), _r(inputs[1])
         y = outputs[0].data.get_data("w")
         g, o = self.geometry()[3], w.shape[0]
+        self._patches = None
         cols = self._cols(x, w.shape[2:], y.shape[2:])
         yt = self.buffer("yt", (o,) + y.shape[2:] + (y.shape[0],))
         self.grouped_matmul(w.reshape(o, -1), cols, yt.reshape(o, -1), g)
+        if self.args["reuse"]:
+            self._patches = object()        # this forward's patches, until another kernel takes "cols"
+            _SCRATCH.claim("cols", self._patches)
         self.from_csn(yt, (0,) * (y.ndim - 2), y, False, _r(inputs[2]) if len(inputs) > 2 else None)
 
     def backward_impl(self, inputs, outputs, propagate_down, accum):
@@ -354,9 +410,13 @@ class BlasConvolution(_ConvKernel):
         if propagate_down[0]:
             x_shape = inputs[0].shape
             dcols = self.buffer("cols", (x_shape[1] * int(np.prod(k)), dyt.shape[1]))
-            self.grouped_matmul(_r(inputs[1]).reshape(o, -1), dyt, dcols, g, ta=True)
+            w = _r(inputs[1])
+            taps_first = g == 1 and TAPS_FIRST
+            if taps_first:   # rows of dcols ordered (*k, C): W (O, C, *k) as (O, *k, C), a small copy
+                w = np.moveaxis(w, 1, -1)
+            self.grouped_matmul(np.ascontiguousarray(w).reshape(o, -1), dyt, dcols, g, ta=True)
             dxp = self.target("dxp", x_shape, pad)
-            _col2im(dcols, k, dil, stride, out, dxp)
+            _col2im(dcols, k, dil, stride, out, dxp, taps_first=taps_first)
             self.from_csn(dxp, pad, _gw(inputs[0], accum[0]), accum[0])
 
 
@@ -375,12 +435,49 @@ class BlasDeconvolution(_ConvKernel):
         x, w = _r(inputs[0]), _r(inputs[1])
         y = outputs[0].data.get_data("w")
         c, k = x.shape[1], w.shape[2:]
+        plan = _phase_plan(k, stride, pad, dil, x.shape[2:], y.shape[2:]) if g == 1 and self.args["phases"] else None
+        if plan is not None:
+            self.forward_phases(x, w, y, plan, _r(inputs[2]) if len(inputs) > 2 else None)
+            return
         xt = self.to_csn("xt", x, (0,) * len(k)).reshape(c, -1)
         cols = self.buffer("cols", (y.shape[1] * int(np.prod(k)), xt.shape[1]))
         self.grouped_matmul(w.reshape(c, -1), xt, cols, g, ta=True)
         yp = self.target("yp", y.shape, pad)
         _col2im(cols, k, dil, stride, x.shape[2:], yp)
         self.from_csn(yp, pad, y, False, _r(inputs[2]) if len(inputs) > 2 else None)
+
+    def forward_phases(self, x, w, y, plan, bias):
+        """y as s^n stride-1 convolutions of x, one per output phase (see _phase_plan): one im2col
+        of x with the E-wide windows and ONE GEMM (P*O, C*E) @ (C*E, Q*N), whose K is C*E instead
+        of C, and no col2im (measured, cgan_mnist's deconvolution: see bench/kernel_ab.py)."""
+        n, c, o = x.shape[0], x.shape[1], w.shape[1]
+        taps, lo, hi, q = plan
+        ext, nd = tuple(t.shape[1] for t in taps), len(taps)
+        # Wp[r..., o, c, e...] = W[c, o, taps_a[r_a, e_a]...]
+        grids = [t.reshape((1,) * a + (t.shape[0],) + (1,) * (nd - 1) + (t.shape[1],) + (1,) * (nd - 1 - a))
+                 for a, t in enumerate(taps)]
+        wp = w[(slice(None), slice(None)) + tuple(grids)]       # (C, O, s..., E...)
+        wp = wp.transpose(tuple(range(2, 2 + nd)) + (1, 0) + tuple(range(2 + nd, 2 + 2 * nd)))
+        shape = (c,) + tuple(s + a + b for s, a, b in zip(x.shape[2:], lo, hi)) + (n,)
+        xp = _SCRATCH.get("xt", shape, tag=(shape, lo, hi) if any(lo) or any(hi) else None)
+        np.copyto(xp[(slice(None),) + tuple(slice(a, a + s) for a, s in zip(lo, x.shape[2:])) + (slice(None),)],
+                  _csn(x))
+        cols = _im2col(xp, ext, (1,) * nd, (1,) * nd, q,
+                       self.buffer("cols", (c * int(np.prod(ext)), int(np.prod(q)) * n)))
+        phases = int(np.prod(self.args["stride"]))
+        yt = self.buffer("yt", tuple(self.args["stride"]) + (o,) + tuple(q) + (n,))
+        np.matmul(wp.reshape(phases * o, -1), cols, out=yt.reshape(phases * o, -1))
+        # y[n, o, q*s + r] = yt[r, o, q, n]
+        src = yt.transpose((2 * nd + 1, nd) + tuple(i for a in range(nd) for i in (nd + 1 + a, a)))
+        dst = y.reshape(src.shape)
+        bias = None if bias is None else bias.reshape((1, -1) + (1,) * (dst.ndim - 2))
+        # in pieces of whole output maps, as in from_csn (cgan_mnist's deconvolution: 1.2 against 1.6 ms)
+        step = max(1, TRANSPOSE_CHUNK // (yt.size // o)) if TRANSPOSE_CHUNK else o
+        for i in range(0, o, step):
+            if bias is None:
+                np.copyto(dst[:, i:i + step], src[:, i:i + step])
+            else:
+                np.add(src[:, i:i + step], bias[:, i:i + step], out=dst[:, i:i + step])
 
     def backward_impl(self, inputs, outputs, propagate_down, accum):
         pad, stride, dil, g = self.geometry()
@@ -401,6 +498,38 @@ class BlasDeconvolution(_ConvKernel):
             dxt = self.buffer("dxt", (c,) + tuple(x_shape[2:]) + (x_shape[0],))
             self.grouped_matmul(_r(inputs[1]).reshape(c, -1), cols, dxt.reshape(c, -1), g)
             self.from_csn(dxt, (0,) * len(k), _gw(inputs[0], accum[0]), accum[0])
+
+
+def _phase_plan(k, stride, pad, dil, s_in, s_out):
+    """A deconvolution as one stride-1 convolution per output phase ("sub-pixel"): along an axis,
+    output o = s q + r receives W's tap t from input i = q + e where s e = r + p - d t, so each
+    phase r is a correlation of x with its own taps over the window e in [e_min, e_max]. Used when
+    that costs no extra multiply-adds: every phase has all E = e_max - e_min + 1 taps (E s = k).
+    Returns (taps per axis (s, E) arrays of W indices, pad before, pad after, Q outputs per phase),
+    or None."""
+    taps, lo, hi, q = [], [], [], []
+    for k_a, s, p, d, n_in, n_out in zip(k, stride, pad, dil, s_in, s_out):
+        found = {}
+        for r in range(s):
+            for t in range(k_a):
+                if (r + p - d * t) % s == 0:
+                    found[(r, (r + p - d * t) // s)] = t
+        es = [e for _, e in found]
+        e_min, e_max = min(es), max(es)
+        width = e_max - e_min + 1
+        if width * s != k_a or len(found) != k_a:
+            return None
+        qa = n_out // s
+        if qa * s != n_out:      # not met when E s = k and d = 1: the output is (n_in + E - 1) s - 2 p
+            return None
+        taps.append(np.array([[found[(r, e)] for e in range(e_min, e_max + 1)] for r in range(s)]))
+        # window of output q starts at input q + e_min: pad so that it starts at q in the padded array
+        if e_min > 0:
+            return None
+        lo.append(-e_min)
+        hi.append(max(0, qa - 1 + e_max - (n_in - 1)))
+        q.append(qa)
+    return taps, tuple(lo), tuple(hi), tuple(q)
 
 
 # ---------------------------------------------------------------- label-map tables (layers/label_maps.py)
@@ -611,7 +740,7 @@ def convolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dilati
     p, s, d = _norm(pad, n, 0), _norm(stride, n, 1), _norm(dilation, n, 1)
     if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v}):
         return F.convolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
-    f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group))
+    f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group), reuse=REUSE_PATCHES)
     return f(x, weight) if bias is None else f(x, weight, bias)
 
 
@@ -622,7 +751,7 @@ def deconvolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dila
     if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v},
                     deconv=True):
         return F.deconvolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
-    f = BlasDeconvolution(pad=p, stride=s, dilation=d, group=int(group))
+    f = BlasDeconvolution(pad=p, stride=s, dilation=d, group=int(group), phases=PHASES)
     return f(x, weight) if bias is None else f(x, weight, bias)
 
 

@@ -93,7 +93,11 @@ class SyncBatchNormalization(PythonFunction):
         if not any(propagate_down[:3]):
             return
         x, dy = self._in(inputs[0].data.get_data("r")), self._in(outputs[0].grad.get_data("r"))
-        xhat = np.subtract(x, self.mean[:, None])
+        # x_hat, then dx in its place: in x's gradient array itself when that is written, not added to
+        # (no temporary: one pass and a 1.6 MB allocation less for (64, 32, 14, 14))
+        direct = DIRECT and propagate_down[0] and not accum[0] and not self.moved
+        xhat = np.subtract(x, self.mean[:, None],
+                           out=inputs[0].grad.get_data("w").reshape(self.pcs) if direct else None)
         np.multiply(xhat, self.rstd[:, None], out=xhat)
         local = np.stack([self._sums(dy), self._sums(dy, xhat)])   # this rank's dbeta, dgamma
         for i in (1, 2):
@@ -112,6 +116,8 @@ class SyncBatchNormalization(PythonFunction):
             np.add(xhat, g[0][:, None], out=xhat)
             np.subtract(dy, xhat, out=xhat)
             np.multiply(xhat, (gamma * self.rstd)[:, None], out=xhat)
+            if direct:
+                return
             dx = self._out(xhat, inputs[0].shape)
             target = inputs[0].grad.get_data("rw" if accum[0] else "w")
             if accum[0]:
@@ -143,6 +149,8 @@ def batch_normalization(x, beta, gamma, mean, var, axes, decay_rate, eps, batch_
                                  batch_stat=batch_stat)
 
 
+# Backward writes dx straight into x's gradient array where it can (False: a temporary and a copy).
+DIRECT = True
 # Below this many elements NNabla's function is as fast (the PythonFunction's call costs ~0.1 ms):
 # measured (bench/kernel_ab.py, CPU time) 0.87 against 0.29 ms forward for (64, 512), 1.33 against
 # 1.37 forward and 1.21 against 2.58 backward for (64, 64, 7, 7).
