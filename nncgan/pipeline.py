@@ -205,13 +205,14 @@ def parse_stage_runs(texts, p):
 def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, truncation=None,
                split="test", data_dir=None, log=print):
     """Run every stage in order; returns [(stage, Loaded, images)]. Each stage reads its own run."""
-    from . import feeds, inference
+    from . import feeds
+    from .run import Run
     stage_runs = stage_runs or {}
     results, images_of = [], {}
     for st in p.stages:
         try:
-            run = _stage_run(st, stage_runs)
-            graph = inference.run_graph(run)
+            run = Run(_stage_run(st, stage_runs))
+            graph = run.graph()
         except RunError as e:
             sets = "".join(f" --set {shlex.quote(o)}" for o in st.overrides)
             out = f" --out {st.run}" if st.run else ""
@@ -230,7 +231,7 @@ def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, trunc
         rest = [v for v in needs if v not in feed]
         if rest:
             feed.update(feeds.from_dataset(graph, rest, num, split, data_dir, seed, log))
-        loaded = inference.load(run, num, ex, no_ema, graph)
+        loaded = run.sampler(num, ex, no_ema)
         stage_labels = None
         if loaded.sampler.conditional:
             if labels is not None:

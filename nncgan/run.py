@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from .errors import RunError
+from .errors import NncganError, RunError
 
 RUNS_DIR = "runs"
 GRAPH_COPY = "graph.yaml"
@@ -32,7 +32,8 @@ OWN = (GRAPH_COPY, RUN_INFO, LOCK, "checkpoints", "monitor", "samples", "learnin
        "report.html", "export", "tensorboard")
 # Fields of run.json and the type each must have; a field of another type is ignored (and reported).
 FIELDS = {"graph": str, "name": str, "started": str, "status": str, "max_epoch": int, "pid": int, "host": str,
-          "batch_size": int, "epochs": int}
+          "batch_size": int, "epochs": int,
+          "kind": str}
 
 
 def is_own(name):
@@ -225,7 +226,8 @@ def claim(graph, out=None, runs_dir=RUNS_DIR, restart=False):
         kept = f"nothing was trained; remove {out} or start it again with --restart"
         safeio.write_text(out / GRAPH_COPY, graph.text, kept=kept)
         write_info(out, {"graph": os.path.abspath(graph.path), "name": graph.name,
-                         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "running"})
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "running",
+                         "kind": kind_of(graph)})
         yield out
     finally:
         os.close(fd)  # releases the lock
@@ -274,27 +276,6 @@ def update_info(run, **changes):
     write_info(run, info)
 
 
-def latest_run(runs_dir=RUNS_DIR, name=None):
-    """The most recently started run (of graph `name`, if given) that has a saved epoch."""
-    from .train.checkpoint import has_checkpoint
-    root = Path(runs_dir)
-    candidates = []
-    for d in root.iterdir() if root.is_dir() else []:
-        if (d / RUN_INFO).is_file() and has_checkpoint(d):
-            try:
-                info = read_info(d)
-            except RunError:
-                continue
-            if name is None or field(info, "name") == name:
-                candidates.append((field(info, "started", ""), d.stat().st_mtime, d))
-    if not candidates:
-        what = f" of graph '{name}'" if name else ""
-        from .hints import command
-        raise RunError(f"no run{what} with a saved epoch under {root}/; train one first "
-                       f"({command('train', name or 'cgan_mnist')}) or pass --run DIR")
-    return max(candidates)[2]
-
-
 @contextlib.contextmanager
 def locked(run):
     """Hold the run folder for as long as the block runs: a second `nncgan train` on it is refused.
@@ -315,3 +296,238 @@ def locked(run):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+# ---- a run folder as an object: what every command that reads a run opens it with
+
+# What a run's graph is, by what its executor does (recorded in run.json as "kind"):
+GAN = "gan"                        # draws images from latent codes (and labels)
+IMAGE_TO_IMAGE = "image-to-image"  # reads dataset images (or an --input) and draws from them
+CLASSIFIER = "classifier"          # reads images and names a feature layer: what `eval` reads with
+KINDS = (GAN, IMAGE_TO_IMAGE, CLASSIFIER)
+DRAWS = (GAN, IMAGE_TO_IMAGE)      # what infer, report and export take unasked: never a classifier
+
+
+def kind_of(graph):
+    """GAN, IMAGE_TO_IMAGE or CLASSIFIER: what the graph's executor does."""
+    if not graph.executors:
+        return GAN
+    from .eval.classifier import is_classifier
+    from .sampling import data_inputs
+    if is_classifier(graph):
+        return CLASSIFIER
+    return IMAGE_TO_IMAGE if data_inputs(graph) else GAN
+
+
+class Run:
+    """A run folder (runs/<time>-<name>): its run.json, the graph.yaml it trains, its saved epochs.
+
+    Opening one reads nothing; each property reads what it needs (a damaged run.json is an error
+    only where it is read). `str(run)` and `os.fspath(run)` are the folder's path."""
+
+    def __init__(self, path, graph=None):
+        """`graph`: the run's graph when the caller has parsed it already."""
+        self.path = Path(path.path if isinstance(path, Run) else path)
+        self._graph = graph if graph is not None else getattr(path, "_graph", None)
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __str__(self):
+        return str(self.path)
+
+    def __repr__(self):
+        return f"Run({str(self.path)!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Run) and other.path == self.path
+
+    def __hash__(self):
+        return hash(self.path)
+
+    @property
+    def name(self):
+        return self.path.name
+
+    # run.json
+    @property
+    def info(self):
+        return read_info(self.path)
+
+    def field(self, key, default=None):
+        return field(self.info, key, default)
+
+    def update(self, **changes):
+        update_info(self.path, **changes)
+
+    @property
+    def status(self):
+        return status_of(self.info)
+
+    # the graph
+    @property
+    def graph_file(self):
+        return self.path / GRAPH_COPY
+
+    @property
+    def base_dir(self):
+        """Where the graph's relative paths (CSV files, image folders) are resolved: the folder of
+        the file the run was started from, as `nncgan train` resolved them."""
+        g = field(self.info, "graph")
+        return os.path.dirname(g) if g else str(self.path)
+
+    def graph(self, batch_size=False):
+        """The graph the run trains (its own graph.yaml, whatever happened to the original file
+        since), parsed once; with `batch_size`, at the batch size the run trains with (run.json's,
+        which --batch-size may have set)."""
+        from . import safeio
+        from .graph.parse import parse_graph
+        if self._graph is None:
+            if not safeio.is_regular(self.graph_file):
+                raise RunError(f"{self.graph_file} is missing or not a regular file")
+            self._graph = parse_graph(self.graph_file, base_dir=self.base_dir)
+        if batch_size and self.field("batch_size"):  # a damaged value is ignored: the graph's is used
+            self._graph.config.batch_size = self.field("batch_size")
+        return self._graph
+
+    @property
+    def kind(self):
+        """GAN, IMAGE_TO_IMAGE or CLASSIFIER (run.json's, else from the graph)."""
+        k = self.info.get("kind")
+        return k if k in KINDS else kind_of(self.graph())
+
+    # saved epochs
+    @property
+    def has_epoch(self):
+        """Whether an epoch was saved (complete or not: see latest_epoch)."""
+        from .train.checkpoint import has_checkpoint
+        return has_checkpoint(self.path)
+
+    def latest_epoch(self):
+        """The folder of the last complete saved epoch, verified (RunError if there is none)."""
+        from .train import checkpoint
+        return checkpoint.latest(self.path)
+
+    def state(self):
+        """The last saved epoch's state, unverified (for listings), or None."""
+        from .train import checkpoint
+        return checkpoint.peek_state(self.path)
+
+    def sampler(self, n, executor=None, no_ema=False):
+        """The executor (default: the graph's first) built for `n` samples on the last saved
+        epoch's parameters (or their EMA, where the run keeps one): a Loaded."""
+        from .train import checkpoint
+        graph = self.graph()
+        if executor is not None and executor not in graph.executors:
+            raise RunError(f"the graph of {self.path} has no executor '{executor}'; its executors: "
+                           f"{', '.join(graph.executors)}")
+        with checkpoint.reading(self.path):  # the trainer removes no epoch while this reads one
+            return load_epoch(graph, n, checkpoint.latest(self.path), executor, no_ema, run=self)
+
+    def locked(self):
+        return locked(self.path)
+
+
+def status_of(info):
+    """run.json's status, as shown: "interrupted" for a "running" run whose process is gone on
+    this host (killed without a chance to say so: kill -9, a power cut)."""
+    import socket
+    s = field(info, "status", "?")
+    pid = field(info, "pid")
+    if s == "running" and pid and field(info, "host") == socket.gethostname() and not _alive(pid):
+        return "interrupted"
+    return s
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+class Loaded:
+    """An executor loaded for drawing: the Run (or None), its graph, the Sampler, the epoch folder read."""
+
+    def __init__(self, run, graph, sampler, folder, used_ema, state):
+        self.run, self.graph, self.sampler, self.folder, self.used_ema = run, graph, sampler, folder, used_ema
+        self.epoch = state.get("epoch") if isinstance(state, dict) else None
+
+
+def load_epoch(graph, n, folder, executor=None, no_ema=False, run=None):
+    """The executor of `graph` built for `n` samples with the parameters saved in epoch `folder`
+    (verified; their EMA unless `no_ema`). The one place an epoch is loaded into a Sampler.
+
+    Clears NNabla's parameter registry first: each run (each stage of a pipeline) reads its own."""
+    import nnabla as nn
+    from .sampling import Sampler
+    from .train import checkpoint, ema
+    folder = Path(folder)
+    nn.clear_parameters()
+    sampler = Sampler(graph, n, executor)  # built first, so the saved shapes are checked against it
+    state = checkpoint.load(folder.parent.parent, folder=folder)  # RUN/checkpoints/epoch_N
+    used_ema = False if no_ema else ema.load_into_parameters(folder)
+    return Loaded(run, graph, sampler, folder, used_ema, state)
+
+
+def all_runs(runs_dir=RUNS_DIR):
+    """Every folder under `runs_dir` that is (or is becoming) a run: it has run.json or a lock."""
+    root = Path(runs_dir)
+    return [Run(d) for d in sorted(root.iterdir()) if d.is_dir() and (
+        os.path.lexists(d / RUN_INFO) or os.path.lexists(d / LOCK))] if root.is_dir() else []
+
+
+def _matches(run, name, kinds, status):
+    if not (run.path / RUN_INFO).is_file() or not run.has_epoch:
+        return False
+    try:
+        info = run.info
+        if name is not None and field(info, "name") != name:
+            return False
+        if status is not None and field(info, "status") != status:
+            return False
+        return kinds is None or run.kind in kinds
+    except NncganError:  # a damaged run.json or graph: not a run to take unasked
+        return False
+
+
+def find(runs_dir=RUNS_DIR, name=None, kinds=None, status=None):
+    """The runs under `runs_dir` with a saved epoch (of graph `name`, of one of `kinds`, with
+    `status`, where given), the most recently started first."""
+    found = [(field(r.info, "started", ""), r.path.stat().st_mtime, str(r.path), r)
+             for r in all_runs(runs_dir) if _matches(r, name, kinds, status)]
+    return [f[-1] for f in sorted(found, key=lambda f: f[:3], reverse=True)]
+
+
+def latest(runs_dir=RUNS_DIR, name=None, kinds=None, status=None, how="--run DIR"):
+    """The most recently started run (of graph `name`, of `kinds`, with `status`) with a saved
+    epoch; a RunError saying what to train if there is none."""
+    found = find(runs_dir, name, kinds, status)
+    if not found:
+        what = ("GAN run" if kinds is not None and set(kinds) <= set(DRAWS) else "run") \
+            + (f" of graph '{name}'" if name else "")
+        from .hints import command
+        raise RunError(f"no {what} with a saved epoch under {Path(runs_dir)}/; train one first "
+                       f"({command('train', name or 'cgan_mnist')}) or pass {how}")
+    return found[0]
+
+
+def latest_run(runs_dir=RUNS_DIR, name=None):
+    """The path of the most recently started run (of graph `name`, if given) with a saved epoch."""
+    return latest(runs_dir, name).path
+
+
+def chosen(run, runs_dir, job, kinds=DRAWS, how="--run DIR", say=print):
+    """The Run named by `run`; if none, the latest of `kinds` with a saved epoch, said out loud
+    ("drawing from runs/X, the latest GAN run (name another with --run DIR)").
+
+    infer, report and export draw or show generated images: a classifier trained after the
+    GAN (as the README asks) is never taken by them."""
+    if run:
+        return Run(run)
+    found = latest(runs_dir, kinds=kinds, how=how)
+    say(f"nncgan: {job} {found}, the latest GAN run (name another with {how})")
+    return found

@@ -44,17 +44,9 @@ def find(dataset, runs_dirs=("runs",)):
     name = GRAPHS[dataset][0]
     dirs = [Path(d) for d in runs_dirs] + [Path(d) for d in os.environ.get(ENV, "").split(":") if d]
     for root in dict.fromkeys(d.resolve() for d in dirs):
-        found = []
-        for d in root.iterdir() if root.is_dir() else ():
-            try:
-                info = runs.read_info(d) if (d / runs.RUN_INFO).is_file() else None
-            except RunError:
-                continue
-            if info and info.get("name") == name and info.get("status") == "finished" \
-                    and checkpoint.has_checkpoint(d):
-                found.append((info.get("started", ""), d))
+        found = runs.find(root, name=name, status="finished")
         if found:
-            return max(found)[1]
+            return found[0].path
     where = ", ".join(f"{d}/" for d in dict.fromkeys(map(str, dirs)))
     raise RunError(f"no trained classifier for dataset '{dataset}' (a finished run of graph "
                    f"'{name}' under {where}); train one with: {train_command(dataset)} "
@@ -66,13 +58,12 @@ class Classifier:
 
     def __init__(self, run, batch_size=BATCH):
         """The last saved epoch of classifier run `run`, in a parameter scope of its own."""
-        from ..graph.parse import parse_graph
-        self.run = Path(run)
-        info = runs.read_info(run)
-        graph = parse_graph(self.run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+        opened = runs.Run(run)
+        self.run = opened.path
+        graph = opened.graph()
         self._scope = OrderedDict()  # private: never in nn.get_parameters(), never saved with a GAN
         with nn.parameter_scope("classifier", self._scope):
-            self._build(graph, batch_size, where=self.run / runs.GRAPH_COPY)
+            self._build(graph, batch_size, where=opened.graph_file)
             self.epoch = checkpoint.load(run)["epoch"]
         self.test_accuracy = read_test_accuracy(run, self.epoch)
 
