@@ -264,3 +264,13 @@ def infer_pipeline(path, num=100, seed=0, label=None, out=None, stage_runs=(), n
                                                     "epoch": loaded.folder.name, "seed": seed, "num": num})
         log(f"nncgan: stage {st.name}: {num} images {tuple(images.shape[1:])} from {loaded.folder} -> {target}")
     return results
+
+
+def infer_command(path, *, run=None, executor=None, inputs=(), context="auto", **kw):
+    """`nncgan infer PIPELINE`: refuses the options that name one run, then infer_pipeline(path, **kw)."""
+    from . import context as ctx
+    if run or executor or inputs:
+        raise RunError("--run, --executor and --input name one run; a pipeline names its stages' runs "
+                       "and executors in its file (override a stage's run with --stage NAME=RUN)")
+    ctx.select(context)
+    return infer_pipeline(path, **kw)

@@ -480,12 +480,14 @@ def all_runs(runs_dir=RUNS_DIR):
         os.path.lexists(d / RUN_INFO) or os.path.lexists(d / LOCK))] if root.is_dir() else []
 
 
-def _matches(run, name, kinds, status):
+def _matches(run, name, kinds, status, graph_file):
     if not (run.path / RUN_INFO).is_file() or not run.has_epoch:
         return False
     try:
         info = run.info
         if name is not None and field(info, "name") != name:
+            return False
+        if graph_file is not None and field(info, "graph") != graph_file:
             return False
         if status is not None and field(info, "status") != status:
             return False
@@ -494,11 +496,12 @@ def _matches(run, name, kinds, status):
         return False
 
 
-def find(runs_dir=RUNS_DIR, name=None, kinds=None, status=None):
+def find(runs_dir=RUNS_DIR, name=None, kinds=None, status=None, graph_file=None):
     """The runs under `runs_dir` with a saved epoch (of graph `name`, of one of `kinds`, with
-    `status`, where given), the most recently started first."""
+    `status`, started from the file `graph_file` (an absolute path), where given), the most
+    recently started first."""
     found = [(field(r.info, "started", ""), r.path.stat().st_mtime, str(r.path), r)
-             for r in all_runs(runs_dir) if _matches(r, name, kinds, status)]
+             for r in all_runs(runs_dir) if _matches(r, name, kinds, status, graph_file)]
     return [f[-1] for f in sorted(found, key=lambda f: f[:3], reverse=True)]
 
 

@@ -168,3 +168,22 @@ def classifier_test(run, data_dir=None):
     C.write_test_accuracy(run, clf.epoch, acc, len(labels))
     return (f"{run}: classifier of {clf.dataset}, epoch {clf.epoch}: test accuracy {acc:.2%} on "
             f"{len(labels)} test images (saved in {Path(run) / EVAL_DIR / C.INFO})")
+
+
+def run_eval(run=None, *, runs_dir="runs", context="auto", num=100, seed=0, classifier=None, source="generator",
+             dataset=None, data_dir=None, no_ema=False, say=print):
+    """`nncgan eval`: score run `run` (default: the latest GAN run, said) and write its eval.json;
+    a classifier run is measured on its test split instead. Returns the JSON file written."""
+    from .. import context as ctx
+    ctx.select(context)
+    if run is None and (source == "generator" or dataset is None):
+        run = runs.chosen(None, runs_dir, "evaluating", kinds=(runs.GAN,), how="RUN", say=say)
+    if run is not None and source == "generator" and is_classifier_run(run):
+        say(classifier_test(run, data_dir))  # a classifier run: its test accuracy
+        return Path(run) / EVAL_DIR / C.INFO
+    result = evaluate(run, num=num, seed=seed, classifier=classifier, runs_dirs=[runs_dir], source=source,
+                      dataset=dataset, data_dir=data_dir, no_ema=no_ema)
+    say(table(result))
+    path = write_json(json_path(result), result)
+    say(f"nncgan: wrote {path}")
+    return path

@@ -262,3 +262,11 @@ def write_report(run, out=None):
     out = Path(out) if out else Path(run) / "report.html"
     safeio.check_target(out)  # a folder or device at --out: refused before the page is drawn
     return safeio.write_text(out, report_page(run))
+
+
+def report(run=None, runs_dir="runs", out=None, say=print):
+    """`nncgan report`: the page of run `run` (default: the latest GAN run, said); returns its path."""
+    run = runs.chosen(run, runs_dir, "reporting", how="RUN", say=say)
+    out = write_report(run, out)
+    say(f"nncgan: report of {run} -> {out}")
+    return out
