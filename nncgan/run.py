@@ -383,9 +383,10 @@ class Run:
         from . import safeio
         from .graph.parse import parse_graph
         if self._graph is None:
+            base_dir = self.base_dir  # no readable run.json: not a run folder, said first
             if not safeio.is_regular(self.graph_file):
                 raise RunError(f"{self.graph_file} is missing or not a regular file")
-            self._graph = parse_graph(self.graph_file, base_dir=self.base_dir)
+            self._graph = parse_graph(self.graph_file, base_dir=base_dir)
         if batch_size and self.field("batch_size"):  # a damaged value is ignored: the graph's is used
             self._graph.config.batch_size = self.field("batch_size")
         return self._graph
