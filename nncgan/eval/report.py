@@ -151,11 +151,6 @@ def table(r):
     return "\n".join(lines)
 
 
-def latest_gan_run(runs_dir="runs"):
-    """The most recently started run with a saved epoch that is not a classifier's."""
-    return runs.latest(runs_dir, kinds=runs.DRAWS).path
-
-
 def is_classifier_run(run):
     return runs.Run(run).kind == runs.CLASSIFIER
 
