@@ -9,7 +9,7 @@ import sys
 
 from .context import CHOICES as CONTEXTS
 from .errors import GraphError, NncganError
-from .limits import MAX_BATCH, MAX_COUNT, MAX_EPOCHS, MAX_IMAGES, count, seed, truncation
+from .limits import MAX_BATCH, MAX_COUNT, MAX_EPOCHS, MAX_IMAGES, count, procs, seed, truncation
 from .train.distributed import CHOICES as COMMS
 
 
@@ -192,7 +192,7 @@ def build_parser():
                    help="do not score each epoch's samples with a trained classifier (nncgan eval's numbers)")
     t.add_argument("--type-config", choices=("float", "half"), default="float",
                    help="half: compute in float16 where NNabla can (for CUDA GPUs; see docs/performance.md)")
-    t.add_argument("--procs", default=os.environ.get("NNCGAN_PROCS", "auto"), metavar="N|auto",
+    t.add_argument("--procs", type=procs, default=os.environ.get("NNCGAN_PROCS", "auto"), metavar="N|auto",
                    help="data-parallel MPI processes started here, sharing each (global) batch; auto: one per "
                         "core (1 on a GPU); see docs/performance.md")
     t.add_argument("--comm", choices=COMMS, default="auto",
