@@ -125,3 +125,20 @@ def test_finding_runs_by_graph_kind_and_status(tmp_path):
     with pytest.raises(runs.RunError, match="no GAN run"):
         runs.latest(root, kinds=runs.DRAWS, name="other")
     assert runs.find(root, kinds=(runs.CLASSIFIER,)) == []
+
+
+def test_an_epoch_loads_into_a_sampler_from_its_run_or_copied_out_of_it(tmp_path):
+    """Run.sampler and an epoch folder kept elsewhere (bench/time_to_accuracy.py's) load alike."""
+    import shutil
+    import numpy as np
+    assert _train(CGAN, "--epochs", "1", "--out", tmp_path / "r") == 0
+    run = runs.Run(tmp_path / "r")
+    loaded = run.sampler(4, no_ema=True)
+    assert loaded.epoch == 1 and loaded.folder == run.latest_epoch() and loaded.run == run
+    a = loaded.sampler.draw(np.arange(4), np.random.RandomState(3))
+    kept = tmp_path / "kept" / "epoch_0001"
+    shutil.copytree(loaded.folder, kept)
+    b = runs.load_epoch(parse_graph(CGAN), 4, kept, no_ema=True).sampler.draw(np.arange(4), np.random.RandomState(3))
+    assert a.shape == (4, 1, 28, 28) and np.array_equal(a, b) and a.std() > 0
+    with pytest.raises(runs.RunError, match="no executor 'nope'"):
+        run.sampler(4, executor="nope")
