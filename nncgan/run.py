@@ -515,7 +515,8 @@ def latest(runs_dir=RUNS_DIR, name=None, kinds=None, status=None, how="--run DIR
             + (f" of graph '{name}'" if name else "")
         from .hints import command
         raise RunError(f"no {what} with a saved epoch under {Path(runs_dir)}/; train one first "
-                       f"({command('train', name or 'cgan_mnist')}) or pass {how}")
+                       f"({command('train', name or 'cgan_mnist')}) or "
+                       + (f"pass {how}" if how.startswith("-") else "name the run"))
     return found[0]
 
 
