@@ -70,7 +70,7 @@ def _nnabla_worker(kind, batch):
 
 class Contestant:
     def __init__(self, name, cmd, env=None):
-        self.name, self.times, self.info, self.end = name, [], {}, {}
+        self.name, self.times, self.cpu, self.info, self.end = name, [], [], {}, {}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=env, cwd=ROOT, bufsize=1)
         line = self.proc.stdout.readline()
@@ -84,9 +84,10 @@ class Contestant:
         return json.loads(self.proc.stdout.readline())
 
     def run(self, n, keep=True):
-        times = self.ask(f"run {n}")["times"]
+        reply = self.ask(f"run {n}")
         if keep:
-            self.times += times
+            self.times += reply["times"]
+            self.cpu += reply.get("cpu", [])
 
     def quit(self):
         self.end = self.ask("quit")
@@ -147,14 +148,16 @@ def arithmetic_limit(batch):
 def table(contestants, batch, accuracy, infer_s, load, args, arithmetic=None):
     ref = {c.name: _median(c.times) for c in contestants}
     hand = ref.get("hand-written NNabla")
-    rows = ["| contestant | median ms / iteration | images / s | vs hand-written NNabla | peak RSS MB |",
-            "|---|---|---|---|---|"]
+    rows = ["| contestant | median ms / iteration | images / s | vs hand-written NNabla | peak RSS MB "
+            "| median CPU ms / iteration |",
+            "|---|---|---|---|---|---|"]
     for c in contestants:
         m = ref[c.name]
         rows.append(f"| {c.name} | {m * 1000:.1f} | {batch / m:.1f} | "
-                    f"{m / hand:.3f} | {c.end.get('maxrss_mb', float('nan')):.0f} |")
+                    f"{m / hand:.3f} | {c.end.get('maxrss_mb', float('nan')):.0f} | {_median(c.cpu) * 1000:.1f} |")
     if not any(c.name.startswith("nnabla_cli") for c in contestants):
-        rows.append("| nnabla_cli train (NNP export) | not run (--no-cli, or no NNP exporter / nnabla_cli here) | | | |")
+        rows.append("| nnabla_cli train (NNP export) | not run (--no-cli, or no NNP exporter / nnabla_cli here) "
+                    "| | | | |")
     versions = {k: v for c in contestants for k, v in c.info.items() if k != "threads"}
     out = [f"Machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
            f"load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (other jobs share the machine).",
@@ -162,7 +165,8 @@ def table(contestants, batch, accuracy, infer_s, load, args, arithmetic=None):
            f"Command: `{' '.join(['.venv/bin/python', 'bench/bench.py'] + args)}` "
            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).", "",
            f"Training step, batch {batch}, {len(contestants[0].times)} timed iterations per contestant "
-           f"(interleaved rounds):", ""] + rows
+           f"(interleaved rounds); CPU ms: the contestant process' CPU time, all its threads (less "
+           f"disturbed by other jobs than the wall time):", ""] + rows
     if arithmetic:
         gflop, peak1, peak2 = arithmetic
         best = min(ref.get("nncgan", float("nan")), ref.get("nncgan, 1 BLAS thread", float("nan")))

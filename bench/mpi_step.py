@@ -36,7 +36,7 @@ def worker(iters, batch):
     from nncgan.data.registry import resolve
     from nncgan.graph.parse import parse_graph
     from nncgan.train import distributed
-    from nncgan.train.solvers import OptimizerStep
+    from nncgan.train.optimizer import OptimizerStep
     context.select("cpu", log=lambda *a: None)
     rank, size, local = distributed.launched()
     comm = distributed.MPIComm(rank, size, local) if size > 1 else None

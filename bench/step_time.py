@@ -114,7 +114,7 @@ def nncgan_steps(batch_size, label_tables=True, kernels=True):
     from nncgan.builder import build_all
     from nncgan.layers import cpu_kernels, label_maps
     from nncgan.graph.parse import parse_graph
-    from nncgan.train.solvers import OptimizerStep
+    from nncgan.train.optimizer import OptimizerStep
     graph = parse_graph(ROOT / "graphs" / "cgan_mnist.yaml")
     with contextlib.nullcontext() if label_tables else label_maps.disabled(), \
             contextlib.nullcontext() if kernels else cpu_kernels.disabled():

@@ -15,6 +15,7 @@ from nnabla.parameter import get_parameter_or_create
 
 from .errors import GraphError
 from .graph.model import Graph, Network
+from .latent import LATENT_KINDS, draw as draw_latent
 from .layers import get as get_layer_type
 
 
@@ -28,14 +29,13 @@ class Generator:
     part: slice = slice(None)  # this rank's samples of the global batch
     global_batch: int = 0      # drawn whole, as one process draws it (0: var's own batch)
 
-    def draw(self, rng):
-        shape = ((self.global_batch,) + self.var.shape[1:]) if self.global_batch else self.var.shape
-        if self.kind == "Uniform":
-            self.var.d = (rng.uniform(-1.0, 1.0, shape) * self.multiplier)[self.part]
-        elif self.kind == "Normal":
-            self.var.d = (rng.standard_normal(shape) * self.multiplier)[self.part]
-        else:
+    def draw(self, rng, truncation=None):
+        """Draw this step's values (nncgan.latent.draw), this rank's part of the global batch."""
+        if self.kind not in LATENT_KINDS:
             self.var.d = self.multiplier
+            return
+        shape = ((self.global_batch,) + self.var.shape[1:]) if self.global_batch else self.var.shape
+        self.var.d = draw_latent(self.kind, self.multiplier, shape, rng, truncation)[self.part]
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """`nncgan check`: each network's layers and shapes, shared scopes, and what each optimizer trains."""
 from collections import defaultdict
 
+from . import solvers
+from .graph import schema
 from .layers import get as get_layer_type
 from .param_counts import layer_count, summary_lines
 
@@ -13,11 +15,19 @@ def _params(layer):
     return {layer.param_path(p, lt.param_prefix): (p, s) for p, s in shapes.items()}
 
 
+def _config_lines(config):
+    """The other config settings (nncgan.graph.schema) that differ from their defaults, if any."""
+    changed = [f"{k} {getattr(config, k)}" for k, s in schema.CONFIG.items()
+               if k not in ("batch_size", "max_epoch", "seed") and getattr(config, k) != s.default]
+    return [f"config {', '.join(changed)}"] if changed else []
+
+
 def describe(graph):
     lines = [f"{graph.path}: graph '{graph.name}' is valid",
              f"dataset {graph.dataset.name}: " + ", ".join(f"{v} {s}" for v, s in graph.dataset.variables.items()),
              *([f"params " + ", ".join(f"{k}={v}" for k, v in graph.params.items())] if graph.params else []),
-             f"batch {graph.config.batch_size}, max epoch {graph.config.max_epoch}, seed {graph.config.seed}", ""]
+             f"batch {graph.config.batch_size}, max epoch {graph.config.max_epoch}, seed {graph.config.seed}",
+             *_config_lines(graph.config), ""]
     users = defaultdict(set)
     for net in graph.networks.values():
         lines.append(f"network {net.name}  (layer, type, output shape, parameters, inputs)")
@@ -49,7 +59,7 @@ def describe(graph):
                 else:
                     frozen.add(path)
         trained, frozen = list(trained.values()), len(frozen - {t.split(" ")[0] for t in trained})
-        settings = ", ".join(f"{k} {v:g}" for k, v in o.solver_settings.items())
+        settings = ", ".join(f"{k} {v:g}" for k, v in solvers.filled(o.solver, o.solver_settings).items())
         lines.append(f"  {o.name}: network {o.network}, {o.solver}({settings}), "
                      f"update every {o.update_interval} iteration(s); trains {len(trained)} parameters, "
                      f"{frozen} frozen or running statistics")

@@ -13,8 +13,8 @@ from .data.batches import to_batch
 from .data.registry import resolve as resolve_dataset
 from .data.samples import length_of, sample_of, variables_of
 from .errors import RunError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+from .images import IMAGE_EXTENSIONS, ImageReader, image_files, to_unit
+from .sampling import reads as needed  # {variable: shape}: the one definition of what an executor reads
 
 
 def parse_inputs(texts, needs):
@@ -36,15 +36,14 @@ def parse_inputs(texts, needs):
 
 def from_folder(folder, shape):
     """Every image in `folder` (sorted by name), converted and resized to `shape` (C, H, W), in [0, 1]."""
-    from .data.folders import ImageReader
     folder = Path(folder)
     if not folder.is_dir():
         raise RunError(f"--input {folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
-        raise RunError(f"--input {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+        raise RunError(f"--input {folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
     reader = ImageReader(shape, resize=True)
-    return np.stack([reader.read(p) for p in files]).astype(np.float32) / 255.0
+    return to_unit(np.stack([reader.read(p) for p in files]))
 
 
 def from_dataset(graph, variables, n, split="test", data_dir=None, seed=0, log=print):
@@ -65,20 +64,6 @@ def from_dataset(graph, variables, n, split="test", data_dir=None, seed=0, log=p
     rows = [sample_of(data, int(order[i % total])) for i in range(n)]
     batch = to_batch(have, [np.stack([r[k] for r in rows]) for k in range(len(have))], info.images)
     return {v: batch[v] for v in variables}
-
-
-def needed(graph, executor=None):
-    """{variable: shape} of the dataset variables (other than the label y) the executor's network reads."""
-    if executor is not None and executor not in graph.executors:
-        raise RunError(f"graph '{graph.name}' has no executor '{executor}'; its executors: "
-                       f"{', '.join(graph.executors)}")
-    ex = graph.executors[executor] if executor else graph.executor
-    out = {}
-    for layer in graph.networks[ex.network].layers:
-        var = layer.settings.get("dataset") if layer.type == "Input" else None
-        if var is not None and var != "y":
-            out.setdefault(var, tuple(layer.shape))
-    return out
 
 
 def first_samples(data, variables, n, images):

@@ -1,10 +1,147 @@
-"""Image tiles: a batch of images in a near-square grid, as one PNG (Pillow)."""
+"""Images in and out: which files are images, reading one, scaling uint8 <-> [0, 1], and tiles.
+
+Every reader of image files (image folders, NNC CSV cells, `infer --input`) asks `is_image`,
+reads through `ImageReader`, and scales with `to_unit`, so they accept and feed the same images.
+Tiles: a batch of images in a near-square grid, as one PNG (Pillow).
+"""
+import errno
 import math
+import os
+import stat
+import warnings
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from .errors import DataError
+
+# The image files nncgan reads: exactly those NNabla's CSV loader reads as images
+# (nnabla.utils.data_source_loader), so a folder, a CSV and `--input` take the same files.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 PAD = 2  # pixels between cells
+
+
+def is_image(name):
+    """Whether a file name (or path) has one of IMAGE_EXTENSIONS, in any case."""
+    return os.path.splitext(os.fspath(name))[1].lower() in IMAGE_EXTENSIONS
+
+
+def to_unit(pixels):
+    """uint8 pixels -> float32 in [0, 1]: NNC's ImageNormalization (pixel / 255), as training feeds them."""
+    return np.asarray(pixels).astype(np.float32) / 255.0
+
+
+def as_fed(values, image):
+    """A dataset variable's values as training feeds them: scaled to [0, 1] when it is an image."""
+    return to_unit(values) if image else np.asarray(values).astype(np.float32)
+
+
+def to_pixels(images):
+    """Floats in [0, 1] -> uint8 pixels (clipped, rounded to nearest): the inverse of to_unit."""
+    return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def stat_of(p):
+    """os.stat of `p` (following links), None when absent; a link that loops is an error naming it."""
+    try:
+        return os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"{p}: a symbolic link that loops (it leads back to itself)") from None
+        return None
+
+
+def entries(d, kind):
+    """The subfolders (kind "dir") or image files (kind "file") of folder `d`, sorted, hidden ones left out."""
+    test = stat.S_ISDIR if kind == "dir" else stat.S_ISREG  # FIFOs and devices are never images
+    out = []
+    for p in d.iterdir():
+        if p.name.startswith(".") or (kind == "file" and not is_image(p.name)):
+            continue
+        st = stat_of(p)
+        if st is not None and test(st.st_mode):
+            out.append(p)
+    return sorted(out)
+
+
+def image_files(folder):
+    """The image files in `folder`, sorted by name: regular files (links followed) with one of
+    IMAGE_EXTENSIONS; hidden files (.name) are left out."""
+    return entries(Path(folder), "file")
+
+
+def _opened(path):
+    """The image at `path`, opened (pixels not decoded); DataError for what is not a usable image.
+
+    Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89 M pixels) is an error from the
+    limit on: Pillow itself only warns up to twice that, and decodes gigabytes."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise DataError(f"{path}: the image has more pixels than Pillow's decompression-bomb limit of "
+                        f"{Image.MAX_IMAGE_PIXELS:,}; shrink it before training") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:  # unreadable, not an image
+        raise DataError(f"{path}: cannot read the image ({e})") from None
+
+
+def open_image(path):
+    """The image at `path`, decoded; DataError naming the file for what cannot be read."""
+    with _opened(path) as im:
+        try:
+            im.load()
+            return im.copy()
+        except (OSError, ValueError) as e:  # truncated, corrupt
+            raise DataError(f"{path}: cannot read the image ({e})") from None
+
+
+def _channels(mode):
+    return 1 if mode in ("1", "L", "I", "I;16", "F") else 3  # palette, RGBA, CMYK... -> RGB
+
+
+class ImageReader:
+    """Reads an image file as uint8 (C, H, W): converted and resized to `shape`, or checked against it."""
+
+    def __init__(self, shape, resize):
+        self.shape, self.resize = tuple(shape), resize
+
+    @staticmethod
+    def natural_shape(im):
+        return (_channels(im.mode), im.height, im.width)
+
+    def probe(self, path, crop=None):
+        """What read() would refuse, from the file's header alone (no pixels decoded)."""
+        with _opened(path) as im:
+            mode, w, h = im.mode, im.width, im.height
+        if crop is not None:
+            if w % 2:
+                raise DataError(f"{path}: width {w} is odd; a side-by-side image holds A and B "
+                                f"in two halves of equal width")
+            w //= 2
+        got = (_channels(mode), h, w)
+        if not self.resize and got != self.shape:
+            raise DataError(f"{path}: image is {got} (channels, height, width), the first image's is "
+                            f"{self.shape}; give the dataset a size: [C, H, W] to convert and resize every image")
+
+    def read(self, path, crop=None):
+        im = open_image(path)
+        if crop is not None:
+            im = crop(im, path)
+        c, h, w = self.shape
+        if self.resize:
+            im = im.convert("L" if c == 1 else "RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.BILINEAR)
+        elif self.natural_shape(im) != self.shape:
+            raise DataError(f"{path}: image is {self.natural_shape(im)} (channels, height, width), the "
+                            f"first image's is {self.shape}; give the dataset a size: [C, H, W] to convert "
+                            f"and resize every image")
+        else:
+            im = im.convert("L" if c == 1 else "RGB")
+        a = np.asarray(im, np.uint8)
+        return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
 def grid(n):
@@ -24,7 +161,7 @@ def tile(images, rows=None, cols=None, pad=PAD, row_labels=None):
         rows, cols = grid(n)
     left = caption_margin(row_labels)
     canvas = np.zeros((rows * h + (rows - 1) * pad, left + cols * w + (cols - 1) * pad, c), np.uint8)
-    pixels = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+    pixels = to_pixels(images).transpose(0, 2, 3, 1)
     for i in range(n):
         r, k = divmod(i, cols)
         x = left + k * (w + pad)

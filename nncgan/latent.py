@@ -1,4 +1,5 @@
-"""Latent tools: walk between two latent codes, and z1 - z2 + z3, on the executor network.
+"""Latents: drawing them (`draw`, `truncated`: the one place), and the latent tools: walk between
+two latent codes, and z1 - z2 + z3, on the executor network.
 
 A latent code is what the executor's generator Inputs (NNC's Input with Generator Normal or
 Uniform) draw for one image from `RandomState(seed)`, exactly as `nncgan infer --num 1 --seed S`
@@ -8,26 +9,64 @@ generators are not latent; they keep their value.
 import numpy as np
 
 from .errors import RunError
-from .sampling import truncated
 
 LATENT_KINDS = ("Normal", "Uniform")
+
+
+def draw(kind, multiplier, shape, rng, truncation=None):
+    """What a generator Input (NNC's Input with Generator Normal, Uniform or Constant) holds for one
+    step: Normal(0, 1) or Uniform(-1, 1) values drawn from `rng`, times `multiplier`; Constant draws
+    nothing. With `truncation` T, Normal/Uniform values beyond +-T are redrawn (`truncated`).
+    The one place latents are drawn: training, `infer`, walks and arithmetic all come here."""
+    if kind not in LATENT_KINDS:
+        return np.full(shape, multiplier)
+    if truncation is not None:
+        return truncated(kind, multiplier, shape, rng, truncation)
+    return _latent(kind, multiplier, shape, rng)
+
+
+def _latent(kind, multiplier, shape, rng):
+    return (rng.standard_normal(shape) if kind == "Normal" else rng.uniform(-1.0, 1.0, shape)) * multiplier
+
+
+MAX_REDRAWS = 64  # rounds of redrawing; a tiny limit (1e-300) accepts almost nothing, and would never end
+
+
+def truncated(kind, multiplier, shape, rng, limit):
+    """Latents as the generator draws them, each value beyond +-limit redrawn until within
+    (the truncation trick: fewer, more typical samples). `limit` must be > 0.
+
+    Values still outside after MAX_REDRAWS rounds are drawn from the truncated distribution
+    itself (inverse CDF): the same distribution, in bounded time for any limit."""
+    v = _latent(kind, multiplier, shape, rng)
+    bad = np.abs(v) > limit
+    for _ in range(MAX_REDRAWS):
+        if not bad.any():
+            return v
+        v[bad] = _latent(kind, multiplier, int(bad.sum()), rng)
+        bad = np.abs(v) > limit
+    if bad.any():
+        v[bad] = _truncated_exactly(kind, abs(multiplier), int(bad.sum()), rng, limit)
+    return v
+
+
+def _truncated_exactly(kind, scale, n, rng, limit):
+    """n values of scale * Normal (or scale * Uniform(-1, 1)) conditioned on |value| <= limit."""
+    if kind != "Normal":
+        return rng.uniform(-1.0, 1.0, n) * min(limit, scale)
+    if limit < 1e-4 * scale:  # the density is flat there to 5e-9: uniform, which ndtri cannot resolve
+        return rng.uniform(-limit, limit, n)
+    from scipy.special import ndtr, ndtri
+    lo = ndtr(-limit / scale)
+    z = ndtri(rng.uniform(lo, 1.0 - lo, n)) * scale
+    return np.clip(z, -limit, limit)  # ndtri(0.5 +- 1e-17) rounds: keep the promise exactly
 
 
 def code(sampler, seed, truncation=None):
     """The latent code of `seed`: one array (1, ...) per generator Input of the executor, in order."""
     rng = np.random.RandomState(seed)
-    out = []
-    for g in sampler.built.generators:
-        shape = (1,) + g.var.shape[1:]
-        if truncation is not None and g.kind in LATENT_KINDS:
-            out.append(truncated(g.kind, g.multiplier, shape, rng, truncation))
-        elif g.kind == "Normal":
-            out.append(rng.standard_normal(shape) * g.multiplier)
-        elif g.kind == "Uniform":
-            out.append(rng.uniform(-1.0, 1.0, shape) * g.multiplier)
-        else:
-            out.append(np.full(shape, g.multiplier))
-    return out
+    return [draw(g.kind, g.multiplier, (1,) + g.var.shape[1:], rng, truncation)
+            for g in sampler.built.generators]
 
 
 def generate(sampler, codes, labels):

@@ -3,51 +3,29 @@ import numpy as np
 
 from .builder import build_network
 from .errors import RunError
+from .latent import MAX_REDRAWS, truncated  # noqa: F401  (drawn in nncgan.latent; imported from here too)
 
 
-def _latent(kind, multiplier, shape, rng):
-    return (rng.standard_normal(shape) if kind == "Normal" else rng.uniform(-1.0, 1.0, shape)) * multiplier
-
-
-MAX_REDRAWS = 64  # rounds of redrawing; a tiny limit (1e-300) accepts almost nothing, and would never end
-
-
-def truncated(kind, multiplier, shape, rng, limit):
-    """Latents as the generator draws them, each value beyond +-limit redrawn until within
-    (the truncation trick: fewer, more typical samples). `limit` must be > 0.
-
-    Values still outside after MAX_REDRAWS rounds are drawn from the truncated distribution
-    itself (inverse CDF): the same distribution, in bounded time for any limit."""
-    v = _latent(kind, multiplier, shape, rng)
-    bad = np.abs(v) > limit
-    for _ in range(MAX_REDRAWS):
-        if not bad.any():
-            return v
-        v[bad] = _latent(kind, multiplier, int(bad.sum()), rng)
-        bad = np.abs(v) > limit
-    if bad.any():
-        v[bad] = _truncated_exactly(kind, abs(multiplier), int(bad.sum()), rng, limit)
-    return v
-
-
-def _truncated_exactly(kind, scale, n, rng, limit):
-    """n values of scale * Normal (or scale * Uniform(-1, 1)) conditioned on |value| <= limit."""
-    if kind != "Normal":
-        return rng.uniform(-1.0, 1.0, n) * min(limit, scale)
-    if limit < 1e-4 * scale:  # the density is flat there to 5e-9: uniform, which ndtri cannot resolve
-        return rng.uniform(-limit, limit, n)
-    from scipy.special import ndtr, ndtri
-    lo = ndtr(-limit / scale)
-    z = ndtri(rng.uniform(lo, 1.0 - lo, n)) * scale
-    return np.clip(z, -limit, limit)  # ndtri(0.5 +- 1e-17) rounds: keep the promise exactly
+def reads(graph, executor=None):
+    """{variable: shape} of the dataset variables besides the label y that the executor's network
+    reads, in layer order: none for a generator, x for a classifier, the input image of an
+    image-to-image executor. The caller feeds them (nncgan.feeds: the test split, an --input
+    folder, a pipeline's stage); the one definition `infer`, pipelines, eval and Sampler use."""
+    if executor is not None and executor not in graph.executors:
+        raise RunError(f"graph '{graph.name}' has no executor '{executor}'; its executors: "
+                       f"{', '.join(graph.executors)}")
+    ex = graph.executors[executor] if executor else graph.executor
+    out = {}
+    for layer in graph.networks[ex.network].layers:
+        var = layer.settings.get("dataset") if layer.type == "Input" else None
+        if var is not None and var != "y":
+            out.setdefault(var, tuple(layer.shape))
+    return out
 
 
 def data_inputs(graph, executor=None):
-    """Dataset variables the executor reads besides the label y: none for a generator, x for a classifier."""
-    ex = graph.executors[executor] if executor else graph.executor
-    net = graph.networks[ex.network]
-    return sorted({l.settings["dataset"] for l in net.layers
-                   if l.type == "Input" and l.settings.get("dataset")} - {"y"})
+    """The names of what the executor reads (`reads`), sorted."""
+    return sorted(reads(graph, executor))
 
 
 class Sampler:
@@ -59,9 +37,7 @@ class Sampler:
         self.built = build_network(graph.networks[ex.network], n)
         self.output = self.built.outputs[ex.output]
         self.executor = ex
-        # Dataset variables besides the label (an image-to-image executor's input image): the
-        # caller feeds them (nncgan.feeds: the test split, an --input folder, a pipeline's stage).
-        self.needs = sorted(set(self.built.data) - {"y"})
+        self.needs = data_inputs(graph, executor)  # fed by the caller: see reads()
         self.conditional = "y" in self.built.data
 
     def shape_of(self, var):
@@ -96,10 +72,7 @@ class Sampler:
             for v in self.built.data["y"]:
                 v.d = labels
         for g in self.built.generators:
-            if truncation is not None and g.kind in ("Normal", "Uniform"):
-                g.var.d = truncated(g.kind, g.multiplier, g.var.shape, rng, truncation)
-            else:
-                g.draw(rng)
+            g.draw(rng, truncation)
         self.output.forward(clear_buffer=True)
         return np.array(self.output.d)
 

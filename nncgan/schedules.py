@@ -20,7 +20,7 @@ SCHEDULERS = {
 WARMUPS = {"Linear": {"length": 0, "unit": "epoch"}}
 
 
-def _check(key, v):
+def check_setting(key, v):
     """The value of scheduler setting `key`, or ValueError(what was expected)."""
     num = isinstance(v, (int, float)) and not isinstance(v, bool)
     if key in ("gamma", "power"):
@@ -66,7 +66,7 @@ def parse(node, table, what):
                                 f"known: {', '.join(table[node['type']]) or '(none)'}"))
             continue
         try:
-            spec[k] = _check(k, v)
+            spec[k] = check_setting(k, v)
         except ValueError as e:
             problems.append((k, f"{what} setting '{k}' must be {e}, got {v!r}"))
     return spec, problems

@@ -1,4 +1,7 @@
-"""NNC's optimizer solvers (Adam, Sgd, Momentum, ...) by name, on nnabla.solvers."""
+"""NNC's optimizer solvers (Adam, Sgd, Momentum, ...) by name, on nnabla.solvers.
+
+Adding a solver is one entry here: its settings, their defaults and checks reach validation,
+`--set`, `render` and `check` through nncgan.graph.schema."""
 import nnabla.solvers as S
 
 # name -> (constructor, {setting: default}, the setting that is the learning rate)
@@ -18,9 +21,14 @@ def learning_rate_key(name):
     return SOLVERS[name][2]
 
 
+def filled(name, settings):
+    """Every setting of solver `name`: those given, the rest at their defaults."""
+    return dict(SOLVERS[name][1], **settings)
+
+
 def make(name, settings, lr_scale=1.0):
     """A solver whose every step is `lr_scale` times the configured one (an LRateMultiplier)."""
-    ctor, defaults, lr_key = SOLVERS[name]
-    kwargs = dict(defaults, **settings)
+    ctor, _, lr_key = SOLVERS[name]
+    kwargs = filled(name, settings)
     kwargs[lr_key] = kwargs[lr_key] * lr_scale
     return ctor(**kwargs)

@@ -11,7 +11,7 @@ from nncgan.builder import build_all
 from nncgan.feeds import first_samples_of_split
 from nncgan.data import registry
 from nncgan.graph.parse import parse_graph
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import use_image_splits
 

@@ -11,7 +11,7 @@ from nncgan.builder import build_all
 from nncgan.errors import GraphError
 from nncgan.graph import overrides
 from nncgan.train import checkpoint, ema as ema_mod
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN, batch_for
 

@@ -120,7 +120,7 @@ def fast(n):
     return settings(max_examples=n, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@fast(700)
+@fast(300)
 @given(mutated_graph())
 def test_mutated_cgan_graphs_are_accepted_or_reported(data):
     check(dump(data))
@@ -140,7 +140,7 @@ yaml_text = st.one_of(
 )
 
 
-@fast(400)
+@fast(200)
 @given(yaml_text)
 def test_random_yaml_text_is_accepted_or_reported(text):
     check(text)

@@ -6,7 +6,7 @@ import pytest
 
 from nncgan.builder import build_all, build_network
 from nncgan.graph.parse import parse_graph
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN, batch_for
 

@@ -10,7 +10,7 @@ from nncgan.builder import build_all
 from nncgan.errors import GraphError
 from nncgan.graph import overrides, render
 from nncgan.graph.parse import parse_graph
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import batch_for
 

@@ -45,7 +45,7 @@ def signature(graph):
                     s.update(kernel_shape=tuple(k), pad=tuple(p), stride=tuple(st), dilation=tuple(d), border_mode=None)
                 s = {k: tuple(v) if isinstance(v, list) else v for k, v in s.items()}
                 params[l.scope] = (l.type, l.shape, tuple(l.in_shapes), l.lr_mult, s)
-            elif lt.is_input and not l.name.endswith(".T"):
+            elif lt.is_input and l.target_of is None:
                 s = l.settings
                 inputs.append((l.shape, s["generator"], s["multiplier"] if s["generator"] else None, s["dataset"]))
             elif lt.is_loss:
@@ -265,7 +265,7 @@ def test_imported_dcgan_trains_two_iterations_as_nnabla_cli(tmp_path, monkeypatc
     from nncgan.builder import build_all
     from nncgan.interop.nnp_export import read_nnp_proto
     from nncgan.layers import cpu_kernels
-    from nncgan.train.solvers import OptimizerStep
+    from nncgan.train.optimizer import OptimizerStep
     out = tmp_path / "dcgan.yaml"
     _import(DCGAN, out)
     monkeypatch.setenv("NNCGAN_LIMIT_SAMPLES", "32")

@@ -52,9 +52,11 @@ def test_absent_but_known_keys_can_be_set_and_are_type_checked():
       f"cgan_mnist.yaml:{line_of('solver: {type: Adam, alpha: 0.0005')}:"]),
     ("config.batchsize=32", ["did you mean 'config.batch_size'", f":{line_of('batch_size: 64')}:"]),
     ("networks.Generatr.layers.0.size=5", ["did you mean 'networks.Generator'"]),
-    ("config.batch_size=0.5", ["config.batch_size holds an integer (64), got a float (0.5)"]),
-    ("config.save_best=1", ["holds true or false", "got an integer"]),
-    ("optimizers.Generator.solver.alpha=fast", ["holds a float", "got a string ('fast')"]),
+    ("config.batch_size=0.5", ["--set config.batch_size=0.5: config.batch_size must be an integer 1..65,536, "
+                               "got 0.5"]),          # the schema's check and message, as for the file
+    ("config.save_best=1", ["config.save_best must be true or false, got 1"]),
+    ("optimizers.Generator.solver.alpha=fast", ["solver setting 'alpha' must be a finite number >= 0, got 'fast'"]),
+    ("networks.Generator.layers.0.name=[Z]", ["holds a string ('Z'), got a list (['Z'])"]),   # not a setting: kind kept
     ("networks.Generator.layers.7.size=5", ["a list of 5 item(s); give an index 0..4, got '7'"]),
     ("config.batch_size", ["expected PATH=VALUE"]),
 ])

@@ -92,11 +92,14 @@ CASES = [
     ("EpsilonInsensitiveLoss", {"epsilon": 0.3}, [X, X], False,
      lambda x, p: F.epsilon_insensitive_loss(x[0], x[1], 0.3)),
     ("SumPooling", {"kernel_shape": [2, 2]}, [X], False, lambda x, p: F.sum_pooling(x[0], (2, 2))),
+    ("DepthwiseConvolution", {"kernel_shape": [3, 3], "pad": [1, 1], "multiplier": 2}, [X], False,
+     lambda x, p: F.depthwise_convolution(x[0], p["W"], p["b"], pad=(1, 1), multiplier=2)),
 ]
 PARAMS = {"InstanceNormalization": ("instance_normalization", ("beta", "gamma")),
           "LayerNormalization": ("layer_normalization", ("beta", "gamma")),
           "GroupNormalization": ("group_normalization", ("beta", "gamma")),
-          "PReLU": ("prelu", ("slope",))}
+          "PReLU": ("prelu", ("slope",)),
+          "DepthwiseConvolution": ("depthwise_conv", ("W", "b"))}
 
 
 def _graph(tmp_path, ltype, settings, shapes, loss=True):
@@ -162,7 +165,8 @@ def _params(ltype):
 
 def _zero_params(ltype):
     """Parameter stand-ins for the shape check before building: what NNabla's setup needs."""
-    return {"beta": None, "gamma": None, "slope": r(np.zeros(())) if ltype == "PReLU" else None}
+    return {"beta": None, "gamma": None, "slope": r(np.zeros(())) if ltype == "PReLU" else None,
+            "W": r(np.zeros((6, 3, 3))), "b": None}
 
 
 def test_embed_maps_indices_to_learned_rows(tmp_path):

@@ -10,7 +10,7 @@ from nncgan import cli
 from nncgan.builder import build_all, build_network
 from nncgan.graph import overrides
 from nncgan.graph.parse import parse_graph
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import use_image_splits
 

@@ -17,7 +17,7 @@ from nncgan import cli, run as runs
 from nncgan.errors import RunError
 from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, loop
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN, use_small_mnist
 

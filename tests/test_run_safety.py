@@ -22,7 +22,7 @@ from nncgan import cli, run as runs, safeio
 from nncgan.errors import GraphError, RunError
 from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, loop, progress
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN, ROOT, use_small_mnist
 

@@ -9,7 +9,7 @@ from PIL import Image
 from nncgan import cli, run as runs
 from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, loop
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN
 

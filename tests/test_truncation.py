@@ -35,3 +35,28 @@ def test_truncation_must_be_positive(capsys):
     assert cli.main(["infer", "--truncation", "0"]) == 2
     assert "argument --truncation: must be a positive number" in capsys.readouterr().err
     # that infer --truncation states T in the PNG's metadata is tested with a trained run in test_ema.py
+
+
+@pytest.mark.parametrize("generator", ["Normal", "Uniform", "Constant"])
+@pytest.mark.parametrize("truncation", [None, 0.7])
+def test_training_infer_and_latent_codes_draw_the_same_latents(generator, truncation):
+    """One place draws latents (nncgan.latent.draw): a training network's generator, infer's Sampler
+    and a latent code of seed S hold the same values for the same RandomState(S)."""
+    from nncgan import latent
+    from nncgan.builder import build_network
+    graph, _ = overrides.load(CGAN, [f"networks.RuntimeGenerator.layers.0.generator={generator}",
+                                     "networks.RuntimeGenerator.layers.0.multiplier=1.5"])
+    sampler = Sampler(graph, 1)
+    sampler.draw([3], np.random.RandomState(7), truncation=truncation)
+    (z,) = sampler.built.generators
+    code = latent.code(sampler, 7, truncation)[0]
+    assert np.array_equal(z.var.d, code)
+    want = latent.draw(generator, 1.5, (1, 100), np.random.RandomState(7), truncation)
+    assert np.array_equal(code, want)
+    (g,) = build_network(graph.networks["RuntimeGenerator"], 1).generators
+    g.draw(np.random.RandomState(7), truncation)
+    assert np.array_equal(g.var.d, want)
+    if generator == "Constant":
+        assert np.all(want == 1.5)
+    elif truncation is None:
+        assert np.abs(want).max() > 0.7     # the draw is not truncated unless asked

@@ -11,7 +11,7 @@ from nncgan.builder import build_all
 from nncgan.graph.parse import parse_graph
 from nncgan.train import loop
 from nncgan.train import distributed
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import CGAN, batch_for, use_image_splits
 from test_interpreter import sgd_graph

@@ -14,7 +14,7 @@ import pytest
 from nncgan import cli
 from nncgan.builder import build_all, build_network
 from nncgan.graph import overrides
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import ROOT, batch_for, dataset_dir
 

@@ -8,7 +8,7 @@ from PIL import Image
 from nncgan import cli
 from nncgan.builder import build_all, build_network
 from nncgan.graph import overrides
-from nncgan.train.solvers import OptimizerStep
+from nncgan.train.optimizer import OptimizerStep
 
 from conftest import ROOT, batch_for
 

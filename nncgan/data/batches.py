@@ -8,6 +8,7 @@ import numpy as np
 from nnabla.utils.data_iterator import data_iterator
 from nnabla.utils.data_source import DataSource
 
+from ..images import as_fed
 from .samples import length_of, sample_of, variables_of
 
 
@@ -47,5 +48,4 @@ def iterator(arrays, batch_size, seed, first_epoch=0, shuffle=True):
 
 def to_batch(variables, arrays, images):
     """The iterator's tuple -> {variable: float array}, images scaled to [0, 1]."""
-    return {v: (a.astype(np.float32) / 255.0 if v in images else a.astype(np.float32))
-            for v, a in zip(variables, arrays)}
+    return {v: as_fed(a, v in images) for v, a in zip(variables, arrays)}

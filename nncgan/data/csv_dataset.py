@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..images import is_image
 from .samples import Arrays, Samples, fits_in_memory, read_all
 
-# NNabla's loader reads these with PIL; a cell with another extension is not an image.
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -73,7 +72,7 @@ class CsvTable:
     @staticmethod
     def _is_image(cells):
         return len(cells) == 1 and _number(cells[0]) is None \
-            and os.path.splitext(cells[0])[1].lower() in IMAGE_EXTS
+            and is_image(cells[0])
 
     def file_of(self, cell):
         return (self.path.parent / cell).resolve() if not os.path.isabs(cell) else Path(cell)

@@ -17,123 +17,21 @@ Images are uint8 (C, H, W), scaled by 1/255 at batch time like NNC's image datas
 """
 from __future__ import annotations
 
-import errno
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
+from ..images import IMAGE_EXTENSIONS, ImageReader, entries as _entries, image_files as _images, \
+    open_image as _open, stat_of as _stat
 from .samples import Arrays, Samples, fits_in_memory, read_all
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 LAYOUTS = ("classes", "paired", "side-by-side", "unpaired")
 MAX_SAMPLE_VALUES = 1 << 28  # as nncgan.graph.parse.MAX_ELEMENTS: what an Input may hold per sample
 
 
-def _stat(p):
-    """os.stat of `p` (following links), None when absent; a link that loops is an error naming it."""
-    try:
-        return os.stat(p)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise DataError(f"{p}: a symbolic link that loops (it leads back to itself)") from None
-        return None
-
-
-def _entries(d, kind):
-    import stat
-    test = stat.S_ISDIR if kind == "dir" else stat.S_ISREG  # FIFOs and devices are never images
-    out = []
-    for p in d.iterdir():
-        if p.name.startswith(".") or (kind == "file" and p.suffix.lower() not in IMAGE_EXTS):
-            continue
-        st = _stat(p)
-        if st is not None and test(st.st_mode):
-            out.append(p)
-    return sorted(out)
-
-
 def _subdirs(d):
     return _entries(d, "dir")
-
-
-def _images(d):
-    return _entries(d, "file")
-
-
-def _opened(path):
-    """The image at `path`, opened (pixels not decoded); DataError for what is not a usable image.
-
-    Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89 M pixels) is an error from the
-    limit on: Pillow itself only warns up to twice that, and decodes gigabytes."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise DataError(f"{path}: the image has more pixels than Pillow's decompression-bomb limit of "
-                        f"{Image.MAX_IMAGE_PIXELS:,}; shrink it before training") from None
-    except (OSError, UnidentifiedImageError, ValueError) as e:  # unreadable, not an image
-        raise DataError(f"{path}: cannot read the image ({e})") from None
-
-
-def _open(path):
-    with _opened(path) as im:
-        try:
-            im.load()
-            return im.copy()
-        except (OSError, ValueError) as e:  # truncated, corrupt
-            raise DataError(f"{path}: cannot read the image ({e})") from None
-
-
-def _channels(mode):
-    return 1 if mode in ("1", "L", "I", "I;16", "F") else 3  # palette, RGBA, CMYK... -> RGB
-
-
-class ImageReader:
-    """Reads an image file as uint8 (C, H, W): converted and resized to `shape`, or checked against it."""
-
-    def __init__(self, shape, resize):
-        self.shape, self.resize = tuple(shape), resize
-
-    @staticmethod
-    def natural_shape(im):
-        return (_channels(im.mode), im.height, im.width)
-
-    def probe(self, path, crop=None):
-        """What read() would refuse, from the file's header alone (no pixels decoded)."""
-        with _opened(path) as im:
-            mode, w, h = im.mode, im.width, im.height
-        if crop is not None:
-            if w % 2:
-                raise DataError(f"{path}: width {w} is odd; a side-by-side image holds A and B "
-                                f"in two halves of equal width")
-            w //= 2
-        got = (_channels(mode), h, w)
-        if not self.resize and got != self.shape:
-            raise DataError(f"{path}: image is {got} (channels, height, width), the first image's is "
-                            f"{self.shape}; give the dataset a size: [C, H, W] to convert and resize every image")
-
-    def read(self, path, crop=None):
-        im = _open(path)
-        if crop is not None:
-            im = crop(im, path)
-        c, h, w = self.shape
-        if self.resize:
-            im = im.convert("L" if c == 1 else "RGB")
-            if im.size != (w, h):
-                im = im.resize((w, h), Image.BILINEAR)
-        elif self.natural_shape(im) != self.shape:
-            raise DataError(f"{path}: image is {self.natural_shape(im)} (channels, height, width), the "
-                            f"first image's is {self.shape}; give the dataset a size: [C, H, W] to convert "
-                            f"and resize every image")
-        else:
-            im = im.convert("L" if c == 1 else "RGB")
-        a = np.asarray(im, np.uint8)
-        return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
 def _halves(left):
@@ -200,7 +98,7 @@ def _need_images(d, what):
     if not d.is_dir():
         raise DataError(f"{d}: no such folder ({what})")
     if not files:
-        raise DataError(f"{d}: no images ({what}; looked for {', '.join(sorted(IMAGE_EXTS))})")
+        raise DataError(f"{d}: no images ({what}; looked for {', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 

@@ -121,9 +121,10 @@ def test_split(dataset, data_dir=None):
     """The dataset's test images in [0, 1] and their labels: what a classifier's accuracy is measured on."""
     import numpy as np
     from ..data.registry import resolve
+    from ..images import as_fed
     info = resolve(dataset)
     test = info.load("test", data_dir, log=lambda *a: None)
-    images = np.asarray(test["x"], np.float32) / (255.0 if "x" in info.images else 1.0)
+    images = as_fed(test["x"], "x" in info.images)
     return images, np.asarray(test["y"]).reshape(len(test["y"]), -1)[:, 0]
 
 

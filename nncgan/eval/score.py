@@ -8,12 +8,12 @@ as generated ones are), and the within-label distances of real images.
 import numpy as np
 
 from ..data.registry import resolve as resolve_dataset
+from ..images import as_fed
 from . import metrics as M
 
 
 def _images(arrays, info):
-    x = np.asarray(arrays["x"])
-    return x.astype(np.float32) / 255.0 if "x" in info.images else x.astype(np.float32)
+    return as_fed(arrays["x"], "x" in info.images)
 
 
 def _labels(arrays):

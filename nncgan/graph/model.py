@@ -37,6 +37,7 @@ class Layer:
     shape: Tuple[int, ...] = ()         # output shape without the batch axis
     in_shapes: List[Tuple[int, ...]] = field(default_factory=list)
     shape_like: Optional[str] = None    # a loss target drawn by a generator takes its prediction's shape
+    target_of: Optional[str] = None     # the loss whose `target: {generator|dataset}` this Input is
 
     def param_path(self, pname, prefix):
         """NNabla's parameter name, as NNC writes it: '<scope>/affine/W'."""

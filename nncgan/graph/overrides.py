@@ -2,10 +2,12 @@
 
 A path walks the graph as written (mapping keys, list items by index:
 `networks.Generator.layers.0.size`). The value is read as YAML (`0.001`, `true`, `[1, 28, 28]`)
-and must be of the kind the key already holds: an int may replace a float, nothing else
-changes kind. A key the file leaves out may be set only where the graph language knows it
-(a config key, a solver setting, a layer's setting), so a typo is an error naming the
-nearest real keys, never a silently ignored new key.
+and is checked as the graph file's value would be: a setting of the schema (nncgan.graph.schema:
+a config key, an optimizer key, a solver or schedule setting, a layer's setting) by that
+setting's own check, with the file's message; any other key (a name, a dataset path, a
+multiplier of a `use:`) must keep the kind it holds (a number for a number). A key the file
+leaves out may be set only where the schema knows it, so a typo is an error naming the nearest
+real keys, never a silently ignored new key.
 
 Overrides are applied to the loaded tree, which keeps the line of every key, so validation
 still points at the line of the file; the run folder gets the overridden graph as text.
@@ -14,9 +16,8 @@ import difflib
 import os
 import re
 
-from .. import schedules, solvers
 from ..errors import GraphError
-from ..layers import get as get_layer_type
+from . import schema
 from .yamlio import Node, Seq, dump, load_file, load_value
 
 # Decimal digits, any script's ('٣' is 3), as int() reads them; str.isdigit() also passes '²', which
@@ -39,15 +40,13 @@ def _kind(v):
 
 
 def _fits(held, new):
-    """Whether `new` may replace `held`: same kind, or an int where a float is held."""
+    """Whether `new` may replace `held` (a key the schema does not describe): the same kind, numbers alike."""
     if held is None or new is None:
         return True  # null means "the default": any value may replace it, and it may be restored
     if isinstance(held, bool) or isinstance(new, bool):
         return isinstance(held, bool) and isinstance(new, bool)
-    if isinstance(held, float):
+    if isinstance(held, (int, float)):  # a number for a number: validation checks its range
         return isinstance(new, (int, float))
-    if isinstance(held, int):
-        return isinstance(new, int)
     if isinstance(held, str):
         # A string may become a mapping where the language allows either (w_init: {type:, multiplier:}).
         return isinstance(new, (str, dict))
@@ -69,25 +68,6 @@ def _wrap(v, line):
         out.line, out.item_lines = line, [line] * len(v)
         return out
     return v
-
-
-def _settable(parent, path):
-    """Keys the graph language accepts in `parent` although the file leaves them out."""
-    from .parse import CONFIG_KEYS, LAYER_KEYS, OPTIMIZER_KEYS
-    if path == ["config"]:
-        return dict(CONFIG_KEYS)
-    if len(path) == 2 and path[0] == "optimizers":
-        return dict(OPTIMIZER_KEYS)
-    if len(path) == 3 and path[0] == "optimizers" and path[2] in ("lr_scheduler", "warmup"):
-        table = schedules.SCHEDULERS if path[2] == "lr_scheduler" else schedules.WARMUPS
-        return dict(table.get(parent.get("type"), {}))
-    if len(path) == 3 and path[0] == "optimizers" and path[2] == "solver" and \
-            parent.get("type") in solvers.SOLVERS:
-        return dict(solvers.SOLVERS[parent["type"]][1])
-    lt = get_layer_type(parent.get("type")) if "layers" in path else None
-    if lt is not None:
-        return {**{k: None for k in LAYER_KEYS}, **{k: s.default for k, s in lt.settings.items()}}
-    return {}
 
 
 def parse_assignment(text):
@@ -128,7 +108,7 @@ def _apply_one(raw, text, file):
         elif isinstance(node, Node):
             key = next((k for k in node if str(k) == part), None)
             if key is None:
-                extra = _settable(node, walked)
+                extra = schema.settable(node, walked)
                 if last and part in extra:
                     key = part
                 else:
@@ -143,10 +123,13 @@ def _apply_one(raw, text, file):
         walked.append(part)
         if last:
             present = key in node if isinstance(node, Node) else True
-            held = node[key] if present else _settable(node, walked[:-1]).get(key)
-            if isinstance(held, tuple):  # a layer setting's default: validation checks the value
-                held = None
-            if not _fits(held, value):
+            found = schema.settings_at(node, walked[:-1]).get(key) if isinstance(node, Node) else None
+            held = node[key] if present else (found.setting.default if found else None)
+            if found is not None:  # checked as the file's value is, with its message
+                problems = schema.validate(found, value)
+                if problems:
+                    raise GraphError([f"{file}:{node.line_of(key)}: --set {text}: {m}" for m in problems])
+            elif not _fits(held, value):
                 raise GraphError(f"{file}:{node.line_of(key)}: --set {text}: {'.'.join(walked)} holds "
                                  f"{_kind(held)} ({held!r}), got {_kind(value)} ({value!r})")
             line = node.line_of(key) if present else node.line

@@ -7,30 +7,27 @@ the layer registry, so a broken graph fails before any memory is allocated.
 import difflib
 import os
 
-from .. import limits, schedules, solvers
+from .. import limits
 from ..data import registry
 from ..data.registry import DATASETS
 from ..errors import DataError, GraphError
 from ..layers import get as get_layer_type, known_types
 from ..layers.base import ShapeError
 from ..layers.palette import grouped_types
+from . import schema
 from .params import resolve as resolve_params
 from .model import Config, DatasetSpec, Executor, Graph, Layer, Network, Optimizer, Where
 from .yamlio import Node, Seq, load_file
 
 TOP_KEYS = ("nncgan", "name", "description", "params", "dataset", "config", "defaults", "blocks", "networks",
             "optimizers", "executors")
-CONFIG_KEYS = {"batch_size": 64, "max_epoch": 100, "seed": 0, "save_best": False, "ema": None, "ema_start": 0,
-               "monitor": None, "keep": "last", "save_every": None}
-# An optimizer's keys and their defaults (`--set` reads the same table).
-OPTIMIZER_KEYS = {"network": None, "solver": None, "update_interval": 1, "weight_decay": 0.0,
-                  "lr_scheduler": None, "warmup": None}
-LAYER_KEYS = ("name", "type", "input", "inputs", "scope", "lr_mult", "target")
+# The config and optimizer keys with their defaults: names kept for importers; nncgan.graph.schema describes them.
+CONFIG_KEYS = schema.defaults(schema.CONFIG)
+OPTIMIZER_KEYS = schema.defaults(schema.OPTIMIZER)
+LAYER_KEYS = schema.LAYER_KEYS
 USE_KEYS = ("use", "inputs", "prefix", "scope_prefix", "lr_mult", "settings")
 MISSING = object()
 MAX_ELEMENTS = 1 << 28  # per sample or parameter: 1 GiB of float32 (the NNC sample's largest is 1.6 M)
-CONFIG_MAX = {"seed": limits.SEED_MAX, "batch_size": limits.MAX_BATCH, "max_epoch": limits.MAX_EPOCHS,
-              "ema_start": limits.MAX_COUNT}
 
 
 def _suggest(word, options):
@@ -229,42 +226,7 @@ class _Parser:
     def parse_config(self):
         node = self.section("config")
         self.p.keys(node, tuple(CONFIG_KEYS), self.where(node), "config")
-        vals = dict(CONFIG_KEYS)
-        for key, default in CONFIG_KEYS.items():
-            v = node.get(key, default)
-            if key == "ema":  # a decay in (0, 1), or null for none
-                if v is not None and not (_is_num(v) and 0 < v < 1):
-                    self.p.add(self.where(node, key), f"config.ema must be a decay between 0 and 1 "
-                                                      f"(e.g. 0.999) or null, got {v!r}")
-                else:
-                    vals[key] = None if v is None else float(v)
-                continue
-            if key == "monitor":
-                from ..train.monitor import parse as parse_monitor
-                spec, problems = parse_monitor(v)
-                for k, msg in problems:
-                    self.p.add(self.where(v, k) if k and isinstance(v, Node) else self.where(node, key), msg)
-                vals[key] = spec
-                continue
-            if key in ("keep", "save_every"):  # the checkpoint policy (nncgan.train.keep)
-                from ..train import keep
-                spec, problems = (keep.parse_keep if key == "keep" else keep.parse_save_every)(v)
-                for k, msg in problems:
-                    self.p.add(self.where(v, k) if k and isinstance(v, Node) else self.where(node, key), msg)
-                vals[key] = spec if key == "save_every" or spec else "last"
-                continue
-            least = 0 if key in ("seed", "ema_start") else 1
-            most = CONFIG_MAX.get(key)
-            if isinstance(default, bool):
-                ok = isinstance(v, bool)
-            else:
-                ok = isinstance(v, int) and not isinstance(v, bool) and least <= v <= most
-            if not ok:
-                self.p.add(self.where(node, key), f"config.{key} must be "
-                           + ("true or false" if isinstance(default, bool) else
-                              f"an integer {least}..{most:,}") + f", got {v!r}")
-            else:
-                vals[key] = v
+        vals = {key: self.setting(node, key, s, f"config.{key}") for key, s in schema.CONFIG.items()}
         if vals["save_best"]:
             self.p.add(self.where(node, "save_best"),
                        "config.save_best: true is not supported: a GAN's lowest loss is not its best "
@@ -424,12 +386,9 @@ class _Parser:
         settings = {}
         for key, spec in lt.settings.items():
             if key in merged and merged[key] is not None:
-                try:
-                    settings[key] = spec.parse(merged[key])
-                except ValueError as err:
-                    self.p.add(Where(**{**w.__dict__, "line": e.line_of(key)}),
-                               f"{ltype} setting '{key}' must be {err}, got {merged[key]!r}")
-                    settings[key] = spec.default
+                settings[key], problems = schema.check(spec, merged[key], f"{ltype} setting '{key}'")
+                for _, msg in problems:
+                    self.p.add(Where(**{**w.__dict__, "line": e.line_of(key)}), msg)
             elif spec.required:
                 if key not in meant:
                     self.p.add(w, f"{ltype} needs the setting '{key}'" + (f" ({spec.doc})" if spec.doc else ""))
@@ -522,7 +481,8 @@ class _Parser:
                 except ValueError as err:
                     self.p.add(tw, f"target '{k}' must be {err}, got {t[k]!r}")
         name = f"{loss_name}.T"
-        layer = Layer(name, "Input", [], settings, name, {}, Where(**{**tw.__dict__, "layer": name}))
+        layer = Layer(name, "Input", [], settings, name, {}, Where(**{**tw.__dict__, "layer": name}),
+                      target_of=loss_name)
         return layer
 
     def parse_lr_mult(self, e, w, lt, settings, factor):
@@ -724,51 +684,23 @@ class _Parser:
                                                      f"{_suggest(net, networks)} Networks: {', '.join(map(str, networks))}")
             elif "network" in o and not networks[net].losses:
                 self.p.add(self.where(o, "network"), f"optimizer '{name}': network '{net}' has no loss layer")
-            interval = o.get("update_interval", 1)
-            if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
-                self.p.add(self.where(o, "update_interval"), f"update_interval must be an integer >= 1, got {interval!r}")
-                interval = 1
-            stype, ssettings = self.parse_solver(o.get("solver"), self.where(o, "solver"), name)
-            wd = o.get("weight_decay", 0.0)
-            if not _is_num(wd) or not (0 <= wd < float("inf")):
-                self.p.add(self.where(o, "weight_decay"), f"weight_decay must be a finite number >= 0, got {wd!r}")
-                wd = 0.0
-            sched = self.parse_schedule(o, "lr_scheduler", schedules.SCHEDULERS, name)
-            warmup = self.parse_schedule(o, "warmup", schedules.WARMUPS, name)
-            out.append(Optimizer(str(name), net, stype, ssettings, interval, w, float(wd), sched, warmup))
+            v = {k: self.setting(o, k, schema.OPTIMIZER[k], schema.optimizer_label(name, k))
+                 for k in ("update_interval", "solver", "weight_decay", "lr_scheduler", "warmup")}
+            stype, ssettings = v["solver"]
+            out.append(Optimizer(str(name), net, stype, ssettings, v["update_interval"], w, v["weight_decay"],
+                                 v["lr_scheduler"], v["warmup"]))
         if not out and "optimizers" in self.raw:
             self.p.add(self.where(self.raw, "optimizers"), "'optimizers' must name at least one optimizer")
         return out
 
-    def parse_schedule(self, o, key, table, opt):
-        spec, problems = schedules.parse(o.get(key), table, f"optimizer '{opt}': {key}")
-        node = o.get(key)
+    def setting(self, node, key, setting, label):
+        """The value of `key` in `node` checked by its schema `setting` (its default when left out);
+        each problem is reported at the line of the key, or of the key inside a mapping value."""
+        v = node.get(key, None if setting.required else setting.default)
+        value, problems = schema.check(setting, v, label)
         for k, msg in problems:
-            at = self.where(node, k) if k is not None and isinstance(node, Node) else self.where(o, key)
-            self.p.add(at, msg)
-        return None if problems else spec
-
-    def parse_solver(self, s, w, opt):
-        if isinstance(s, str):
-            s = Node({"type": s})
-        if not isinstance(s, Node) or s.get("type") not in solvers.SOLVERS:
-            got = s.get("type") if isinstance(s, Node) else s
-            self.p.add(w, f"optimizer '{opt}': solver type must be one of {', '.join(solvers.SOLVERS)}"
-                          f"{_suggest(got, solvers.SOLVERS)} (got {got!r})")
-            return "Adam", {}
-        defaults = solvers.SOLVERS[s["type"]][1]
-        settings = {}
-        for k, v in s.items():
-            if k == "type":
-                continue
-            if k not in defaults:
-                self.p.add(self.where(s, k), f"unknown setting '{k}' for solver {s['type']}{_suggest(k, defaults)} "
-                                             f"Known: {', '.join(defaults)}")
-            elif not _is_num(v) or not (0 <= v < float("inf")):
-                self.p.add(self.where(s, k), f"solver setting '{k}' must be a finite number >= 0, got {v!r}")
-            else:
-                settings[k] = float(v)
-        return s["type"], settings
+            self.p.add(self.where(v, k) if k is not None and isinstance(v, Node) else self.where(node, key), msg)
+        return value
 
     def parse_executors(self, networks):
         node = self.section("executors")

@@ -10,6 +10,7 @@ from ..layers import get as get_layer_type
 from ..layers import initializers
 from .yamlio import dump
 from .. import solvers
+from . import schema
 
 
 def _value(spec, v):
@@ -23,7 +24,7 @@ def _value(spec, v):
 
 
 def _target(layer):
-    """The loss target as it was written: the synthetic '<loss>.T' Input back to `target:`."""
+    """The loss target as it was written: the Input validation made of it back to `target:`."""
     s = layer.settings
     if s.get("dataset") is not None:
         return {"dataset": s["dataset"]}
@@ -53,6 +54,13 @@ def _layer(layer, targets):
     return out
 
 
+def _optimizer_value(o, key):
+    """An optimizer's `key` as the graph writes it (the schema's keys), every solver setting filled."""
+    if key == "solver":
+        return {"type": o.solver, **solvers.filled(o.solver, o.solver_settings)}
+    return getattr(o, key)
+
+
 def resolved(graph):
     """The graph as plain data, every block, default and multiplier explicit."""
     cfg = graph.config
@@ -64,24 +72,17 @@ def resolved(graph):
         data["dataset"] = {"name": base, "derive": spec_of(derive)}
     if graph.dataset.dir is not None:
         data["dataset"]["dir"] = graph.dataset.dir
-    data["config"] = dict(vars(cfg))
+    data["config"] = {k: getattr(cfg, k) for k in schema.CONFIG}
     networks = {}
     for net in graph.networks.values():
-        # Loss targets became Inputs named '<loss>.T' in validation; they are written as `target:`.
-        losses = {l.name for l in net.losses}
-        targets = {l.name: l for l in net.layers if l.type == "Input" and l.name.endswith(".T")
-                   and l.name[:-2] in losses}
+        # Loss targets became Inputs (`target_of` their loss) in validation; they are written as `target:`.
+        targets = {l.name: l for l in net.layers if l.target_of is not None}
         entry = {"layers": [_layer(l, targets) for l in net.layers if l.name not in targets]}
         if net.outputs:
             entry["outputs"] = dict(net.outputs)
         networks[net.name] = entry
     data["networks"] = networks
-    data["optimizers"] = {
-        o.name: {"network": o.network,
-                 "solver": {"type": o.solver, **solvers.SOLVERS[o.solver][1], **o.solver_settings},
-                 "update_interval": o.update_interval, "weight_decay": o.weight_decay,
-                 "lr_scheduler": o.lr_scheduler, "warmup": o.warmup}
-        for o in graph.optimizers}
+    data["optimizers"] = {o.name: {k: _optimizer_value(o, k) for k in schema.OPTIMIZER} for o in graph.optimizers}
     data["executors"] = {e.name: {"network": e.network, "output": e.output}
                          for e in graph.executors.values()}
     return data

@@ -19,14 +19,7 @@ from .. import solvers
 from . import sdcproj
 from .sdcproj import ImportError_
 
-# NNC layer property -> nncgan setting
-PROPERTY = {
-    "OutShape": "out_shape", "WithBias": "with_bias", "Axes": "axes", "DecayRate": "decay_rate",
-    "Epsilon": "epsilon", "BatchStat": "batch_stat", "KernelShape": "kernel_shape",
-    "BorderMode": "border_mode", "Padding": "pad", "Strides": "stride", "Dilation": "dilation",
-    "Group": "group", "OutMaps": "out_maps", "Axis": "axis", "Shape": "shape", "Alpha": "alpha",
-    "Size": "size", "IgnoreBorder": "ignore_border",
-}
+# A layer property names its setting as the layer type declares it (LayerType.setting_of_property).
 # Properties that say nothing about what is computed (NNC's editor, memory reuse) or that
 # are read below by their own rule.
 IGNORED = {"Name", "InPlace", "ParameterScope", "Dataset", "Generator", "GeneratorMultiplier",
@@ -351,17 +344,17 @@ def _sdc_layer(project, l, inputs):
                 bad(f"{l.type} '{name}' to have a target: a second input, T.Dataset or T.Generator")
         elif len(inputs) == 2:
             out["inputs"], out["target"] = inputs[:1], inputs[1]
-    mults, seen = {}, set()
+    mults = {}
     for prop, value in p.items():
         pname, dot, attr = prop.partition(".")
         if dot and pname in lt.params and attr in PARAM_PROPS:
-            seen.add(prop)
+            param = lt.param(pname)
             if attr == "File" and value:
                 bad(f"parameters initialised by their initializer ({prop}={value!r} reads a file nncgan does not)")
-            if attr == "LRateMultiplier" and pname not in lt.fixed_params:
+            if attr == "LRateMultiplier" and param.learns:
                 mults[pname] = number(prop, "1.0")
-            key = f"{pname.lower()}_init"   # W -> w_init, var -> var_init
-            if attr == "Initializer" and key in lt.settings:
+            key = param.init_setting   # W -> w_init, var -> var_init
+            if attr == "Initializer":
                 mult = number(f"{pname}.InitializerMultiplier", "1.0")
                 if value not in initializers.NAMES:
                     bad(f"an initializer nncgan knows for {prop} ({', '.join(initializers.NAMES)}), got {value!r}")
@@ -370,10 +363,12 @@ def _sdc_layer(project, l, inputs):
             continue
         if prop in IGNORED:
             continue
-        key = PROPERTY.get(prop, _snake(prop))   # the palette's settings are NNabla's names: PadWidth -> pad_width
-        if key is None or key not in lt.settings:
-            bad(f"properties of {l.type} that nncgan reads ({', '.join(sorted(k for k, v in PROPERTY.items() if v in lt.settings))}), "
-                f"got {prop}={value!r}")
+        key = lt.setting_of_property(prop)
+        if key is None:
+            inits = {q.init_setting for q in lt.parameters}
+            names = sorted(lt.nnc_property(k) for k in lt.settings if k not in inits)
+            names += [f"{q.name}.{a}" for q in lt.parameters for a in PARAM_PROPS if a != "File"]
+            bad(f"properties of {l.type} that nncgan reads ({', '.join(names)}), got {prop}={value!r}")
         if value.startswith("*"):  # NNC computes it (e.g. *ConvolutionPaddingSize from BorderMode)
             continue
         out[key] = literal(value)
@@ -385,11 +380,6 @@ def _sdc_layer(project, l, inputs):
     if lr is not None:
         out["lr_mult"] = lr
     return out
-
-
-def _snake(prop):
-    import re
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", prop).lower()
 
 
 def _settings_of(lt, layer):

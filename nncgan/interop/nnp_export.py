@@ -188,18 +188,19 @@ class _Traced:
 
 
 def _parameters(net):
-    """Each parameter of a network: its LRateMultiplier there (0 for running statistics) and
-    its initializer as NNC names it."""
+    """Each parameter of a network: its LRateMultiplier there (0 for one that never learns) and
+    its initializer as NNC names it, as the layer type declares them."""
     out = {}
     for layer in net.layers:
         lt = get_layer_type(layer.type)
-        for p in lt.params:
-            if not lt.param_used(layer.settings, p):
+        for param in lt.parameters:
+            if not param.used(layer.settings):
                 continue
+            p = param.name
             path = layer.param_path(p, lt.param_prefix)
-            mult = 0.0 if p in lt.fixed_params else float(layer.lr_mult.get(p, 0.0))
-            init = layer.settings.get(f"{p.lower()}_init")  # w_init, b_init, beta_init, var_init, ...
-            if p == "W" and layer.settings.get("spectral_norm"):  # spectral norm's vector: fixed, Normal
+            mult = float(layer.lr_mult.get(p, 0.0)) if param.learns else 0.0
+            init = layer.settings[param.init_setting]
+            if param.spectral_norm is not None and layer.settings["spectral_norm"]:  # its vector u: fixed, Normal
                 out.setdefault(layer.param_path("u", lt.param_prefix), (0.0, ("Normal", 1.0)))
             old = out.get(path, (0.0, init))
             out[path] = (max(old[0], mult), old[1] or init)
@@ -214,7 +215,7 @@ def _optimizer(o, opt, t, iter_per_epoch, max_epoch):
     field = _SOLVER_FIELD.get(opt.solver, f"{opt.solver.lower()}_param")
     param = getattr(s, field)
     from .. import solvers
-    for key, value in dict(solvers.SOLVERS[opt.solver][1], **opt.solver_settings).items():
+    for key, value in solvers.filled(opt.solver, opt.solver_settings).items():
         setattr(param, key, value)
     s.weight_decay, s.lr_decay, s.lr_decay_interval = opt.weight_decay, 1.0, iter_per_epoch
     # The schedule in iterations, as NNC writes it (epochs x iter_per_epoch), training's max_epoch.

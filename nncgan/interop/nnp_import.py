@@ -4,37 +4,27 @@ Each function becomes a layer named after the variable it outputs (NNC names bot
 layer); parameters named '<scope>/<affine|conv|deconv|bn>/<W|b|...>' give the layer's
 ParameterScope; an optimizer's parameter_variable multipliers give `lr_mult`; variables no
 function produces become Inputs, fed by the dataset or drawn by a generator as the optimizers
-and executors say; a loss's target drawn by a Constant generator becomes `target:`.
+and executors say; a loss's target drawn by a Constant generator becomes `target:`. A function
+imports as the layer type of its name that sets `nnp_import`, whose `from_nnp` reads its settings.
 """
 import zipfile
 from pathlib import Path
-
-import numpy as np
 
 from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
 from .. import solvers
-from ..layers import get as get_layer_type, initializers
+from ..layers import REGISTRY, get as get_layer_type, initializers
+from ..layers.base import f32 as _f
 from .nnc_import import compact_lr_mult, dataset_entry, in_build_order
 from .sdcproj import ImportError_, open_regular, read_regular
 
 MAX_BYTES = 64 << 20
-LOSSES = ("BinaryCrossEntropy", "SigmoidCrossEntropy", "SquaredError", "AbsoluteError", "SoftmaxCrossEntropy",
-          "HuberLoss", "EpsilonInsensitiveLoss")
-PLAIN = ("ReLU", "Sigmoid", "Tanh", "Identity", "Add2",
-         # the palette's functions without settings (nncgan.layers.palette): the layer is the function
-         "Swish", "GELU", "SoftSign", "HardTanh", "HardSigmoid", "ReLU6", "Mish", "LogSigmoid", "TanhShrink", "Sinc",
-         "Sin", "Cos", "Tan", "Sinh", "Cosh", "ASin", "ACos", "ATan", "ASinh", "ACosh", "ATanh", "Erf", "Round",
-         "Ceil", "Floor", "Abs", "Exp", "Log", "Sub2", "Mul2", "Div2", "Pow2",
-         "Maximum2", "Minimum2", "GlobalAveragePooling")
-SCALAR = ("AddScalar", "MulScalar", "PowScalar", "RSubScalar", "RDivScalar", "RPowScalar", "MaximumScalar",
-          "MinimumScalar")
 
 
-def _f(v):
-    """A float32 the protobuf holds as the decimal it was written as (0.9, not 0.8999999761581421)."""
-    return float(repr(np.float32(v)))
+def importable():
+    """The NNP function types that import as a layer: those whose layer type sets `nnp_import`."""
+    return sorted(n for n, lt in REGISTRY.items() if lt.nnp_import)
 
 
 def read_proto(path):
@@ -159,7 +149,8 @@ def _network(net, label, feeds, mults):
             layers.append(_layer(f, params, shape_of, f"{where}, function '{f.name}' ({f.type})"))
             layers[-1]["spectral_norm"] = True
             continue
-        if f.type == "MulScalar" and f.input and any(l["name"] == f.input[0] and l["type"] in LOSSES for l in layers):
+        if f.type == "MulScalar" and f.input and any(l["name"] == f.input[0] and get_layer_type(l["type"]).is_loss
+                                                     for l in layers):
             weights[f.input[0]] = (f.mul_scalar_param.val, f.output[0])
             continue
         layers.append(_layer(f, params, shape_of, f"{where}, function '{f.name}' ({f.type})"))
@@ -182,14 +173,14 @@ def _network(net, label, feeds, mults):
                 l["target"], l["inputs"] = t, l["inputs"][:1]
         scoped = l.pop("_params")
         for p, name in scoped.items():   # W -> w_init, var -> var_init: every initializer the file states
-            key = f"{p.lower()}_init"
-            if name in inits and key in lt.settings:
+            key = lt.param(p).init_setting
+            if name in inits:
                 kind, m = inits[name]
                 if (kind, _f(m)) != lt.settings[key].default or p == "W":
                     l[key] = {"type": kind, "multiplier": _f(m)}
         if scoped:
             m = {p: _f(mults.get(name, 1.0 if not mults else 0.0)) for p, name in scoped.items()
-                 if p not in lt.fixed_params}
+                 if lt.param(p).learns}
             lr = compact_lr_mult(m)
             if lr is not None:
                 l["lr_mult"] = lr
@@ -210,15 +201,15 @@ def _network(net, label, feeds, mults):
 
 
 def _layer(f, params, shape_of, where):
-    if f.type not in _CONVERT:
+    lt = get_layer_type(f.type)
+    if lt is None or not lt.nnp_import:
         raise ImportError_(f"{where}: expected a function nncgan has a layer for "
-                           f"({', '.join(sorted(_CONVERT))})")
+                           f"({', '.join(importable())})")
     if len(f.output) != 1:
         raise ImportError_(f"{where}: expected one output variable, got {len(f.output)}")
     data_in = [i for i in f.input if i not in params]
     param_in = [i for i in f.input if i in params]
     layer = {"name": f.output[0], "type": f.type, "inputs": data_in}
-    lt = get_layer_type(f.type)
     scoped = {}
     for name in param_in:
         scope, _, rest = name.rpartition("/")
@@ -232,7 +223,7 @@ def _layer(f, params, shape_of, where):
         del layer["scope"]
     layer["_params"] = scoped
     try:
-        layer.update(_CONVERT[f.type](f, [shape_of(i) for i in f.input], scoped, shape_of(f.output[0])))
+        layer.update(lt.from_nnp(f, [shape_of(i) for i in f.input], scoped, shape_of(f.output[0])))
     except ValueError as e:
         raise ImportError_(f"{where}: {e}") from None
     return layer
@@ -281,105 +272,3 @@ def _schedule(s, where):
         out["warmup"] = {"type": "Linear", "length": s.linear_warmup_scheduler_param.warmup_iter,
                          "unit": "iteration"}
     return out
-
-
-def _base_axis(p):
-    if p.base_axis not in (0, 1):
-        raise ValueError(f"base_axis 1 (one batch axis), got {p.base_axis}")
-
-
-def _no_channel_last(p):
-    if getattr(p, "channel_last", False):
-        raise ValueError("channel-first data (channel_last false)")
-
-
-def _affine(f, in_shapes, scoped, out_shape):
-    _base_axis(f.affine_param)
-    return {"out_shape": out_shape, "with_bias": "b" in scoped}
-
-
-def _conv(kind):
-    def convert(f, in_shapes, scoped, out_shape):
-        p = getattr(f, f"{kind}_param")
-        _base_axis(p)
-        _no_channel_last(p)
-        if kind == "deconvolution" and any(p.output_padding.dim):
-            raise ValueError("no output_padding (nncgan's Deconvolution has none)")
-        if "W" not in scoped:
-            raise ValueError(f"expected a parameter W (the kernel) among its inputs, named '<scope>/{get_layer_type(f.type).param_prefix}/W'")
-        # W: (out, in/g, *k) or, deconvolving, (in, out/g, *k)
-        w, group = in_shapes[list(f.input).index(scoped["W"])], p.group or 1
-        if len(w) < 3:
-            raise ValueError(f"expected W of shape (maps, maps, *kernel), got {tuple(w)}")
-        return {"out_maps": w[0] if kind == "convolution" else w[1] * group, "kernel_shape": list(w[2:]),
-                "pad": list(p.pad.dim), "stride": list(p.stride.dim), "dilation": list(p.dilation.dim),
-                "group": group, "with_bias": "b" in scoped}
-    return convert
-
-
-def _bn(f, in_shapes, scoped, out_shape):
-    p = f.batch_normalization_param
-    if getattr(p, "no_scale", False) or getattr(p, "no_bias", False):
-        raise ValueError("beta and gamma both present (no_scale/no_bias are not supported)")
-    return {"axes": [a - 1 for a in p.axes], "decay_rate": _f(p.decay_rate), "epsilon": _f(p.eps),
-            "batch_stat": p.batch_stat}
-
-
-def _normalization(kind):
-    def convert(f, in_shapes, scoped, out_shape):
-        p = getattr(f, f"{kind}_normalization_param")
-        if list(p.batch_axis) not in ([], [0]) or getattr(p, "channel_axis", 1) != 1:
-            raise ValueError("batch axis 0 and channel axis 1")
-        out = {"epsilon": _f(p.eps), "no_scale": "gamma" not in scoped, "no_bias": "beta" not in scoped}
-        if kind == "group":
-            out["num_groups"] = p.num_groups
-        return out
-    return convert
-
-
-def _pool(kind):
-    def convert(f, in_shapes, scoped, out_shape):
-        p = getattr(f, f"{kind}_param")
-        _no_channel_last(p)
-        return {"kernel_shape": list(p.kernel.dim), "stride": list(p.stride.dim), "pad": list(p.pad.dim),
-                "ignore_border": p.ignore_border}
-    return convert
-
-
-def _softmax_ce(f, in_shapes, scoped, out_shape):
-    if f.softmax_cross_entropy_param.axis not in (0, 1):
-        raise ValueError(f"axis 1 (classes on the first sample axis), got {f.softmax_cross_entropy_param.axis}")
-    return {}
-
-
-_CONVERT = {
-    "Affine": _affine,
-    "Convolution": _conv("convolution"),
-    "Deconvolution": _conv("deconvolution"),
-    "BatchNormalization": _bn,
-    "LeakyReLU": lambda f, s, p, o: {"alpha": _f(f.leaky_relu_param.alpha)},
-    "ELU": lambda f, s, p, o: {"alpha": _f(f.elu_param.alpha)},
-    "Concatenate": lambda f, s, p, o: {"axis": f.concatenate_param.axis - 1},
-    "Reshape": lambda f, s, p, o: {"out_shape": list(f.reshape_param.shape.dim[1:])},
-    "Unpooling": lambda f, s, p, o: {"kernel_shape": list(f.unpooling_param.kernel.dim)},
-    "MaxPooling": _pool("max_pooling"),
-    "AveragePooling": _pool("average_pooling"),
-    "SumPooling": _pool("sum_pooling"),
-    "InstanceNormalization": _normalization("instance"),
-    "LayerNormalization": _normalization("layer"),
-    "GroupNormalization": _normalization("group"),
-    "PReLU": lambda f, s, p, o: {"shared": len(s[1]) == 0},
-    "Embed": lambda f, s, p, o: {"n_inputs": s[1][0], "n_features": s[1][1]},
-    "EpsilonInsensitiveLoss": lambda f, s, p, o: {"epsilon": _f(f.epsilon_insensitive_loss_param.epsilon)},
-    "OneHot": lambda f, s, p, o: {"shape": list(f.one_hot_param.shape.dim)},
-    "SoftmaxCrossEntropy": _softmax_ce,
-    **{t: (lambda f, s, p, o: {}) for t in PLAIN + LOSSES if t != "SoftmaxCrossEntropy"},
-    **{t: (lambda f, s, p, o: {"val": _f(getattr(f, _param_field(f.type)).val)}) for t in SCALAR},
-    "HuberLoss": lambda f, s, p, o: {"delta": _f(f.huber_loss_param.delta)},
-}
-
-
-def _param_field(ftype):
-    """NNabla's <snake_case>_param field of a function type: RSubScalar -> r_sub_scalar_param."""
-    import re
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", ftype).lower() + "_param"

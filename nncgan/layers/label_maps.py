@@ -20,6 +20,8 @@ import numpy as np
 import nnabla as nn
 import nnabla.functions as F
 
+from . import cpu_kernels
+
 ENABLED = True
 
 
@@ -72,7 +74,7 @@ def build(fn, x, W, b, in_axis, **geometry):
     def w_slice(a, e):
         lo, hi = [0] * W.ndim, list(W.shape)
         lo[in_axis], hi[in_axis] = a, e
-        return F.slice(W, lo, hi)
+        return cpu_kernels.slice_(W, lo, hi)
 
     fx = features[0][0] if len(features) == 1 else F.concatenate(*[v for v, _, _ in features], axis=1)
     fw = w_slice(*features[0][1:]) if len(features) == 1 else F.concatenate(
@@ -83,8 +85,10 @@ def build(fn, x, W, b, in_axis, **geometry):
         classes = e - a
         eye = np.broadcast_to(np.eye(classes, dtype=np.float32).reshape((classes, classes) + (1,) * len(spatial)),
                               (classes, classes) + spatial)
-        table = fn(nn.Variable.from_numpy_array(np.ascontiguousarray(eye)), w_slice(a, e), None,
-                   base_axis=1, **geometry)                                   # (C, out, H', W')
-        rows = F.affine(onehot, F.reshape(table, (classes, -1)))              # each sample's row of T
-        y = y + F.reshape(rows, y.shape)
+        if cpu_kernels.enabled():
+            table = cpu_kernels.label_table(fn, W, in_axis, (a, e), spatial, geometry)
+        else:
+            table = fn(nn.Variable.from_numpy_array(np.ascontiguousarray(eye)), w_slice(a, e), None,
+                       base_axis=1, **geometry)                               # (C, out, H', W')
+        y = cpu_kernels.add_rows(y, onehot, table)                            # each sample's row of T
     return y

@@ -1,18 +1,22 @@
 """Loss layers. Each takes (prediction, target) and contributes weight x mean(loss) to its network.
 
 The target is written like NNC's T input: `target: {generator: Constant, multiplier: 1}`,
-`target: {dataset: y}` or `target: LayerName`; validation turns it into the second input.
+`target: {dataset: y}` or `target: LayerName`; validation turns it into the second input (a
+drawn or dataset target into an Input whose `target_of` names the loss). A loss is one
+subclass of `_Loss` (is_loss; NNC's T.* properties and an NNP's weight, a MulScalar after it,
+are read for every loss by the importers).
 """
 import contextlib
 
 import nnabla.functions as F
 
-from .base import LayerType, Setting, ShapeError, register, float_, choice
+from .base import LayerType, Setting, ShapeError, register, float_, choice, snake
 
 
 class _Loss(LayerType):
     is_loss = True
     num_inputs = (2, 2)
+    nnp_import = True
     settings = {"weight": Setting(float_(), 1.0, doc="the loss's weight in its network's sum")}
 
     def out_shape(self, s, in_shapes):
@@ -70,6 +74,12 @@ class SoftmaxCrossEntropy(_Loss):
     type_name = "SoftmaxCrossEntropy"
     doc = "cross-entropy of class scores against a class index of shape [1]"
 
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        axis = getattr(f, f"{snake(self.type_name)}_param").axis
+        if axis not in (0, 1):
+            raise ValueError(f"axis 1 (classes on the first sample axis), got {axis}")
+        return {}
+
     def out_shape(self, s, in_shapes):
         if in_shapes[1] != (1,) or len(in_shapes[0]) != 1:
             raise ShapeError(f"scores of shape (classes,) and a class index of shape (1,), "
@@ -78,3 +88,12 @@ class SoftmaxCrossEntropy(_Loss):
 
     def build(self, s, xs, ctx):
         return F.softmax_cross_entropy(xs[0], xs[1])
+
+
+@register
+class CategoricalCrossEntropy(SoftmaxCrossEntropy):
+    type_name = "CategoricalCrossEntropy"
+    doc = "cross-entropy of class probabilities (a Softmax's output) against a class index of shape [1]"
+
+    def build(self, s, xs, ctx):
+        return F.categorical_cross_entropy(xs[0], xs[1])

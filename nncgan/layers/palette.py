@@ -11,7 +11,7 @@ import nnabla as nn
 import nnabla.functions as F
 
 from . import initializers as init
-from .base import LayerType, Setting, ShapeError, register, shape, int_, float_, bool_, choice
+from .base import LayerType, Param, Setting, ShapeError, register, shape, int_, float_, bool_, choice, f32, snake
 from .core import _Pooling
 from .losses import _Loss
 
@@ -43,6 +43,9 @@ class _Function(LayerType):
     fn = None
     args = None          # (settings, input Variables, ctx or None) -> the function's output
 
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        return {"val": f32(getattr(f, f"{self.fn_name}_param").val)} if self.settings else {}
+
     def _apply(self, s, xs, ctx):
         y = self.args(s, xs, ctx)
         return y[0] if isinstance(y, (tuple, list)) else y
@@ -66,9 +69,21 @@ def _seed(ctx):
     return int(ctx.rng.randint(0, 2 ** 31 - 1)) if ctx is not None else 0
 
 
+def _nnp_readable(fn_name, settings):
+    """Whether an NNP function `fn_name` imports as this layer: its NNabla message holds nothing but
+    `val` when the layer has that one setting (and `inplace`, memory reuse), else nothing at all.
+    The others (SELU's scale and alpha, Softmax's axis, ...) are written by export but not read."""
+    from nnabla.utils import nnabla_pb2
+    message = nnabla_pb2.Function.DESCRIPTOR.fields_by_name.get(f"{fn_name}_param")
+    fields = {f.name for f in message.message_type.fields} - {"inplace"} if message else set()
+    return fields == set(settings) and set(settings) <= {"val"}
+
+
 def function(name, fn_name, args, settings=None, num_inputs=(1, 1), doc=""):
+    settings = settings or {}
     cls = type(name, (_Function,), {"type_name": name, "fn_name": fn_name, "args": staticmethod(args),
-                                     "settings": settings or {}, "num_inputs": num_inputs,
+                                     "settings": settings, "num_inputs": num_inputs,
+                                     "nnp_import": _nnp_readable(fn_name, settings),
                                      "doc": doc or f"NNabla's {fn_name}"})
     return register(cls)
 
@@ -208,39 +223,44 @@ for _name, (_fn, _settings, _args, _inputs, _doc) in FUNCTIONS.items():
 
 # ---- with parameters
 
+def _normalization_params(per_element):
+    """beta and gamma over the maps (Instance, Group) or over the whole sample (Layer)."""
+    def stat(s, in_shapes):
+        x = in_shapes[0]
+        return (1,) + (tuple(x) if per_element else (x[0],) + (1,) * (len(x) - 1))
+    return (Param("beta", stat, ("Constant", 0.0), used=lambda s: not s["no_bias"]),
+            Param("gamma", stat, ("Constant", 1.0), used=lambda s: not s["no_scale"]))
+
+
 class _Normalization(LayerType):
     """beta/gamma over the maps (Instance, Group) or the whole sample (Layer), as NNabla's PF."""
 
-    params = ("beta", "gamma")
+    nnp_import = True
     base_settings = {
         "epsilon": Setting(float_(0.0), 1e-5),
         "no_scale": Setting(bool_, False), "no_bias": Setting(bool_, False),
-        "beta_init": Setting(init.parse, ("Constant", 0.0)),
-        "gamma_init": Setting(init.parse, ("Constant", 1.0)),
     }
-
-    def param_used(self, s, pname):
-        return not s["no_bias"] if pname == "beta" else not s["no_scale"]
-
-    def param_shapes(self, s, in_shapes):
-        x = in_shapes[0]
-        stat = (1,) + (tuple(x) if self.per_element else (x[0],) + (1,) * (len(x) - 1))
-        return {p: stat for p in self.params if self.param_used(s, p)}
-
-    def initializer(self, s, pname, in_shapes):
-        return init.make(s[f"{pname}_init"], 1, 1)
 
     def build(self, s, xs, ctx):
         beta = None if s["no_bias"] else ctx.param("beta")
         gamma = None if s["no_scale"] else ctx.param("gamma")
         return self.fn(s, xs[0], beta, gamma)
 
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        p = getattr(f, f"{snake(self.type_name)}_param")
+        if list(p.batch_axis) not in ([], [0]) or getattr(p, "channel_axis", 1) != 1:
+            raise ValueError("batch axis 0 and channel axis 1")
+        out = {"epsilon": f32(p.eps), "no_scale": "gamma" not in params, "no_bias": "beta" not in params}
+        if "num_groups" in self.settings:
+            out["num_groups"] = p.num_groups
+        return out
+
 
 @register
 class InstanceNormalization(_Normalization):
     type_name = "InstanceNormalization"
     param_prefix = "instance_normalization"
-    per_element = False
+    parameters = _normalization_params(per_element=False)
     settings = dict(_Normalization.base_settings)
     doc = "normalises each map of each sample (style transfer, CycleGAN)"
 
@@ -252,7 +272,7 @@ class InstanceNormalization(_Normalization):
 class LayerNormalization(_Normalization):
     type_name = "LayerNormalization"
     param_prefix = "layer_normalization"
-    per_element = True
+    parameters = _normalization_params(per_element=True)
     settings = dict(_Normalization.base_settings)
     doc = "normalises each sample over all its values"
 
@@ -264,7 +284,7 @@ class LayerNormalization(_Normalization):
 class GroupNormalization(_Normalization):
     type_name = "GroupNormalization"
     param_prefix = "group_normalization"
-    per_element = False
+    parameters = _normalization_params(per_element=False)
     settings = {"num_groups": Setting(int_(1), 1, doc="groups of maps normalised together"),
                 **_Normalization.base_settings}
 
@@ -281,51 +301,47 @@ class GroupNormalization(_Normalization):
 @register
 class PReLU(LayerType):
     type_name = "PReLU"
-    params = ("slope",)
     param_prefix = "prelu"
+    nnp_import = True
     doc = "LeakyReLU whose negative slope learns (one per map, or one shared)"
-    settings = {"shared": Setting(bool_, False, doc="one slope for all maps"),
-                "slope_init": Setting(init.parse, ("Constant", 0.25))}
-
-    def param_shapes(self, s, in_shapes):
-        return {"slope": () if s["shared"] else (in_shapes[0][0],)}
-
-    def initializer(self, s, pname, in_shapes):
-        return init.make(s["slope_init"], 1, 1)
+    settings = {"shared": Setting(bool_, False, doc="one slope for all maps")}
+    parameters = (Param("slope", lambda s, x: () if s["shared"] else (x[0][0],), ("Constant", 0.25)),)
 
     def build(self, s, xs, ctx):
         return F.prelu(xs[0], ctx.param("slope"), base_axis=1)
+
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        return {"shared": len(in_shapes[1]) == 0}
 
 
 @register
 class Embed(LayerType):
     type_name = "Embed"
-    params = ("W",)
     param_prefix = "embed"
+    nnp_import = True
     doc = "class indices to learned vectors of `n_features`"
     settings = {"n_inputs": Setting(int_(1), required=True, doc="number of classes"),
-                "n_features": Setting(int_(1), required=True),
-                "w_init": Setting(init.parse, ("Uniform", 1.0))}
+                "n_features": Setting(int_(1), required=True)}
+    parameters = (Param("W", lambda s, x: (s["n_inputs"], s["n_features"]), ("Uniform", 1.0),
+                        lambda s, x: (s["n_inputs"], s["n_features"], (1,))),)
 
     def out_shape(self, s, in_shapes):
         return tuple(in_shapes[0]) + (s["n_features"],)
 
-    def param_shapes(self, s, in_shapes):
-        return {"W": (s["n_inputs"], s["n_features"])}
-
-    def initializer(self, s, pname, in_shapes):
-        return init.make(s["w_init"], s["n_inputs"], s["n_features"])
-
     def build(self, s, xs, ctx):
         return F.embed(xs[0], ctx.param("W"))
 
+    def from_nnp(self, f, in_shapes, params, out_shape):
+        return {"n_inputs": in_shapes[1][0], "n_features": in_shapes[1][1]}
+
 
 def _loss(name, fn, setting, default, doc):
-    """A loss of (prediction, target) with one setting of NNabla's function."""
+    """A loss of (prediction, target) with one setting of NNabla's function (its argument's name)."""
     cls = type(name, (_Loss,), {
         "type_name": name, "doc": doc,
         "settings": {**_Loss.settings, setting: Setting(float_(0.0), default)},
-        "build": lambda self, s, xs, ctx: fn(xs[0], xs[1], s[setting])})
+        "build": lambda self, s, xs, ctx: fn(xs[0], xs[1], s[setting]),
+        "from_nnp": lambda self, f, *_: {setting: f32(getattr(getattr(f, f"{snake(name)}_param"), setting))}})
     return register(cls)
 
 
@@ -341,9 +357,8 @@ class SumPooling(_Pooling):
     fn = staticmethod(F.sum_pooling)
 
 
-# ---- spectral normalisation of a weight: `spectral_norm: true` on Affine, Convolution, Deconvolution
-
-SN_DIM = {"Affine": 1, "Convolution": 0, "Deconvolution": 1}  # the output axis of W, as NNabla's examples
+# ---- spectral normalisation of a weight: `spectral_norm: true` on a layer whose W declares
+# Param(spectral_norm=dim) (Affine, Convolution, Deconvolution)
 
 
 def spectral_norm(layer, var, rng):
@@ -351,7 +366,7 @@ def spectral_norm(layer, var, rng):
     parameter '<scope>/<prefix>/u' that the forward pass updates, saved with the others."""
     from nnabla.parameter import get_parameter_or_create
     from . import get
-    dim = SN_DIM[layer.type]
+    dim = get(layer.type).param("W").spectral_norm  # W's output axis, as NNabla's examples
     u_init = init.make(("Normal", 1.0), 1, 1)
     u_init.rng = rng
     u = get_parameter_or_create(layer.param_path("u", get(layer.type).param_prefix), (var.shape[dim],), u_init,
@@ -362,7 +377,7 @@ def spectral_norm(layer, var, rng):
 # ---- the palette's groups, as NNC's layer palette shows them (an unknown type is answered by group)
 GROUPS = {
     "IO": ("Input",),
-    "Parametric": ("Affine", "Convolution", "Deconvolution", "Embed", "PReLU"),
+    "Parametric": ("Affine", "Convolution", "DepthwiseConvolution", "Deconvolution", "Embed", "PReLU"),
     "Normalization": ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization"),
     "Activation": ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "PReLU", "SELU", "CReLU", "Swish", "GELU",
                    "SoftPlus", "SoftSign", "HardTanh", "HardSigmoid", "Softmax", "LogSoftmax", "Identity"),

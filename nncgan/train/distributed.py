@@ -342,11 +342,31 @@ def scratch_run(real_run):
     """A private copy of the run for a process that does not write it (rank > 0): the loop writes
     there; its saved epochs are copied in so that --resume reads the same state."""
     tmp = Path(tempfile.mkdtemp(prefix="nncgan-rank-"))
+    (tmp / "run").mkdir()
     if real_run is not None and Path(real_run).is_dir():
-        shutil.copytree(real_run, tmp / "run", ignore=shutil.ignore_patterns(".lock", "samples", "monitor"))
-    else:
-        (tmp / "run").mkdir()
+        _copy_settled(Path(real_run), tmp / "run")
     return tmp / "run"
+
+
+def _copy_settled(src, dst, skip=(".lock", "samples", "monitor")):
+    """Copy a run folder that rank 0 may be tidying at the same moment (a stale partial save or a
+    temporary file removed): what vanishes mid-copy is left out. Saves are renamed into place
+    whole, so what is copied is never half a file."""
+    try:
+        entries = list(os.scandir(src))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for e in entries:
+        if e.name in skip or e.name.startswith("."):
+            continue
+        try:
+            if e.is_dir(follow_symlinks=False):
+                (dst / e.name).mkdir()
+                _copy_settled(Path(e.path), dst / e.name, skip=())
+            elif e.is_file(follow_symlinks=False):
+                shutil.copy2(e.path, dst / e.name)
+        except FileNotFoundError:
+            continue
 
 
 def train_other_rank(out, resume, graph, train_fn):

@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import sys
+import traceback
 
 from . import distributed
 
@@ -41,6 +42,7 @@ def as_rank(call):
         return call()  # the bad launcher variable is reported by `train` itself
     if size == 1:
         return call()
+    call = _unexpected_is_an_error(call)
     if rank == 0:
         code = call()
         if code and not distributed.leave(code, rank):
@@ -54,3 +56,15 @@ def as_rank(call):
             print(f"[rank {rank}] {line}", file=sys.stderr)
         distributed.abort(code)
     return code
+
+
+def _unexpected_is_an_error(call):
+    """A bug raising in one rank must not leave the others waiting in a collective forever: the
+    traceback is printed and the rank leaves (or aborts the job) like any failing rank."""
+    def guarded():
+        try:
+            return call()
+        except Exception:
+            traceback.print_exc()
+            return 1
+    return guarded

@@ -22,7 +22,7 @@ from ..eval.classifier import is_classifier
 from ..sampling import Sampler
 from . import bar as progress_bar, checkpoint, distributed, keep, monitor, progress, settings, tensorboard
 from .ema import EMA, EMA_FILE
-from .solvers import OptimizerStep
+from .optimizer import OptimizerStep
 
 SAMPLES_PER_CLASS = 10
 

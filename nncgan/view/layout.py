@@ -99,9 +99,8 @@ def source_text(settings):
 
 
 def is_implicit_target(layer, net):
-    """The Input that validation made from a loss's `target: {...}` (named '<loss>.T')."""
-    return layer.type == "Input" and layer.settings.get("size") is None and any(
-        l.name + ".T" == layer.name for l in net.losses)
+    """The Input that validation made from a loss's `target: {...}`."""
+    return layer.target_of is not None
 
 
 def mult_text(layer):

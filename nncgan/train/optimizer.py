@@ -36,7 +36,7 @@ class OptimizerStep:
 
     def set_schedule(self, iter_per_epoch, max_epoch):
         """The optimizer's lr_scheduler and warm-up, now that an epoch's length is known."""
-        base = dict(solver_registry.SOLVERS[self.opt.solver][1], **self.opt.solver_settings)
+        base = solver_registry.filled(self.opt.solver, self.opt.solver_settings)
         self.scheduler = schedules.make(self.opt.lr_scheduler, self.opt.warmup,
                                         base[solver_registry.learning_rate_key(self.opt.solver)],
                                         iter_per_epoch, max_epoch)
