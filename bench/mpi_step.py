@@ -33,7 +33,7 @@ def worker(iters, batch):
     from nncgan import context
     from nncgan.builder import build_all
     from nncgan.data.batches import iterator, to_batch
-    from nncgan.data.registry import resolve
+    from nncgan.data.spec import resolve
     from nncgan.graph.parse import parse_graph
     from nncgan.train import distributed
     from nncgan.train.optimizer import OptimizerStep

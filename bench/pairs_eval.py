@@ -30,13 +30,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from nncgan import context, inference  # noqa: E402
 from nncgan.data.batches import to_batch  # noqa: E402
-from nncgan.data.registry import resolve  # noqa: E402
 
 
 def test_split(run, num, data_dir):
     graph = inference.run_graph(run)
-    info = resolve(graph.dataset.name)
-    data = info.load("test", data_dir or graph.dataset.dir, log=lambda *a: None)
+    info = graph.dataset
+    data = info.load("test", data_dir, log=lambda *a: None)
     names = list(data)
     return to_batch(names, [np.asarray(data[k])[:num] for k in names], info.images)
 

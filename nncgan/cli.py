@@ -145,6 +145,7 @@ SET = _option("--set", action="append", default=[], metavar="PATH=VALUE",
 
 
 def build_parser():
+    from .data.registry import built_in_names
     p = argparse.ArgumentParser(prog="nncgan", description="Neural Network Console style GANs as YAML graphs, on NNabla.")
     p.add_argument("--version", action=_Version, help="print nncgan's version (and git commit) and exit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -245,7 +246,7 @@ def build_parser():
     e.add_argument("--images-from", choices=("generator", "test", "repeat"), default="generator",
                    help="score the run's images (default), or real test images as if generated (test), or one "
                         "test image repeated (repeat): checks of the numbers themselves")
-    e.add_argument("--dataset", choices=("mnist", "fashion-mnist"),
+    e.add_argument("--dataset", choices=built_in_names(),
                    help="with --images-from test|repeat and no RUN: whose test images")
     e.add_argument("--no-ema", action="store_true", help="draw with the trained parameters, not their average")
 
@@ -275,7 +276,7 @@ def build_parser():
     de = d.add_parser("export", parents=[DATA_DIR],
                       help="write a built-in dataset as PNGs + NNC CSV files (x:image,y:label)")
     de.set_defaults(func=cmd_dataset_export)
-    de.add_argument("dataset", help="mnist or fashion-mnist")
+    de.add_argument("dataset", help=" or ".join(built_in_names()))
     de.add_argument("dir", help="output folder")
     de.add_argument("--split", nargs="+", choices=("train", "test"), default=["train", "test"])
     de.add_argument("--limit", type=count(1, MAX_COUNT), help="the first N samples of each split only")

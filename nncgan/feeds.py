@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from .data.batches import to_batch
-from .data.registry import resolve as resolve_dataset
 from .data.samples import length_of, sample_of, variables_of
 from .errors import RunError
 from .images import IMAGE_EXTENSIONS, ImageReader, image_files, to_unit
@@ -51,8 +50,8 @@ def from_dataset(graph, variables, n, split="test", data_dir=None, seed=0, log=p
 
     Samples are read together (one index for all variables), so paired variables stay paired.
     """
-    info = resolve_dataset(graph.dataset.name)
-    data = info.load(split, data_dir or graph.dataset.dir, log=log)  # file datasets have one split: all of it
+    info = graph.dataset
+    data = info.load(split, data_dir, log=log)  # file datasets have one split: all of it
     have = variables_of(data)
     missing = [v for v in variables if v not in have]
     if missing:
@@ -97,7 +96,7 @@ def for_infer(graph, executor, num, inputs=(), split="test", data_dir=None, seed
 
 def first_samples_of_split(graph, variables, n, split="test", data_dir=None, log=print):
     """The first `n` samples of `variables` in the graph dataset's `split` (a fixed, reproducible set)."""
-    info = resolve_dataset(graph.dataset.name)
-    data = info.load(split, data_dir or graph.dataset.dir, log=log)
+    info = graph.dataset
+    data = info.load(split, data_dir, log=log)
     n = min(n, length_of(data))
     return first_samples(data, variables, n, info.images)

@@ -4,6 +4,7 @@
 `python -m nncgan.cli` prints as that. `invoked()` keeps the command line of this process, so that a
 "start again" hint repeats it whole (--data-dir, --log-file, --out and all).
 """
+import difflib
 import os
 import shlex
 import shutil
@@ -49,3 +50,22 @@ def again(fallback):
     same = len(_ARGV) > 1 and _ARGV[0] == fallback[0] and \
         os.path.abspath(resolve(_ARGV[1])) == os.path.abspath(str(fallback[1]))
     return command(*(_ARGV if same else fallback))
+
+
+# ---- "did you mean": the closest names to a misspelt one
+
+def did_you_mean(word, options):
+    """"; did you mean 'X'?" for the options closest to a misspelt `word`, or ""."""
+    options = [str(o) for o in options]
+    lower = {o.lower(): o for o in options}  # case slips (Relu for ReLU) are the commonest
+    near = difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)
+    # Only the matches about as close as the best one: 'Afine' is Affine, not also ASin.
+    best = max((difflib.SequenceMatcher(None, str(word).lower(), n).ratio() for n in near), default=0)
+    near = [n for n in near if difflib.SequenceMatcher(None, str(word).lower(), n).ratio() >= best - 0.1]
+    return f"; did you mean {' or '.join(repr(lower[n]) for n in near)}?" if near else ""
+
+
+def close(word, options):
+    """The options closest to `word` (at most three)."""
+    lower = {str(o).lower(): o for o in options}
+    return [lower[n] for n in difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nncgan.data import registry
+from nncgan.data.spec import DatasetSpec
 from nncgan.data.batches import iterator
 from nncgan.data.csv_dataset import CsvSamples
 from nncgan.data.export import export_csv
@@ -27,7 +27,7 @@ def exported(tmp_path_factory, mnist_dir):
 
 
 def load_csv(path):
-    return registry.file_dataset("csv", str(path)).load("train", log=QUIET)
+    return DatasetSpec.of("csv", str(path)).load("train", log=QUIET)
 
 
 def png(path, shape=(28, 28), value=None, mode="L"):
@@ -70,8 +70,8 @@ def test_export_writes_nnc_sample_layout(exported):
 @pytest.mark.parametrize("split, csv_name", [("train", "mnist_training.csv"), ("test", "mnist_test.csv")])
 def test_round_trip_gives_identical_arrays(exported, split, csv_name, mnist_dir):
     out, _ = exported
-    want = registry.DATASETS["mnist"].load(split, str(mnist_dir), log=QUIET)
-    info = registry.file_dataset("csv", str(out / csv_name))
+    want = DatasetSpec("mnist").load(split, str(mnist_dir), log=QUIET)
+    info = DatasetSpec.of("csv", str(out / csv_name))
     assert info.variables == {"x": (1, 28, 28), "y": (1,)} and info.images == ("x",) and info.classes == 10
     got = info.load("train", log=QUIET)
     assert got["x"].dtype == np.uint8 and np.array_equal(got["x"], want["x"][:N])
@@ -83,7 +83,7 @@ def test_graph_on_csv_takes_variables_from_it(exported, tmp_path):
     g = parse_graph(graph_on(tmp_path, f"csv: {out / 'mnist_training.csv'}"))
     assert g.dataset.name == f"csv:{out / 'mnist_training.csv'}"
     assert g.dataset.variables == {"x": (1, 28, 28), "y": (1,)} and g.dataset.classes == 10
-    assert registry.resolve(g.dataset.name).load("train", log=QUIET)["x"].shape == (N, 1, 28, 28)
+    assert g.dataset.load("train", log=QUIET)["x"].shape == (N, 1, 28, 28)
 
 
 def test_graph_input_size_is_checked_against_the_csv(exported, tmp_path):
@@ -94,7 +94,7 @@ def test_graph_input_size_is_checked_against_the_csv(exported, tmp_path):
 
 def test_vector_columns(tmp_path):
     c = write_csv(tmp_path / "v.csv", "x__0,x__1,x__2,y:label\n0.5,1,2,0\n3,4,5.25,1\n")
-    info = registry.file_dataset("csv", str(c))
+    info = DatasetSpec.of("csv", str(c))
     assert info.variables == {"x": (3,), "y": (1,)} and info.images == () and info.classes == 2
     arrays = info.load("train", log=QUIET)
     assert arrays["x"].tolist() == [[0.5, 1, 2], [3, 4, 5.25]] and arrays["y"].tolist() == [[0], [1]]
@@ -131,7 +131,7 @@ def expect_error(path, *fragments, when="parse"):
     """The error comes when the graph is parsed (the registry describes the CSV) or, for what
     only reading every file can show, when the data is loaded: both before any training."""
     with pytest.raises(DataError) as err:
-        info = registry.file_dataset("csv", str(path))
+        info = DatasetSpec.of("csv", str(path))
         assert when == "load", "the error should have come when the CSV was described"
         info.load("train", log=QUIET)
     for f in fragments:

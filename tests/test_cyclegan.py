@@ -9,7 +9,7 @@ from PIL import Image
 from nncgan import cli, inference
 from nncgan.builder import build_all
 from nncgan.feeds import first_samples_of_split
-from nncgan.data import registry
+from nncgan.data.spec import DatasetSpec
 from nncgan.graph.parse import parse_graph
 from nncgan.train.optimizer import OptimizerStep
 
@@ -156,5 +156,5 @@ def test_real_use_unpaired_folders_check(tmp_path):
     from nncgan.graph import overrides
     g, _ = overrides.load(str(CYCLEGAN), [f"dataset={{folder: {tmp_path}, size: [1, 28, 28]}}"])
     assert g.dataset.variables == {"a": (1, 28, 28), "b": (1, 28, 28)}
-    data = registry.resolve(g.dataset.name).load("train", log=lambda *a: None)
+    data = g.dataset.load("train", log=lambda *a: None)
     assert len(data["a"]) == 5 and data.independent == ("b",)  # the larger set; B in its own order

@@ -2,12 +2,13 @@
 import numpy as np
 import pytest
 
-from nncgan.data import derived, registry
+from nncgan.data import derived
+from nncgan.data.spec import DatasetSpec
 from nncgan.data.batches import iterator, to_batch
 from nncgan.errors import DataError, GraphError
 from nncgan.graph import parse
 
-from conftest import use_small_mnist
+from conftest import stand_in, use_small_mnist
 
 
 def _digits(n=6, seed=0):
@@ -25,16 +26,13 @@ def fake_mnist(monkeypatch):
     """'mnist' as 40 synthetic images with labels 0..39 (so halves and orders can be traced)."""
     x, _ = _digits(40)
     y = np.arange(40, dtype=np.float32)[:, None]
-    info = registry.DATASETS["mnist"]
-    monkeypatch.setitem(registry.DATASETS, "mnist", registry.DatasetInfo(
-        "mnist", info.variables, info.classes, lambda split, data_dir=None, log=print: {"x": x, "y": y},
-        info.images, info.doc))
+    stand_in(monkeypatch, "mnist", lambda split, data_dir=None, log=print: {"x": x, "y": y})
     return x, y
 
 
 def test_downscale_is_the_area_average_and_x_up_its_bicubic_resize(fake_mnist):
     x, y = fake_mnist
-    info = registry.derived_dataset("mnist", {"type": "downscale", "factor": 2})
+    info = DatasetSpec.of("mnist", derive={"type": "downscale", "factor": 2})
     assert info.variables == {"x": (1, 28, 28), "x_low": (1, 14, 14), "x_up": (1, 28, 28), "y": (1,)}
     a = info.load("train", log=lambda *_: None)
     assert np.array_equal(a["x"], x) and np.array_equal(a["y"], y)
@@ -52,19 +50,19 @@ def test_downscale_is_the_area_average_and_x_up_its_bicubic_resize(fake_mnist):
 
 def test_downscale_factor_four_and_refused_factors(fake_mnist):
     x, _ = fake_mnist
-    a = registry.derived_dataset("mnist", {"type": "downscale", "factor": 4}).load("train", log=lambda *_: None)
+    a = DatasetSpec.of("mnist", derive={"type": "downscale", "factor": 4}).load("train", log=lambda *_: None)
     assert a["x_low"].shape == (40, 1, 7, 7)
     assert a["x_low"][3, 0, 2, 5] == pytest.approx(x[3, 0, 8:12, 20:24].mean())
     for bad, said in (({"type": "downscale", "factor": 3}, "divide"), ({"type": "downscale", "factor": 1}, ">= 2"),
                       ({"type": "blur"}, "one of downscale, edges, strokes"),
                       ({"type": "edges", "factor": 2}, "unknown key 'factor'"), ({"type": "edges", "threshold": 1.5}, "between")):
         with pytest.raises(DataError, match=said):
-            registry.derived_dataset("mnist", bad)
+            DatasetSpec.of("mnist", derive=bad)
 
 
 def test_edges_are_binary_outlines_of_the_item(fake_mnist):
     x, y = fake_mnist
-    a = registry.derived_dataset("mnist", {"type": "edges"}).load("train", log=lambda *_: None)
+    a = DatasetSpec.of("mnist", derive={"type": "edges"}).load("train", log=lambda *_: None)
     assert set(a) == {"a", "b", "y"} and np.array_equal(a["b"], x)
     e = a["a"][:, 0]
     assert set(np.unique(e)) <= {0, 255}
@@ -80,13 +78,13 @@ def test_edges_are_binary_outlines_of_the_item(fake_mnist):
         far[max(r0 - 1, 0):r1 + 2, max(c0 - 1, 0):c1 + 2] = False
         assert not e[i][far].any()                            # nothing away from the item
     # a higher threshold keeps fewer edge pixels
-    hi = registry.derived_dataset("mnist", {"type": "edges", "threshold": 0.9}).load("train", log=lambda *_: None)
+    hi = DatasetSpec.of("mnist", derive={"type": "edges", "threshold": 0.9}).load("train", log=lambda *_: None)
     assert (hi["a"] > 0).sum() < (e > 0).sum()
 
 
 def test_strokes_train_split_halves_are_disjoint_and_thin_thick(fake_mnist):
     x, y = fake_mnist
-    info = registry.derived_dataset("mnist", {"type": "strokes"})
+    info = DatasetSpec.of("mnist", derive={"type": "strokes"})
     a = info.load("train", log=lambda *_: None)
     assert np.array_equal(a["y_a"][:, 0], np.arange(20)) and np.array_equal(a["y_b"][:, 0], np.arange(20, 40))
     assert not set(a["y_a"][:, 0]) & set(a["y_b"][:, 0])
@@ -107,17 +105,16 @@ def test_strokes_train_split_halves_are_disjoint_and_thin_thick(fake_mnist):
 
 def test_real_mnist_strokes_keep_every_digit_visible(monkeypatch, mnist_dir):
     use_small_mnist(monkeypatch)["n"] = 200
-    a = registry.derived_dataset("mnist", {"type": "strokes"}).load("train", log=lambda *_: None)
+    a = DatasetSpec.of("mnist", derive={"type": "strokes"}).load("train", log=lambda *_: None)
     thin_ink = (a["a"] > 127).sum(axis=(1, 2, 3))
     thick_ink = (a["b"] > 127).sum(axis=(1, 2, 3))
     # about half the ink thin, twice it thick; nearly every thin digit keeps a visible stroke
     assert np.mean(thin_ink >= 10) > 0.95 and np.median(thick_ink) > 3 * np.median(thin_ink)
 
 
-def test_limit_samples_applies_before_deriving(fake_mnist, monkeypatch):
-    monkeypatch.setenv("NNCGAN_LIMIT_SAMPLES", "10")
-    a = registry.derived_dataset("mnist", {"type": "strokes"}).load("train", log=lambda *_: None)
-    assert len(a["a"]) == len(a["b"]) == 5
+def test_limit_samples_applies_before_deriving(fake_mnist):
+    a = DatasetSpec.of("mnist", derive={"type": "strokes"}).load("train", log=lambda *_: None, limit=10)
+    assert len(a["a"]) == len(a["b"]) == 5 and a["y_a"][:, 0].tolist() == [0, 1, 2, 3, 4]
 
 
 GRAPH = """nncgan: 1
@@ -148,11 +145,10 @@ def test_graph_names_a_derived_dataset_and_errors_name_the_line(tmp_path):
     g.write_text(GRAPH.replace("DERIVE", "{type: downscale, factor: 2}"))
     graph = parse.parse_graph(str(g))
     assert graph.dataset.variables["x_low"] == (1, 14, 14)
-    assert registry.resolve(graph.dataset.name).variables == graph.dataset.variables
-    # the name alone brings it back (a new process reading a run's graph name)
-    registry._FILE_DATASETS.clear()
-    assert registry.resolve(graph.dataset.name).variables["x_up"] == (1, 28, 28)
-    assert derived.spec_of("edges,threshold=0.3") == {"type": "edges", "threshold": 0.3}
+    # the mapping as written, which `render` writes back
+    assert graph.dataset.mapping() == {"name": "mnist", "derive": {"type": "downscale", "factor": 2}}
+    assert graph.dataset == DatasetSpec.of("mnist", derive={"type": "downscale", "factor": 2})
+    assert graph.dataset.name == "mnist+downscale,factor=2"
     g.write_text(GRAPH.replace("DERIVE", "{type: downscale, factor: 5}"))
     with pytest.raises(GraphError) as e:
         parse.parse_graph(str(g))

@@ -43,8 +43,8 @@ def small(trained):
 
 
 def _test_split():
-    from nncgan.data.registry import resolve
-    test = resolve("mnist").load("test")
+    from nncgan.data.spec import DatasetSpec
+    test = DatasetSpec("mnist").load("test")
     return test["x"].astype(np.float32) / 255, test["y"][:, 0]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nncgan.data import fashion_mnist as fm
-from nncgan.data import registry
+from nncgan.data.spec import DatasetSpec
 from nncgan.data.idx import FILENAMES, LocalDir
 from nncgan.errors import DataError
 
@@ -113,7 +113,7 @@ def test_loads_both_splits_from_dir(tmp_path):
 
 
 def test_registry_feeds_x_and_y():
-    info = registry.DATASETS["fashion-mnist"]
+    info = DatasetSpec("fashion-mnist")
     arrays = info.load("test", str(REAL), log=QUIET)
     assert arrays["x"].shape == (10000, 1, 28, 28) and arrays["y"].shape == (10000, 1)
     assert info.variables == {"x": (1, 28, 28), "y": (1,)} and info.classes == 10 and info.images == ("x",)
@@ -240,7 +240,7 @@ def test_graph_dataset_from_the_debian_package_alone(tmp_path, monkeypatch, debi
     monkeypatch.setattr(fm, "DEBIAN_DIR", str(debian_dir))
     monkeypatch.setattr("nncgan.data.idx.urllib_fetch", must_not_run)
     lines = []
-    arrays = registry.resolve("fashion-mnist").load("train", None, log=lines.append)
+    arrays = DatasetSpec("fashion-mnist").load("train", None, log=lines.append)
     assert arrays["x"].shape == (60000, 1, 28, 28) and arrays["y"][0, 0] == 9
     assert lines[-1] == f"Fashion-MNIST: using the Debian package dataset-fashion-mnist in {debian_dir}"
     assert files_in(tmp_path / "home" / ".cache" / "nncgan" / "fashion-mnist") == []  # read in place

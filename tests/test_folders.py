@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nncgan.data import registry
+from nncgan.data.spec import DatasetSpec
 from nncgan.data.folders import FolderSamples
 from nncgan.errors import DataError, GraphError
 from nncgan.graph.parse import parse_graph
@@ -23,7 +23,7 @@ def png(path, h=6, w=4, mode="L", seed=0):
 
 
 def load(path, **options):
-    return registry.file_dataset("folder", str(path), **options).load("train", log=QUIET)
+    return DatasetSpec.of("folder", str(path), **options).load("train", log=QUIET)
 
 
 def test_class_folders_label_in_sorted_name_order(tmp_path):
@@ -31,7 +31,7 @@ def test_class_folders_label_in_sorted_name_order(tmp_path):
     for k, cls in enumerate(["cat", "ant", "bee"]):
         for j in range(k + 1):
             want[(cls, j)] = png(tmp_path / cls / f"{j}.png", seed=10 * k + j)
-    info = registry.file_dataset("folder", str(tmp_path))
+    info = DatasetSpec.of("folder", str(tmp_path))
     assert info.variables == {"x": (1, 6, 4), "y": (1,)} and info.classes == 3 and info.images == ("x",)
     arrays = info.load("train", log=QUIET)
     # sorted: ant (2 images) -> 0, bee (3) -> 1, cat (1) -> 2
@@ -42,7 +42,7 @@ def test_class_folders_label_in_sorted_name_order(tmp_path):
 def test_size_converts_to_rgb_and_resizes(tmp_path):
     png(tmp_path / "a" / "0.png", 6, 4, "L")
     png(tmp_path / "b" / "0.png", 10, 10, "RGB")
-    info = registry.file_dataset("folder", str(tmp_path), size=[3, 8, 8])
+    info = DatasetSpec.of("folder", str(tmp_path), size=[3, 8, 8])
     assert info.variables["x"] == (3, 8, 8)
     x = info.load("train", log=QUIET)["x"]
     assert x.shape == (2, 3, 8, 8) and np.array_equal(x[0, 0], x[0, 1])  # grey -> three equal channels
@@ -55,7 +55,7 @@ def test_graph_takes_folder_size_and_checks_inputs(tmp_path):
     g.write_text(CGAN.read_text().replace("  name: mnist ", "  folder: digits\n  size: [1, 28, 28] #", 1))
     graph = parse_graph(g)
     assert graph.dataset.variables == {"x": (1, 28, 28), "y": (1,)} and graph.dataset.classes == 10
-    assert registry.resolve(graph.dataset.name).load("train", log=QUIET)["x"].shape == (10, 1, 28, 28)
+    assert graph.dataset.load("train", log=QUIET)["x"].shape == (10, 1, 28, 28)
     g.write_text(CGAN.read_text().replace("  name: mnist ", "  folder: digits #", 1))
     with pytest.raises(GraphError, match=r"size \(1, 28, 28\) does not match dataset variable 'x' of shape \(1, 20, 20\)"):
         parse_graph(g)
@@ -64,7 +64,7 @@ def test_graph_takes_folder_size_and_checks_inputs(tmp_path):
 def test_paired_folders(tmp_path):
     a1, b1 = png(tmp_path / "A" / "1.png", seed=1), png(tmp_path / "B" / "1.png", seed=2)
     a2, b2 = png(tmp_path / "A" / "2.png", seed=3), png(tmp_path / "B" / "2.png", seed=4)
-    info = registry.file_dataset("folder", str(tmp_path))
+    info = DatasetSpec.of("folder", str(tmp_path))
     assert info.variables == {"a": (1, 6, 4), "b": (1, 6, 4)} and info.classes == 0 and info.images == ("a", "b")
     arrays = info.load("train", log=QUIET)
     assert np.array_equal(arrays["a"][:, 0], [a1, a2]) and np.array_equal(arrays["b"][:, 0], [b1, b2])
@@ -80,7 +80,7 @@ def test_side_by_side_pairs(tmp_path):
 def test_unpaired_sets_cycle_the_smaller(tmp_path):
     a = [png(tmp_path / "trainA" / f"{i}.png", seed=i) for i in range(3)]
     b = [png(tmp_path / "trainB" / f"{i}.png", 5, 5, seed=9 + i) for i in range(2)]
-    info = registry.file_dataset("folder", str(tmp_path))
+    info = DatasetSpec.of("folder", str(tmp_path))
     assert info.variables == {"a": (1, 6, 4), "b": (1, 5, 5)}
     arrays = info.load("train", log=QUIET)
     assert len(arrays["a"]) == 3 and np.array_equal(arrays["a"][2, 0], a[2]) and np.array_equal(arrays["b"][2, 0], b[0])

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from nncgan import cli
-from nncgan.data import registry
+from nncgan.data.spec import DatasetSpec
 from nncgan.errors import DataError
 
 from conftest import ROOT
@@ -23,7 +23,7 @@ needs_samples = pytest.mark.skipif(not WITH_LABEL.is_file(), reason=f"NNC sample
 def csv_dataset(path, labels):
     path.write_text("x__0,y:label\n" + "".join(f"{i % 7}.5,{y}\n" for i, y in enumerate(labels)))
     with no_hang(what=f"a CSV dataset with labels {labels[:5]}"):
-        return registry.file_dataset("csv", str(path))
+        return DatasetSpec.of("csv", str(path))
 
 
 def run_cli(args, capsys):
@@ -50,7 +50,7 @@ def test_csv_labels_and_values_must_be_finite(tmp_path, bad):
         csv_dataset(tmp_path / "d.csv", [0, bad, 1])
     (tmp_path / "x.csv").write_text(f"x__0,y:label\n0.5,0\n{bad},1\n")
     with pytest.raises(DataError, match=r"row 2 \(line 3\): 'x' must hold finite numbers"):
-        registry.file_dataset("csv", str(tmp_path / "x.csv")).load("train", log=lambda *a: None)
+        DatasetSpec.of("csv", str(tmp_path / "x.csv")).load("train", log=lambda *a: None)
 
 
 @settings(derandomize=True, max_examples=80, deadline=None)
@@ -82,7 +82,7 @@ def test_image_over_pillows_bomb_limit_is_refused(tmp_path):
     # 200 M pixels of a 1-bit image: 25 MB to build, a few hundred kB as PNG; Pillow raises above twice its limit.
     _folder(tmp_path / "d", {"a.png": Image.new("L", (8, 8)), "b.png": Image.new("1", (20000, 10000))})
     with no_hang(), pytest.raises(DataError, match="b.png: the image has more pixels than Pillow's decompression-bomb limit"):
-        registry.file_dataset("folder", str(tmp_path / "d"), size=[1, 8, 8]).load("train", log=lambda *a: None)
+        DatasetSpec.of("folder", str(tmp_path / "d"), size=[1, 8, 8]).load("train", log=lambda *a: None)
 
 
 def test_image_between_pillows_warning_and_error_is_refused(tmp_path, monkeypatch):
@@ -90,24 +90,24 @@ def test_image_between_pillows_warning_and_error_is_refused(tmp_path, monkeypatc
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     _folder(tmp_path / "d", {"a.png": Image.new("L", (40, 40))})    # 1,600 pixels: a warning in Pillow
     with pytest.raises(DataError, match="a.png: the image has more pixels than Pillow's decompression-bomb limit of 1,000"):
-        registry.file_dataset("folder", str(tmp_path / "d"))
+        DatasetSpec.of("folder", str(tmp_path / "d"))
 
 
 def test_a_folder_size_too_large_to_allocate_is_refused(tmp_path):
     _folder(tmp_path / "d", {"a.png": Image.new("L", (8, 8))})
     with no_hang(), pytest.raises(DataError, match=r"size \[3, 100000, 100000\] is 30,000,000,000 values per "
                                                    r"image; nncgan takes at most 268,435,456"):
-        registry.file_dataset("folder", str(tmp_path / "d"), size=[3, 100000, 100000])
+        DatasetSpec.of("folder", str(tmp_path / "d"), size=[3, 100000, 100000])
 
 
 def test_looping_links_in_a_folder_dataset_are_named(tmp_path):
     _folder(tmp_path / "d", {"a.png": Image.new("L", (8, 8))})
     os.symlink("loop.png", tmp_path / "d" / "digit" / "loop.png")
     with no_hang(), pytest.raises(DataError, match=r"loop.png: a symbolic link that loops"):
-        registry.file_dataset("folder", str(tmp_path / "d"))
+        DatasetSpec.of("folder", str(tmp_path / "d"))
     os.symlink("root", tmp_path / "root")
     with no_hang(), pytest.raises(DataError, match=r"root: a symbolic link that loops"):
-        registry.file_dataset("folder", str(tmp_path / "root"))
+        DatasetSpec.of("folder", str(tmp_path / "root"))
 
 
 # ---- imports

@@ -9,7 +9,7 @@ from nncgan import cli, safeio
 from nncgan.errors import GraphError
 from nncgan.graph import overrides
 from nncgan.train import checkpoint, keep, loop, progress
-from nncgan.eval.hook import series_path
+from nncgan.train.progress import eval_series_path as series_path
 
 GRAPH = """
 dataset: {{name: mnist}}

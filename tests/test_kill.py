@@ -25,7 +25,7 @@ import pytest
 
 from nncgan import cli, run as runs
 from nncgan.builder import build_all
-from nncgan.data import registry
+from nncgan.data.spec import DatasetSpec
 from nncgan.graph.parse import parse_graph
 from nncgan.train import checkpoint, progress
 from nncgan.train.optimizer import OptimizerStep
@@ -144,7 +144,7 @@ def kill_and_resume(tmp_path, args, rounds=1):
     ckpt = run / checkpoint.CKPT_DIR
     env = {**os.environ, "NNCGAN_LIMIT_SAMPLES": LIMIT, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
-    registry.DATASETS["mnist"].load("train", args[args.index("--data-dir") + 1], log=lambda *a: None)  # children inherit it
+    DatasetSpec("mnist").load("train", args[args.index("--data-dir") + 1], log=lambda *a: None)  # children inherit it
     import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot, tensorboardX  # noqa: E702,F401 (once, not per child)
     # A fresh interpreter, the command as a user types it: one epoch.
     first = subprocess.run([sys.executable, "-m", "nncgan.cli", "train", str(CGAN), "--epochs", "1",

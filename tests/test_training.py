@@ -125,17 +125,14 @@ def test_interrupt_keeps_the_last_complete_epoch_and_says_how_to_resume(tmp_path
 
 def digits_only(monkeypatch, digits, n):
     """The 'mnist' dataset made of the first `n` real images of `digits` (each split)."""
-    from nncgan.data import registry
-    from conftest import dataset_dir
-    info = registry.DATASETS["mnist"]
+    from conftest import dataset_dir, stand_in
     where = str(dataset_dir("mnist"))
 
     def load(split, data_dir=None, log=print):
-        a = info.load(split, where, log=lambda *_: None)
+        a = real(split, where, lambda *_: None)
         keep = np.isin(a["y"][:, 0], digits)
         return {k: v[keep][:n] for k, v in a.items()}
-    monkeypatch.setitem(registry.DATASETS, "mnist", registry.DatasetInfo(
-        info.name, info.variables, info.classes, load, info.images, info.doc))
+    real = stand_in(monkeypatch, "mnist", load)
 
 
 def read_digits(classifier, png, n):

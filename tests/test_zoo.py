@@ -139,9 +139,8 @@ def test_stage2_after_training_still_depends_on_its_input(small_mnist):
     g = overrides.load(GRAPHS / "multistage_gan.yaml")[0]
     nets, rng = build_all(g, 8, 0)
     steps = [OptimizerStep(o, nets[o.network]) for o in g.optimizers]
-    from nncgan.data.registry import resolve
     from nncgan.feeds import first_samples
-    info = resolve(g.dataset.name)
+    info = g.dataset
     data = first_samples(info.load("train", None, log=lambda *a: None), ["x", "x_low"], 8, info.images)
     for i in range(10):
         for s in steps:
@@ -169,9 +168,8 @@ def _cyclegan_l1s(sets=(), iterations=60):
     g = overrides.load(GRAPHS / "cyclegan.yaml", list(sets))[0]
     nets, rng = build_all(g, 8, 0)
     steps = [OptimizerStep(o, nets[o.network]) for o in g.optimizers]
-    from nncgan.data.registry import resolve
     from nncgan.feeds import first_samples
-    info = resolve(g.dataset.name)
+    info = g.dataset
     batch = first_samples(info.load("train", None, log=lambda *a: None), ["a", "b"], 8, info.images)
     a = first_samples(info.load("test", None, log=lambda *a: None), ["a"], 8, info.images)["a"]
     for i in range(iterations):

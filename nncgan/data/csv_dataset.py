@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..images import is_image
+from .kind import DatasetInfo
 from .samples import Arrays, Samples, fits_in_memory, read_all
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -215,16 +216,9 @@ def load_table(table, log=print):
     return Arrays(arrays, table.where)
 
 
-def dataset_info(path):
-    """The registry entry of a CSV dataset: variables and shapes from the header and row 1."""
-    from .registry import DatasetInfo
+def describe(path):
+    """What a CSV dataset holds: variables and shapes from the header and row 1, classes of `y`."""
     table = CsvTable(path)
-    classes = table.classes()
-
-    def load(split, data_dir=None, log=print):
-        # The table is read again: the file may have changed since the graph was parsed.
-        return load_table(CsvTable(path), log)
-
     variables = {v: tuple(table.shapes[v]) for v in table.variables}
     doc = ", ".join(f"{v} {'image ' if v in table.images else ''}{variables[v]}" for v in table.variables)
-    return DatasetInfo(f"csv:{path}", variables, classes, load, table.images, f"NNC CSV dataset {path}: {doc}")
+    return DatasetInfo(f"csv:{path}", variables, table.classes(), table.images, f"NNC CSV dataset {path}: {doc}")

@@ -18,11 +18,9 @@ fashion-mnist). Each derivation maps the base's images ``x`` (uint8, (1, 28, 28)
   and ``trainB/``). The test split gives both versions of every test image (``y_a`` = ``y_b``),
   so a translation can be scored against the true other version and its label.
 
-NNCGAN_LIMIT_SAMPLES (the built-in datasets' test hook) limits the base before deriving.
+A sample limit (--limit-samples N, nncgan.data.spec) takes the base's first N before deriving.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
@@ -192,39 +190,18 @@ def derivation(spec):
     return cls(spec)
 
 
-def _limited(arrays):
-    limit = int(os.environ.get("NNCGAN_LIMIT_SAMPLES") or 0)
-    return {k: v[:limit] for k, v in arrays.items()} if limit > 0 else arrays
-
-
-def dataset_info(base, spec):
-    """The registry entry of BASE derived by `spec`; raises DataError naming the problem."""
-    from .registry import DATASETS, DatasetInfo
-    from .samples import Arrays
-    if base not in DATASETS:
-        raise DataError(f"derive applies to a built-in dataset ({', '.join(DATASETS)}), got {base!r}")
+def describe(base, spec):
+    """DatasetInfo of the built-in dataset described by `base` (a DatasetInfo) derived by `spec`."""
+    from .kind import DatasetInfo
     d = derivation(spec)
-    name = f"{base}+{d.key()}"
-
-    def load(split, data_dir=None, log=print):
-        # Looked up at load time, so a test's stand-in for the base is the one derived.
-        arrays = _limited(DATASETS[base].load(split, data_dir, log=log))
-        out = d.derive(np.asarray(arrays["x"]), np.asarray(arrays["y"]), split)
-        log(f"{name}: {len(next(iter(out.values())))} samples ({split}), derived from {base}")
-        return Arrays(out, independent=d.independent)
-
-    doc = f"{base} derived by {d.key()}: " + ", ".join(f"{v} {s}" for v, s in d.variables().items())
-    return DatasetInfo(name, d.variables(), DATASETS[base].classes, load, d.images, doc)
+    doc = f"{base.name} derived by {d.key()}: " + ", ".join(f"{v} {s}" for v, s in d.variables().items())
+    return DatasetInfo(f"{base.name}+{d.key()}", d.variables(), base.classes, d.images, doc)
 
 
-def spec_of(key):
-    """The inverse of Derivation.key(): "downscale,factor=2" -> {type: downscale, factor: 2}."""
-    kind, *opts = key.split(",")
-    spec = {"type": kind}
-    for opt in opts:
-        k, _, v = opt.partition("=")
-        try:
-            spec[k] = int(v)
-        except ValueError:
-            spec[k] = float(v)
-    return spec
+def derive(base, spec, arrays, split, log=print):
+    """The base's loaded split {x, y} turned into the derived set's variables (samples.Arrays)."""
+    from .samples import Arrays
+    d = derivation(spec)
+    out = d.derive(np.asarray(arrays["x"]), np.asarray(arrays["y"]), split)
+    log(f"{base}+{d.key()}: {len(next(iter(out.values())))} samples ({split}), derived from {base}")
+    return Arrays(out, independent=d.independent)

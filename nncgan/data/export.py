@@ -15,7 +15,8 @@ from PIL import Image
 
 from .. import safeio
 from ..errors import DataError
-from .registry import DATASETS
+from .registry import built_in_names
+from .spec import DatasetSpec
 
 # split -> (image folder, CSV suffix), as in NNC's sample
 LAYOUT = {"train": ("training", "training"), "test": ("validation", "test")}
@@ -23,10 +24,9 @@ LAYOUT = {"train": ("training", "training"), "test": ("validation", "test")}
 
 def export_csv(name, out_dir, *, splits=("train", "test"), limit=None, data_dir=None, log=print):
     """Export `limit` samples (all by default) of each split; returns the CSV paths written."""
-    info = DATASETS.get(name)
-    if info is None or set(info.variables) != {"x", "y"}:
-        raise DataError(f"cannot export {name!r}; exportable: "
-                        + ", ".join(n for n, i in DATASETS.items() if set(i.variables) == {"x", "y"}))
+    if name not in built_in_names():  # every built-in dataset is images x and labels y
+        raise DataError(f"cannot export {name!r}; exportable: {', '.join(built_in_names())}")
+    info = DatasetSpec(name)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file, not a folder; name a folder to export into")

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import DataError
 from ..images import IMAGE_EXTENSIONS, ImageReader, entries as _entries, image_files as _images, \
     open_image as _open, stat_of as _stat
+from .kind import DatasetInfo
 from .samples import Arrays, Samples, fits_in_memory, read_all
 
 LAYOUTS = ("classes", "paired", "side-by-side", "unpaired")
@@ -164,14 +165,12 @@ def load(root, size=None, layout=None, log=print):
     return Arrays(arrays, samples.where, samples.independent)
 
 
-def dataset_info(path, size=None, layout=None):
-    from .registry import DatasetInfo
+def describe(path, size=None, layout=None):
+    """What an image folder holds: its variables (the first image of each sets the shape without
+    `size`) and classes (class subfolders)."""
     layout_found, files, labels, readers, classes = scan(path, size, layout)
     variables = {v: readers[v].shape for v in files}
     if labels is not None:
         variables["y"] = (1,)
-    name = f"folder:{path}" + (f"?size={'x'.join(map(str, size))}" if size else "") + \
-        (f"&layout={layout}" if layout else "")
     doc = f"image folder {path} ({layout_found}" + (f": {', '.join(classes)})" if classes else ")")
-    return DatasetInfo(name, variables, len(classes), lambda split, data_dir=None, log=print:
-                       load(path, size, layout, log), tuple(files), doc)
+    return DatasetInfo(f"folder:{path}", variables, len(classes), tuple(files), doc)

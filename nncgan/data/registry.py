@@ -1,89 +1,88 @@
-"""Datasets a graph can name, with the variables (and shapes) each one feeds."""
-import os
-from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+"""The dataset kinds a graph's `dataset:` mapping can name: one class each, listed in KINDS.
+
+Adding a built-in dataset is a `BuiltIn` class here (its reader in a module of its own, e.g.
+mnist.py); adding a file kind is a `DatasetKind` class here. Nothing else lists them: the
+graph parser, `render`, `check`, the trainer, `nncgan eval` and the CLI's choices read KINDS.
+The format modules are imported when a kind reads, never at import time, and none imports
+this module, so there is no import cycle. (docs: "Extending nncgan")
+"""
+from ..errors import DataError
+from .kind import BuiltIn, DatasetInfo, DatasetKind  # noqa: F401  (DatasetInfo: re-exported)
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    variables: Dict[str, Tuple[int, ...]]   # variable -> shape of one sample
-    classes: int                            # number of labels in `y` (0 when unlabelled)
-    load: Callable                          # (split, data_dir, log) -> {variable: array}
-    images: Tuple[str, ...] = ()            # uint8 variables fed as pixel/255 (ImageNormalization)
-    doc: str = ""
+class Mnist(BuiltIn):
+    name = "mnist"
+    doc = "MNIST digits: x image (1,28,28) in [0,1], y label 0-9"
+    train_samples = 60000
+    classifier = ("classifier_mnist", "graphs/classifier_mnist.yaml")
+
+    def images_and_labels(self, split, data_dir, log):
+        from .mnist import load_mnist
+        return load_mnist(split, data_dir, log=log)
 
 
-def _load_mnist(split, data_dir=None, log=print):
-    from .mnist import load_mnist
-    images, labels = load_mnist(split, data_dir, log=log)
-    return _limited(images, labels)
+class FashionMnist(BuiltIn):
+    name = "fashion-mnist"
+    doc = "Fashion-MNIST: x image (1,28,28) in [0,1], y label 0-9 (T-shirt/top ... Ankle boot)"
+    train_samples = 60000
+    classifier = ("classifier_fashion", "graphs/classifier_fashion.yaml")
+
+    def images_and_labels(self, split, data_dir, log):
+        from .fashion_mnist import load_fashion_mnist
+        return load_fashion_mnist(split, data_dir, log=log)
 
 
-def _limited(images, labels):
-    # For tests that run the real command in a subprocess (e.g. killing it mid-save) and for
-    # bench/zoo.py --quick: a few samples make an epoch last well under a second.
-    # `train` reads it as --limit-samples, saying so.
-    limit = int(os.environ.get("NNCGAN_LIMIT_SAMPLES") or 0)
-    if limit > 0:
-        images, labels = images[:limit], labels[:limit]
-    # Kept as uint8; the batcher scales to [0, 1] (NNC's ImageNormalization: pixel/255).
-    return {"x": images[:, None, :, :], "y": labels[:, None]}
+class CsvFile(DatasetKind):
+    """An NNC CSV dataset (nncgan.data.csv_dataset): one file, the same for every split."""
+
+    name = key = "csv"
+    doc = "an NNC CSV file"
+
+    def describe(self, spec):
+        from .csv_dataset import describe
+        return describe(spec.path)
+
+    def read(self, spec, split, data_dir, log):
+        # The table is read again: the file may have changed since the graph was parsed.
+        from .csv_dataset import CsvTable, load_table
+        return load_table(CsvTable(spec.path), log)
+
+    def train_size(self, spec):
+        from .csv_dataset import CsvTable
+        return len(CsvTable(spec.path))  # the rows, without reading any image
 
 
-def _load_fashion_mnist(split, data_dir=None, log=print):
-    from .fashion_mnist import load_fashion_mnist
-    images, labels = load_fashion_mnist(split, data_dir, log=log)
-    return _limited(images, labels)
+class ImageFolder(DatasetKind):
+    """Image folders (nncgan.data.folders): classes, paired, side-by-side or unpaired."""
+
+    name = key = "folder"
+    options = ("size", "layout")
+    doc = "image folders"
+
+    def describe(self, spec):
+        from .folders import describe
+        return describe(spec.path, **spec.option_dict())
+
+    def read(self, spec, split, data_dir, log):
+        from .folders import load
+        return load(spec.path, log=log, **spec.option_dict())
 
 
-DATASETS = {
-    "mnist": DatasetInfo("mnist", {"x": (1, 28, 28), "y": (1,)}, 10, _load_mnist, ("x",),
-                         "MNIST digits: x image (1,28,28) in [0,1], y label 0-9"),
-    "fashion-mnist": DatasetInfo("fashion-mnist", {"x": (1, 28, 28), "y": (1,)}, 10, _load_fashion_mnist, ("x",),
-                                 "Fashion-MNIST: x image (1,28,28) in [0,1], y label 0-9 (T-shirt/top ... Ankle boot)"),
-}
+KINDS = (Mnist(), FashionMnist(), CsvFile(), ImageFolder())
 
 
-# File datasets (an NNC CSV, image folders) are described when the graph is parsed, from the
-# files themselves, and kept here under their name ("csv:/abs/path") for the trainer.
-FILE_KINDS = ("csv", "folder")
-_FILE_DATASETS = {}
+def kind(name):
+    """The kind named `name`; DataError listing the known ones otherwise."""
+    for k in KINDS:
+        if k.name == name:
+            return k
+    raise DataError(f"unknown dataset {name!r}; known: {', '.join(built_in_names())}")
 
 
-def file_dataset(kind, path, **options):
-    """DatasetInfo of a file dataset, read from its files now; raises DataError naming the file."""
-    if kind == "csv":
-        from .csv_dataset import dataset_info
-    elif kind == "folder":
-        from .folders import dataset_info
-    else:
-        raise ValueError(f"unknown file dataset kind {kind!r}")
-    info = dataset_info(path, **options)
-    _FILE_DATASETS[info.name] = info
-    return info
+def built_in_names():
+    return tuple(k.name for k in KINDS if k.key == "name")
 
 
-def derived_dataset(base, spec):
-    """DatasetInfo of built-in `base` with `derive: spec` (nncgan.data.derived); raises DataError."""
-    from .derived import dataset_info
-    info = dataset_info(base, spec)
-    _FILE_DATASETS[info.name] = info
-    return info
+def file_keys():
+    return tuple(k.key for k in KINDS if k.key != "name")
 
-
-def resolve(name):
-    """The dataset a parsed graph names: built in, derived, or a file dataset described at parse time."""
-    if name in DATASETS:
-        return DATASETS[name]
-    if name in _FILE_DATASETS:
-        return _FILE_DATASETS[name]
-    base, plus, derive = name.partition("+")
-    if plus and base in DATASETS:  # "mnist+downscale,factor=2": the name says it all
-        from .derived import spec_of
-        return derived_dataset(base, spec_of(derive))
-    kind, _, path = name.partition(":")
-    if kind == "csv" and path:  # a CSV carries all it needs in its own files
-        return file_dataset(kind, path)
-    from ..errors import DataError
-    raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")

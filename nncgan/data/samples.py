@@ -97,26 +97,55 @@ def column_of(data, var):
     return data.column(var) if isinstance(data, Samples) else data[var]
 
 
-def check_labels(graph, data, source):
+def check_labels(data, label_classes, source):
     """Every class index fed to a OneHot must lie in 0..n_class-1: the graph decides the classes.
 
+    `label_classes` is {variable: (n_class, who reads it)} (the graph's Graph.label_classes()).
     Called once the data is loaded, before the first iteration, so a bad label stops the run
     before any training rather than as an NNabla error mid-epoch.
     """
-    for net in graph.networks.values():
-        by_name = {l.name: l for l in net.layers}
-        for layer in net.layers:
-            if layer.type != "OneHot" or not layer.inputs:
-                continue
-            src = by_name.get(layer.inputs[0])
-            var = src.settings.get("dataset") if src is not None and src.type == "Input" else None
-            if var is None or var not in variables_of(data):
-                continue
-            n_class = int(layer.settings["shape"][0])
-            labels = np.asarray(column_of(data, var)).reshape(length_of(data), -1)[:, 0]
-            bad = np.flatnonzero((labels < 0) | (labels >= n_class) | (labels != np.floor(labels)))
-            if bad.size:
-                i = int(bad[0])
-                raise DataError(f"{where_of(data, i, source)}: label {labels[i]:g} in '{var}', outside the "
-                                f"graph's classes 0..{n_class - 1} (OneHot '{layer.name}' in network "
-                                f"'{net.name}'); {bad.size} sample(s) in all")
+    for var, (n_class, who) in label_classes.items():
+        if var not in variables_of(data):
+            continue
+        labels = np.asarray(column_of(data, var)).reshape(length_of(data), -1)[:, 0]
+        bad = np.flatnonzero((labels < 0) | (labels >= n_class) | (labels != np.floor(labels)))
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(f"{where_of(data, i, source)}: label {labels[i]:g} in '{var}', outside the "
+                            f"graph's classes 0..{n_class - 1} ({who}); {bad.size} sample(s) in all")
+
+
+class _Head(Samples):
+    """The first n samples of a streamed dataset."""
+
+    def __init__(self, data, n):
+        self._data, self._n = data, min(n, len(data))
+        self.variables = data.variables
+        self.independent = getattr(data, "independent", ())
+
+    def __len__(self):
+        return self._n
+
+    def sample(self, i):
+        return self._data.sample(i)
+
+    def column(self, var):
+        return self._data.column(var)[:self._n]
+
+    def where(self, i):
+        return self._data.where(i)
+
+
+def head(data, n, log=print, split="train"):
+    """The first `n` samples of a dataset (a dict of arrays, Arrays or Samples), announced."""
+    total = length_of(data)
+    what = "" if split == "train" else f" ({split} split)"
+    if n >= total:
+        log(f"nncgan: --limit-samples {n}: the dataset{what} has {total} samples, all are used")
+        return data
+    log(f"nncgan: --limit-samples {n}: {'training on' if split == 'train' else 'monitors read'} the first {n} "
+        f"of {total} samples{what}")
+    if isinstance(data, Samples):
+        return _Head(data, n)
+    return Arrays({k: v[:n] for k, v in data.items()}, getattr(data, "_where", None),
+                  getattr(data, "independent", ()))

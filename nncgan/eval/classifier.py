@@ -15,13 +15,14 @@ import nnabla as nn
 import nnabla.functions as F
 
 from .. import run as runs
+from ..data import registry
 from ..builder import build_network
 from ..errors import RunError
 from ..train import checkpoint
 
-# dataset name -> the classifier graph trained for it (its `name:` and its file)
-GRAPHS = {"mnist": ("classifier_mnist", "graphs/classifier_mnist.yaml"),
-          "fashion-mnist": ("classifier_fashion", "graphs/classifier_fashion.yaml")}
+# dataset name -> the classifier graph trained for it (its `name:` and its file): declared by each
+# built-in dataset kind (nncgan.data.registry)
+GRAPHS = {k.name: k.classifier for k in registry.KINDS if k.classifier}
 FEATURES = "features"           # the executor network's output naming the feature layer
 ENV = "NNCGAN_CLASSIFIER_RUNS"  # further folders (':'-separated) searched for classifier runs
 INFO = "classifier.json"        # RUN/eval/classifier.json: the test accuracy measured after training
@@ -87,6 +88,7 @@ class Classifier:
                            f"(it reads {', '.join(sorted(built.data)) or 'none'})")
         self.graph, self.batch_size = graph, batch_size
         self.dataset, self.classes = graph.dataset.name, graph.dataset.classes
+        self.spec = graph.dataset
         self.inputs = built.data["x"]
         self.image_shape = tuple(self.inputs[0].shape[1:])
         self.probs = F.softmax(built.outputs[ex.output])
@@ -118,9 +120,10 @@ def is_classifier(graph):
 
 
 def test_split(dataset, data_dir=None):
-    """The dataset's test images in [0, 1] and their labels: what a classifier's accuracy is measured on."""
+    """The test images in [0, 1] and labels of `dataset` (a DatasetSpec or a built-in dataset's
+    name): what a classifier's accuracy is measured on (never limited by --limit-samples)."""
     import numpy as np
-    from ..data.registry import resolve
+    from ..data.spec import resolve
     from ..images import as_fed
     info = resolve(dataset)
     test = info.load("test", data_dir, log=lambda *a: None)

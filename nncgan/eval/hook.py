@@ -12,15 +12,11 @@ import numpy as np
 
 from ..errors import NncganError
 from ..limits import derived_seed
-from ..train.progress import MONITOR_DIR, resumed_series
+from ..train.progress import eval_series_path as series_path, resumed_series
 from . import classifier as C
 
 SAMPLES_PER_LABEL = 100
 GAN_SERIES = ("label_accuracy", "fid", "class_entropy_ratio", "pairwise_distance_ratio_min", "precision", "recall")
-
-
-def series_path(run, name):
-    return Path(run) / MONITOR_DIR / f"eval-{name}.series.txt"
 
 
 class _Series:
@@ -88,7 +84,7 @@ class ClassifierEpochEval(_Scorer):
     def __init__(self, run, graph, data_dir, log, resume_epoch):
         self.run, self.log = run, log
         self.clf = C.Classifier.live(graph)
-        self.images, self.labels = C.test_split(graph.dataset.name, data_dir)
+        self.images, self.labels = C.test_split(graph.dataset, data_dir)
         self.series = _Series(run, ["test_accuracy"], resume_epoch)
 
     def score(self, epoch):
@@ -106,7 +102,7 @@ def for_training(graph, run, sampler, data_dir=None, log=print, resume_epoch=0, 
     try:
         if C.is_classifier(graph):
             return ClassifierEpochEval(run, graph, data_dir, log, resume_epoch)
-        if sampler is None or graph.dataset.name not in C.GRAPHS:
+        if sampler is None or graph.dataset.classifier is None:
             return None
         try:
             clf = C.Classifier(C.find(graph.dataset.name, list(runs_dirs) + [str(Path(run).parent)]))

@@ -7,7 +7,7 @@ as generated ones are), and the within-label distances of real images.
 """
 import numpy as np
 
-from ..data.registry import resolve as resolve_dataset
+from ..data.spec import resolve as resolve_dataset
 from ..images import as_fed
 from . import metrics as M
 
@@ -24,7 +24,7 @@ class Reference:
     """Real data under classifier `clf`: test-set Gaussian, `n` training images, the floor."""
 
     def __init__(self, clf, n, seed=0, data_dir=None, log=print):
-        info = resolve_dataset(clf.dataset)
+        info = getattr(clf, "spec", None) or resolve_dataset(clf.dataset)  # the classifier graph's dataset
         self.classes = clf.classes
         test = info.load("test", data_dir, log=log)
         self.test_images, self.test_labels = _images(test, info), _labels(test)

@@ -2,6 +2,8 @@
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from ..data.spec import DatasetSpec  # noqa: F401  (the graph's `dataset:`, made by the parser)
+
 
 @dataclass
 class Where:
@@ -95,14 +97,6 @@ class Config:
 
 
 @dataclass
-class DatasetSpec:
-    name: str
-    dir: Optional[str]
-    variables: Dict[str, Tuple[int, ...]]
-    classes: int
-
-
-@dataclass
 class Graph:
     path: str
     name: str
@@ -113,6 +107,20 @@ class Graph:
     executors: Dict[str, Executor]
     text: str = ""                      # the file as written, copied into each run
     params: Dict[str, float] = field(default_factory=dict)   # `params:` after --set, e.g. {h: 64}
+
+    def label_classes(self):
+        """{dataset variable: (classes, who reads it)} of every Input fed to a OneHot: the labels the
+        data must hold (DatasetSpec.check_labels)."""
+        out = {}
+        for net in self.networks.values():
+            by_name = {l.name: l for l in net.layers}
+            for layer in net.layers:
+                src = by_name.get(layer.inputs[0]) if layer.type == "OneHot" and layer.inputs else None
+                var = src.settings.get("dataset") if src is not None and src.type == "Input" else None
+                if var is not None:
+                    out.setdefault(var, (int(layer.settings["shape"][0]),
+                                         f"OneHot '{layer.name}' in network '{net.name}'"))
+        return out
 
     @property
     def executor(self):

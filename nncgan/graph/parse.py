@@ -4,19 +4,19 @@ Each problem names file, line, network and layer and what was expected; all of t
 raised together as one `GraphError`. Nothing here touches NNabla: shapes are inferred from
 the layer registry, so a broken graph fails before any memory is allocated.
 """
-import difflib
 import os
 
 from .. import limits
-from ..data import registry
-from ..data.registry import DATASETS
-from ..errors import DataError, GraphError
+from ..data import spec as dataset_spec
+from ..errors import GraphError
 from ..layers import get as get_layer_type, known_types
 from ..layers.base import ShapeError
 from ..layers.palette import grouped_types
 from . import schema
+from ..hints import close as _close, did_you_mean as _suggest
 from .params import resolve as resolve_params
-from .model import Config, DatasetSpec, Executor, Graph, Layer, Network, Optimizer, Where
+from ..data.kind import DatasetInfo
+from .model import Config, Executor, Graph, Layer, Network, Optimizer, Where
 from .yamlio import Node, Seq, load_file
 
 TOP_KEYS = ("nncgan", "name", "description", "params", "dataset", "config", "defaults", "blocks", "networks",
@@ -28,21 +28,6 @@ LAYER_KEYS = schema.LAYER_KEYS
 USE_KEYS = ("use", "inputs", "prefix", "scope_prefix", "lr_mult", "settings")
 MISSING = object()
 MAX_ELEMENTS = 1 << 28  # per sample or parameter: 1 GiB of float32 (the NNC sample's largest is 1.6 M)
-
-
-def _suggest(word, options):
-    options = [str(o) for o in options]
-    lower = {o.lower(): o for o in options}  # case slips (Relu for ReLU) are the commonest
-    near = difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)
-    # Only the matches about as close as the best one: 'Afine' is Affine, not also ASin.
-    best = max((difflib.SequenceMatcher(None, str(word).lower(), n).ratio() for n in near), default=0)
-    near = [n for n in near if difflib.SequenceMatcher(None, str(word).lower(), n).ratio() >= best - 0.1]
-    return f"; did you mean {' or '.join(repr(lower[n]) for n in near)}?" if near else ""
-
-
-def _close(word, options):
-    lower = {str(o).lower(): o for o in options}
-    return [lower[n] for n in difflib.get_close_matches(str(word).lower(), list(lower), n=3, cutoff=0.6)]
 
 
 def _article(word):
@@ -148,14 +133,14 @@ class _Parser:
         self.p.keys(self.raw, TOP_KEYS, self.p.at(1), "the graph")
         self.raw, params, problems = resolve_params(self.raw, self.path)  # ${h/8} -> a number
         self.p.items += problems
-        dataset = self.parse_dataset()
+        dataset, described = self.parse_dataset()
         config = self.parse_config()
         self.defaults = self.parse_defaults()
         self.blocks = self.section("blocks", required=False)
         networks = {}
         nets_node = self.section("networks")
         for name, node in nets_node.items():
-            networks[name] = self.parse_network(str(name), node, nets_node.line_of(name), dataset)
+            networks[name] = self.parse_network(str(name), node, nets_node.line_of(name), described)
         self.check_scopes(networks)
         for name, m in (config.monitor or {}).get("monitors", {}).items():
             if m["network"] not in networks:
@@ -181,47 +166,15 @@ class _Parser:
                 self.p.add(self.where(self.raw, "name"), f"the graph's name {name!r} {problem}")
 
     def parse_dataset(self):
+        """The DatasetSpec, and the DatasetInfo the Inputs are checked against (empty when unusable)."""
         node = self.section("dataset")
-        w = self.where(node)
-        self.p.keys(node, ("name", "dir", "csv", "folder", "size", "layout", "derive"), w, "dataset")
-        kinds = [k for k in ("name",) + registry.FILE_KINDS if k in node]
-        if node and len(kinds) != 1:
-            self.p.add(w, "dataset needs exactly one of 'name' (built in: " + ", ".join(DATASETS)
-                          + "), 'csv' (an NNC CSV file) or 'folder' (image folders)")
-        name = node.get("name")
-        info = DATASETS.get(name) if isinstance(name, str) else None
-        if "name" in node and info is None:
-            self.p.add(self.where(node, "name"), f"unknown dataset '{name}'{_suggest(name, DATASETS)} "
-                                                 f"Known: {', '.join(DATASETS)}")
-        paths = {}
-        for key in ("dir",) + registry.FILE_KINDS:
-            d = node.get(key)
-            if key in node and not isinstance(d, str):
-                self.p.add(self.where(node, key), f"dataset {key} must be a path")
-            elif d is not None:  # relative to the graph file, like any path in a config file
-                paths[key] = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(d)))
-        kind = next((k for k in registry.FILE_KINDS if k in paths), None)
-        options = {k: node[k] for k in ("size", "layout") if k in node}
-        if options and kind != "folder":
-            self.p.add(self.where(node, next(iter(options))), "'size' and 'layout' apply only to 'folder' datasets")
-        elif kind and len(kinds) == 1:
-            try:  # the files say which variables and shapes the Inputs may ask for
-                info = registry.file_dataset(kind, paths[kind], **options)
-                name = info.name
-            except DataError as e:
-                self.p.add(self.where(node, kind), str(e))
-        if "derive" in node and info is not None and "name" in node:
-            try:  # a built-in dataset turned into pairs or domains (nncgan.data.derived)
-                info = registry.derived_dataset(name, node["derive"])
-                name = info.name
-            except DataError as e:
-                self.p.add(self.where(node, "derive"), f"dataset {e}")
-                info = None  # its variables unknown: the Inputs are not checked against the base's
-        elif "derive" in node and "name" not in node:
-            self.p.add(self.where(node, "derive"), "dataset derive applies to a built-in dataset "
-                                                   "('name: mnist' or 'name: fashion-mnist')")
-        d = paths.get("dir")
-        return DatasetSpec(name or "", d, dict(info.variables) if info else {}, info.classes if info else 0)
+        self.p.keys(node, dataset_spec.keys(), self.where(node), "dataset")
+        spec, problems = None, []
+        if isinstance(self.raw.get("dataset"), Node):  # else section() has said what is wrong
+            spec, problems = dataset_spec.from_mapping(node, self.base_dir, _suggest)
+        for key, message in problems:
+            self.p.add(self.where(node, key), message)
+        return spec, (spec.info if spec else DatasetInfo("", {}, 0))
 
     def parse_config(self):
         node = self.section("config")

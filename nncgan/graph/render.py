@@ -65,13 +65,7 @@ def resolved(graph):
     """The graph as plain data, every block, default and multiplier explicit."""
     cfg = graph.config
     data = {"nncgan": 1, "name": graph.name}
-    data["dataset"] = {"name": graph.dataset.name}
-    base, plus, derive = graph.dataset.name.partition("+")
-    if plus:  # a derived dataset's name "mnist+downscale,factor=2" is written back as `derive:`
-        from ..data.derived import spec_of
-        data["dataset"] = {"name": base, "derive": spec_of(derive)}
-    if graph.dataset.dir is not None:
-        data["dataset"]["dir"] = graph.dataset.dir
+    data["dataset"] = graph.dataset.mapping()  # as written: kind, path, options, derive, dir
     data["config"] = {k: getattr(cfg, k) for k in schema.CONFIG}
     networks = {}
     for net in graph.networks.values():

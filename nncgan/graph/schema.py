@@ -105,7 +105,7 @@ def solver_settings(solver_type):
 
 def _solver(s, label):
     """An optimizer's solver: a type name or {type: NAME, setting: value} -> (type, {setting: float})."""
-    from .parse import _suggest
+    from ..hints import did_you_mean as _suggest
     if isinstance(s, str):
         s = {"type": s}
     if not isinstance(s, dict) or s.get("type") not in solvers.SOLVERS:

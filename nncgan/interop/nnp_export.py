@@ -251,11 +251,11 @@ def _executor(e, ex, t, latents_as_data=False):
 
 def _dataset_uri(graph, csv_path, split):
     """(URI, number of rows or None) of the CSV file for one split."""
-    kind, _, own = graph.dataset.name.partition(":")
-    if csv_path is None and kind == "csv" and split == "training":
-        csv_path = own
+    spec = graph.dataset
+    if csv_path is None and spec.kind == "csv" and split == "training":
+        csv_path = spec.path
     if csv_path is None:  # NNC's file name, as `nncgan dataset export` writes it
-        return f"{kind.replace('-', '_')}_{split}.csv", None
+        return f"{spec.kind.replace('-', '_')}_{split}.csv", None
     path = Path(csv_path)
     try:
         with open(path, newline="", encoding="utf-8") as f:

@@ -16,7 +16,7 @@ from nnabla.utils import nnabla_pb2
 from .. import solvers
 from ..layers import REGISTRY, get as get_layer_type, initializers
 from ..layers.base import f32 as _f
-from .nnc_import import compact_lr_mult, dataset_entry, in_build_order
+from .entries import compact_lr_mult, dataset_entry, in_build_order
 from .sdcproj import ImportError_, open_regular, read_regular
 
 MAX_BYTES = 64 << 20

@@ -19,8 +19,7 @@ import math
 import re
 import time
 
-from ..eval.hook import series_path
-from ..train.progress import read_series
+from .progress import eval_series_path as series_path, read_series
 from . import checkpoint
 
 # Per-epoch scores (nncgan.eval.hook's series) and which way is better.

@@ -12,15 +12,13 @@ import nnabla as nn
 from .. import hints, run as runs, safeio
 from ..builder import build_all
 from ..data.batches import iterator, to_batch
-from ..data.registry import resolve as resolve_dataset
-from ..data.samples import check_labels
 from ..errors import NncganError, RunError
 from ..limits import derived_seed
 from ..eval import hook as epoch_eval
 from ..feeds import first_samples
 from ..eval.classifier import is_classifier
 from ..sampling import Sampler
-from . import bar as progress_bar, checkpoint, distributed, keep, monitor, progress, settings, tensorboard
+from . import bar as progress_bar, checkpoint, distributed, keep, monitor, progress, tensorboard
 from .ema import EMA, EMA_FILE
 from .optimizer import OptimizerStep
 
@@ -58,39 +56,29 @@ def check_data_size(graph, arrays, batch_size, where):
                        f"batch of {batch_size}; lower config.batch_size (--batch-size {max(1, n)}) or use more data")
 
 
-# Training samples of the built-in datasets: `check` tells a batch larger than these without loading them.
-BUILT_IN_SIZES = {"mnist": 60000, "fashion-mnist": 60000}
-
-
 def check_batch_fits(graph):
     """`nncgan check`: a batch larger than the dataset is refused. A CSV dataset's rows are
     counted (without reading its images); a built-in one's size is known; others (image folders,
     derived sets) are counted when `train` loads them, still before any run folder is made."""
     name, batch = graph.dataset.name, graph.config.batch_size
-    kind, _, path = name.partition(":")
-    if name in BUILT_IN_SIZES:
-        n = BUILT_IN_SIZES[name]
-    elif kind == "csv" and path:
-        from ..data.csv_dataset import CsvTable
-        n = len(CsvTable(path))
-    else:
+    n = graph.dataset.train_size()
+    if n is None:
         return
     if n < batch:
         raise RunError(f"{graph.path}: the dataset {name} has {n} training sample(s), fewer than one batch of "
                        f"{batch} (config.batch_size); lower the batch size or use more data")
 
 
-_PRELOADED = {}  # (dataset, dir) -> arrays that load_data read for the train() that follows
+_PRELOADED = {}  # (dataset, dir, limit) -> arrays that load_data read for the train() that follows
 
 
-def load_data(graph, data_dir=None, log=print):
+def load_data(graph, data_dir=None, log=print, limit_samples=None):
     """The training split of the graph's dataset, checked to hold at least one batch (`train`
     calls this before making the run folder; the training then uses these arrays)."""
-    info = resolve_dataset(graph.dataset.name)
-    arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
+    arrays = graph.dataset.load("train", data_dir, log=log, limit=limit_samples)
     check_data_size(graph, arrays, graph.config.batch_size, graph.path)
     _PRELOADED.clear()
-    _PRELOADED[(graph.dataset.name, data_dir or graph.dataset.dir, info.load)] = arrays
+    _PRELOADED[(graph.dataset, data_dir, limit_samples)] = arrays
     return arrays
 
 
@@ -103,13 +91,11 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     `limit_samples`, `limit_iterations`: quick runs on the first N samples, N iterations per epoch."""
     cfg = graph.config
     max_epoch = max_epoch or cfg.max_epoch
-    info = resolve_dataset(graph.dataset.name)
-    arrays = _PRELOADED.pop((graph.dataset.name, data_dir or graph.dataset.dir, info.load), None)
+    info = graph.dataset
+    arrays = _PRELOADED.pop((info, data_dir, limit_samples), None)
     if arrays is None:
-        arrays = info.load("train", data_dir or graph.dataset.dir, log=log)
-    if limit_samples:
-        arrays = settings.head(arrays, limit_samples, log)
-    check_labels(graph, arrays, graph.dataset.name)  # before any training
+        arrays = info.load("train", data_dir, log=log, limit=limit_samples)
+    info.check_labels(arrays, graph.label_classes())  # before any training
     check_data_size(graph, arrays, cfg.batch_size, graph.path)
 
     nn.clear_parameters()
@@ -121,7 +107,7 @@ def train(graph, run, *, max_epoch=None, resume=False, data_dir=None, log=print,
     # An image-to-image executor draws its tiles from the first training samples, the same every epoch.
     tile_feed = first_samples(arrays, sampler.needs, sampler.n, info.images) if sampler and sampler.needs else None
     ema = EMA.for_graph(graph, nets)
-    monitor_pass = monitor.MonitorPass(graph, info, data_dir or graph.dataset.dir, log) if cfg.monitor else None
+    monitor_pass = monitor.MonitorPass(graph, info.limited(limit_samples), data_dir, log) if cfg.monitor else None
 
     # `nncgan runs` tells a run still training from one whose process died by this pid.
     runs.update_info(run, status="running", max_epoch=max_epoch, pid=os.getpid(), host=socket.gethostname())

@@ -12,6 +12,13 @@ from .. import safeio
 from ..images import save_tile
 
 MONITOR_DIR = "monitor"
+
+
+def eval_series_path(run, name):
+    """A per-epoch score's series (config.eval), beside the loss series."""
+    return Path(run) / MONITOR_DIR / f"eval-{name}.series.txt"
+
+
 SAMPLES_DIR = "samples"
 CURVE = "learning_curve.png"
 GIF = "progress.gif"

@@ -5,7 +5,7 @@ Also the quick-run limits: `--limit-samples N` (the first N training samples) an
 """
 import os
 
-from ..data.samples import Arrays, Samples, length_of
+from ..data.samples import head  # noqa: F401  (the limit is applied by DatasetSpec.load)
 
 ENV_LIMIT = "NNCGAN_LIMIT_SAMPLES"  # the old, undocumented way; an alias of --limit-samples now
 # (option, run.json key): kept by a resumed run unless the option is given again
@@ -46,37 +46,3 @@ def resumed(args, info, say=print):
     if taken:
         say(f"nncgan: resuming with the run's own settings: {', '.join(taken)}")
     return taken
-
-
-class _Head(Samples):
-    """The first n samples of a streamed dataset."""
-
-    def __init__(self, data, n):
-        self._data, self._n = data, min(n, len(data))
-        self.variables = data.variables
-        self.independent = getattr(data, "independent", ())
-
-    def __len__(self):
-        return self._n
-
-    def sample(self, i):
-        return self._data.sample(i)
-
-    def column(self, var):
-        return self._data.column(var)[:self._n]
-
-    def where(self, i):
-        return self._data.where(i)
-
-
-def head(data, n, log=print):
-    """The first `n` samples of a dataset (a dict of arrays, Arrays or Samples), announced."""
-    total = length_of(data)
-    if n >= total:
-        log(f"nncgan: --limit-samples {n}: the dataset has {total} samples, all are used")
-        return data
-    log(f"nncgan: --limit-samples {n}: training on the first {n} of {total} samples")
-    if isinstance(data, Samples):
-        return _Head(data, n)
-    return Arrays({k: v[:n] for k, v in data.items()}, getattr(data, "_where", None),
-                  getattr(data, "independent", ()))

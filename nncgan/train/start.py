@@ -111,7 +111,7 @@ def train(o, say=print):
         runs.check_out(o.out, o.restart)  # what cannot become the run: refused before loading data
     from . import loop
     try:
-        loop.load_data(graph, o.data_dir, log=log)  # a dataset smaller than a batch: refused before any folder
+        loop.load_data(graph, o.data_dir, log=log, limit_samples=o.limit_samples)  # under a batch: refused first
         with runs.claim(graph, o.out, o.runs_dir, restart=o.restart) as run:
             return _train(o, graph, run, None, log, say)
     finally:
