@@ -84,14 +84,14 @@ def fsync_path(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path, kept="", what=None):
+def replacing(path):
     """Yield a temporary path beside `path` to write; then flush it and rename it over `path`.
 
-    The temporary name ends in `path`'s own suffix, so writers that pick a format by extension
-    (nn.save_parameters, matplotlib) still do. Any failure removes it and raises RunError
-    "cannot write WHAT: REASON; KEPT". `path`'s folder is made if missing."""
-    path = Path(path)
-    what = what or str(path)
+    The one place a file is replaced: a crash at any moment leaves the old file or the new one.
+    The temporary name (.NAME.<random>.tmp.SUFFIX) ends in `path`'s own suffix, so writers that
+    pick a format by extension (nn.save_parameters, matplotlib) still do. Whatever fails, the
+    temporary file is removed and the error raised as it is (atomic_path words it for the user);
+    `path`'s folder is made if missing."""
     target = check_target(path)
     tmp = None
     try:
@@ -105,12 +105,20 @@ def atomic_path(path, kept="", what=None):
         check_target(path)  # still a regular file (or absent) at the last moment
         os.replace(tmp, target)
         tmp = None
-    except WRITE_ERRORS as e:
-        raise RunError(f"cannot write {what}: {reason(e)}" + (f"; {kept}" if kept else "")) from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path, kept="", what=None):
+    """`replacing(path)`, a failure raised as one RunError "cannot write WHAT: REASON; KEPT"."""
+    try:
+        with replacing(path) as tmp:
+            yield tmp
+    except WRITE_ERRORS as e:
+        raise RunError(f"cannot write {what or path}: {reason(e)}" + (f"; {kept}" if kept else "")) from None
 
 
 def write_bytes(path, data, **kw):

@@ -7,6 +7,7 @@ import nnabla.solvers as S
 # name -> (constructor, {setting: default}, the setting that is the learning rate)
 SOLVERS = {
     "Adam": (S.Adam, {"alpha": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "alpha"),
+    "Adamax": (S.Adamax, {"alpha": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, "alpha"),
     "AdamW": (S.AdamW, {"alpha": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 1e-4}, "alpha"),
     "Sgd": (S.Sgd, {"lr": 0.001}, "lr"),
     "Momentum": (S.Momentum, {"lr": 0.001, "momentum": 0.9}, "lr"),
@@ -19,6 +20,11 @@ SOLVERS = {
 
 def learning_rate_key(name):
     return SOLVERS[name][2]
+
+
+def nnp_field(name):
+    """The field of NNabla's protobuf Solver holding this solver's settings (adam_param, ...)."""
+    return f"{name.lower()}_param"
 
 
 def filled(name, settings):

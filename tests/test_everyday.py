@@ -9,7 +9,7 @@ import pytest
 
 import nncgan
 from nncgan import cli, run as runs
-from nncgan.train import loop
+from nncgan.train import loop, outputs, step
 
 from conftest import MNIST_DIR, ROOT
 
@@ -49,9 +49,9 @@ def quick(out, *extra):
             "64", "--batch-size", "32", "--out", str(out), "--quiet", "--no-eval", *extra]
 
 
-def interrupt_at(monkeypatch, where, epoch):
-    """Ctrl-C (as the loop sees it) once, in `where` of the given epoch."""
-    real = getattr(loop, where)
+def interrupt_at(monkeypatch, module, where, epoch):
+    """Ctrl-C (as the loop sees it) once, in `module.where` of the given epoch."""
+    real = getattr(module, where)
     calls = {"n": 0}
 
     def wrapped(*a, **k):
@@ -59,7 +59,7 @@ def interrupt_at(monkeypatch, where, epoch):
         if calls["n"] == epoch:
             raise loop.Interrupted()
         return real(*a, **k)
-    monkeypatch.setattr(loop, where, wrapped)
+    monkeypatch.setattr(module, where, wrapped)
 
 
 def printed_command(text, after, prog="bin/nncgan"):
@@ -72,7 +72,7 @@ def printed_command(text, after, prog="bin/nncgan"):
 def test_resume_keeps_the_runs_epochs_data_dir_log_file_and_limits(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
     run, log = tmp_path / "run", tmp_path / "train.log"
-    interrupt_at(monkeypatch, "_epoch_outputs", 1)  # Ctrl-C right after epoch 1 is saved
+    interrupt_at(monkeypatch, outputs, "epoch_images", 1)  # Ctrl-C right after epoch 1 is saved
     assert cli.main(quick(run, "--epochs", "2", "--log-file", str(log))) == 130  # Ctrl-C: 130
     monkeypatch.undo()
     err = capsys.readouterr().err
@@ -95,7 +95,7 @@ def test_resume_keeps_the_runs_epochs_data_dir_log_file_and_limits(tmp_path, mon
 def test_interrupted_in_epoch_1_the_start_again_command_works_as_printed(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NNCGAN_PROG", "bin/nncgan")
     run, log = tmp_path / "run", tmp_path / "train.log"
-    interrupt_at(monkeypatch, "_train_epoch", 1)
+    interrupt_at(monkeypatch, step, "train_epoch", 1)
     assert cli.main(quick(run, "--epochs", "1", "--log-file", str(log))) == 130
     monkeypatch.undo()
     again = printed_command(capsys.readouterr().err, "start it again with:")

@@ -96,6 +96,34 @@ def test_multiplier_scales_adams_learning_rate_not_the_gradient(tmp_path, mult):
     assert not np.array_equal(registry()["A/affine/W"].d, start["A/affine/W"])
 
 
+def test_adamax_is_nnablas_under_its_multiplier(tmp_path):
+    """Adamax (one entry in nncgan.solvers): the infinity-norm step of NNabla's documented formula,
+    the multiplier on alpha."""
+    graph = write_graph(tmp_path, adam_graph(tmp_path, 0.5).text.replace("type: Adam,", "type: Adamax,"), "adamax.yaml")
+    assert graph.optimizers[0].solver == "Adamax"
+    nets, rng = build_all(graph, 4, seed=5)
+    net = nets["N"]
+    batches = [batch_for(net, seed=s) for s in range(3)]
+    start = snapshot()
+    lr = {k: ADAM["alpha"] * m for k, (_, m) in net.trainable.items()}
+    w = {k: start[k].astype(np.float64) for k in net.trainable}
+    m, u = {k: 0.0 for k in w}, {k: 0.0 for k in w}
+    for t, batch in enumerate(batches, 1):
+        for k in w:
+            registry()[k].d = w[k]
+        g = grads(net, batch)
+        for k in w:
+            m[k] = ADAM["beta1"] * m[k] + (1 - ADAM["beta1"]) * g[k]
+            u[k] = np.maximum(ADAM["beta2"] * u[k], np.abs(g[k]))
+            w[k] = w[k] - lr[k] / (1 - ADAM["beta1"] ** t) * m[k] / (u[k] + ADAM["eps"])
+    restore(start)
+    step = OptimizerStep(graph.optimizers[0], net)
+    for i, batch in enumerate(batches):
+        step(batch, rng, i)
+    for k in w:
+        np.testing.assert_allclose(registry()[k].d, w[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
 # ------------------------------------------- frozen parameters and update_interval (shared scopes)
 
 def shared_graph(tmp_path, interval):

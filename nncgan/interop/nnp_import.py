@@ -234,7 +234,7 @@ def _solver(s, where):
     stype = known.get(s.type.lower())
     if stype is None:
         raise ImportError_(f"{where}: expected a solver nncgan knows ({', '.join(solvers.SOLVERS)}), got {s.type!r}")
-    field = {"AdamW": "adamw_param", "RMSprop": "rmsprop_param"}.get(stype, f"{stype.lower()}_param")
+    field = solvers.nnp_field(stype)
     msg = getattr(s, field)
     defaults = solvers.SOLVERS[stype][1]
     entry = {"type": stype}

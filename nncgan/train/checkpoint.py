@@ -99,7 +99,6 @@ def save(run, epoch, solvers, state, extra=None, keep=None):
     root = Path(run) / CKPT_DIR
     final = root / f"epoch_{epoch:04d}"
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    pointer = root / f".{LATEST}.tmp-{os.getpid()}"
     before = _pointed(root)
     renamed = False
     try:
@@ -114,14 +113,12 @@ def save(run, epoch, solvers, state, extra=None, keep=None):
         os.rename(tmp, final)
         renamed = True
         safeio.fault("save-renamed")
-        pointer.write_text(final.name, encoding="utf-8")
-        _fsync(pointer)
-        os.replace(pointer, root / LATEST)
+        with safeio.replacing(root / LATEST) as pointer:
+            pointer.write_text(final.name, encoding="utf-8")
         _fsync(root)
         safeio.fault("save-pointed")
-    except (OSError, RuntimeError, ValueError) as e:  # h5py: RuntimeError on a full disk
+    except (OSError, RuntimeError, ValueError, RunError) as e:  # h5py: RuntimeError on a full disk
         shutil.rmtree(tmp, ignore_errors=True)
-        pointer.unlink(missing_ok=True)
         if renamed and _pointed(root) != final.name:
             shutil.rmtree(final, ignore_errors=True)
         kept = f"epoch {int(before[6:])} is kept" if before else "no earlier epoch was saved"
@@ -182,7 +179,7 @@ def _remove(folder):
 
 def _remove_old(root, keep, also=None):
     """Keep the last epoch (and those `also(epochs)` names: config.keep), and clear what a killed save
-    left (.epoch_*.tmp-PID; the run's lock makes them stale). Only nncgan's own epochs are
+    left (.epoch_*.tmp-PID, .latest.*.tmp; the run's lock makes them stale). Only nncgan's own epochs are
     touched (epoch_NNNN folders with a manifest), never a user's file; nothing is removed
     while a reader (infer, eval, report) holds the epochs: that waits for the next save."""
     with _readers_lock(root, fcntl.LOCK_EX | fcntl.LOCK_NB) as free:
@@ -201,7 +198,7 @@ def _remove_old(root, keep, also=None):
                 elif re.match(rf"\.(epoch_\d{{4,}}|{PARTIAL})\.(tmp|old)-\d+$", name) and old.is_dir() \
                         and not old.is_symlink():
                     shutil.rmtree(old, ignore_errors=True)
-                elif re.match(rf"\.{LATEST}\.tmp-\d+$", name) and old.is_file():
+                elif re.match(rf"\.{LATEST}\.[a-z0-9_]{{8}}\.tmp$", name) and old.is_file():  # safeio's
                     old.unlink()
             except OSError:
                 pass  # a leftover that cannot be removed now is retried at the next save

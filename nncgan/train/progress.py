@@ -108,23 +108,46 @@ def read_series(path):
     return np.array(rows, dtype=float) if rows else np.zeros((0, 2))
 
 
-def save_learning_curve(run, opt_names, iters_per_epoch):
-    """learning_curve.png: each optimizer's loss against epochs, from the monitor series."""
+def loss_series(run, order=()):
+    """The run's loss series that hold points, {name: rows of (iteration, loss)}: the names in
+    `order` first (the optimizers, as they train), then the others (loss terms) by name."""
+    suffix = "-loss.series.txt"
+    series = {p.name[:-len(suffix)]: read_series(p) for p in sorted((Path(run) / MONITOR_DIR).glob("*" + suffix))}
+    order = list(order)
+    ranked = sorted(series, key=lambda n: (order.index(n) if n in order else len(order), n))
+    return {n: series[n] for n in ranked if len(series[n])}
+
+
+def learning_curve(run, per_epoch=None, order=(), title=None):
+    """The learning curve, one matplotlib figure for learning_curve.png and `nncgan report` alike:
+    each loss series (loss_series) against epochs, or iterations when `per_epoch` (iterations per
+    epoch) is unknown; None when there is no point yet. The caller closes it."""
+    series = loss_series(run, order)
+    if not series:
+        return None
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for name in opt_names:
-        s = read_series(series_file(run, name))
-        if len(s):
-            ax.plot((s[:, 0] + 1) / iters_per_epoch, s[:, 1], label=name, marker="." if len(s) < 30 else None)
-    ax.set_xlabel("epoch")
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    for name, s in series.items():
+        x = (s[:, 0] + 1) / per_epoch if per_epoch else s[:, 0]
+        ax.plot(x, s[:, 1], label=name, gid=f"curve-{name}", marker="." if len(s) < 30 else None)
+    ax.set_xlabel("epoch" if per_epoch else "iteration")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend()
-    ax.set_title(f"{Path(run).name}")
+    ax.legend()
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+
+def save_learning_curve(run, opt_names, iters_per_epoch):
+    """learning_curve.png: the learning curve (learning_curve), from the monitor series."""
+    import matplotlib.pyplot as plt
+    fig = learning_curve(run, iters_per_epoch, opt_names, title=Path(run).name)
+    if fig is None:
+        return
     try:
         with safeio.atomic_path(Path(run) / CURVE) as tmp:
             fig.savefig(tmp, format="png")

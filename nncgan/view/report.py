@@ -88,28 +88,10 @@ def _svg(fig):
 
 
 def curves_svg(run, state):
-    """Each optimizer's loss against epochs, from its MonitorSeries, as an inline SVG (or None)."""
-    series = {p.name[:-len("-loss.series.txt")]: progress.read_series(p)
-              for p in sorted((Path(run) / progress.MONITOR_DIR).glob("*-loss.series.txt"))}
+    """The learning curve (learning_curve.png's figure) as an inline SVG, or None."""
     order = list(((state or {}).get("losses") or {}).get(str((state or {}).get("epoch")), {}))
-    series = dict(sorted(series.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order),
-                                                         kv[0])))  # learning_curve.png's colours
-    series = {k: v for k, v in series.items() if len(v)}
-    if not series:
-        return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    per_epoch = _per_epoch(state)
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    for name, s in series.items():
-        x = (s[:, 0] + 1) / per_epoch if per_epoch else s[:, 0]
-        ax.plot(x, s[:, 1], label=name, gid=f"curve-{name}", marker="." if len(s) < 30 else None)
-    ax.set_xlabel("epoch" if per_epoch else "iteration")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _svg(fig)
+    fig = progress.learning_curve(run, _per_epoch(state), order)
+    return _svg(fig) if fig is not None else None
 
 
 def scores_svg(run):
