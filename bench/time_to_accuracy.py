@@ -96,7 +96,7 @@ def _baseline_times(times_txt, time_v):
 def _draw(graph_path, folder, per_label, seed):
     """(10, per_label, 1, 28, 28) images of each label from one saved epoch."""
     import nnabla as nn
-    from nncgan import context, run as runs
+    from nncgan import context, runs
     from nncgan.graph.parse import parse_graph
     context.select("cpu", log=lambda *a: None)
     sampler = runs.load_epoch(parse_graph(graph_path), per_label, folder, no_ema=True).sampler

@@ -4,7 +4,7 @@ run_graph and load are kept for the code that imports them."""
 from pathlib import Path
 
 from .errors import RunError
-from .run import Loaded, Run  # noqa: F401  (Loaded: the result of load)
+from .runs import Loaded, Run  # noqa: F401  (Loaded: the result of load)
 
 
 def run_graph(run):
@@ -42,7 +42,7 @@ def infer(run=None, *, runs_dir="runs", context="auto", num=100, seed=0, label=N
     `interpolate` (two seeds) / `arithmetic` (three), a latent walk (infer_latent.py)."""
     import numpy as np
     from . import context as ctx, feeds
-    from . import run as runs
+    from . import runs
     from .images import grid, row_captions, save_tile
     if out:
         from . import safeio

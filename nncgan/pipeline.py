@@ -181,7 +181,7 @@ def check(path):
 
 
 def _stage_run(stage, stage_runs, runs_dir="runs"):
-    from . import run as runs
+    from . import runs
     from .graph.yamlio import load_file as load_yaml
     if stage.name in stage_runs:
         return Path(stage_runs[stage.name])
@@ -206,7 +206,7 @@ def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, trunc
                split="test", data_dir=None, log=print):
     """Run every stage in order; returns [(stage, Loaded, images)]. Each stage reads its own run."""
     from . import feeds
-    from .run import Run
+    from .runs import Run
     stage_runs = stage_runs or {}
     results, images_of = [], {}
     for st in p.stages:

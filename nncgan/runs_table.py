@@ -4,7 +4,7 @@ A run says "running" in its run.json while it trains; one killed without a chanc
 otherwise (kill -9, a power cut) still says so. run.json records the training process's id
 and host, so a "running" run whose process is gone on this host is shown as interrupted.
 """
-from . import run as runs
+from . import runs
 from .errors import RunError
 from .train import progress
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from nncgan import cli, run as runs
+from nncgan import cli, runs
 from nncgan.graph.parse import parse_graph
 from nncgan.runs_table import collect
 from nncgan.train import loop
@@ -98,6 +98,8 @@ def test_commands_without_a_run_never_take_a_classifier_whatever_its_name(tmp_pa
                    .replace("name: classifier_mnist", "name: my_digit_reader"))
     assert _train(clf, "--epochs", "1", "--runs-dir", root) == 0
     gan = next(d for d in root.iterdir() if d.name.endswith("cgan_mnist"))
+    reader = next(d for d in root.iterdir() if d.name.endswith("my_digit_reader"))
+    assert runs.read_info(reader)["kind"] == runs.CLASSIFIER and runs.read_info(gan)["kind"] == runs.GAN
     capsys.readouterr()
     assert cli.main(["infer", "--label", "3", "--num", "10", "--runs-dir", str(root)]) == 0
     assert f"drawing from {gan}, the latest GAN run" in capsys.readouterr().out
@@ -121,7 +123,7 @@ def test_finding_runs_by_graph_kind_and_status(tmp_path):
     assert [r.name for r in runs.find(root)] == ["c", "b", "a"]
     assert [r.name for r in runs.find(root, status="finished")] == ["a", "c"][::-1]
     assert runs.latest(root, name="cgan_mnist", kinds=runs.DRAWS).name == "c"
-    assert runs.Run(root / "c").kind == runs.GAN and runs.read_info(root / "c")["kind"] == runs.GAN
+    assert runs.Run(root / "c").kind == runs.GAN
     with pytest.raises(runs.RunError, match="no GAN run"):
         runs.latest(root, kinds=runs.DRAWS, name="other")
     assert runs.find(root, kinds=(runs.CLASSIFIER,)) == []

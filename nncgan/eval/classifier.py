@@ -14,7 +14,7 @@ import numpy as np
 import nnabla as nn
 import nnabla.functions as F
 
-from .. import run as runs
+from .. import runs
 from ..data import registry
 from ..builder import build_network
 from ..errors import RunError
@@ -23,7 +23,7 @@ from ..train import checkpoint
 # dataset name -> the classifier graph trained for it (its `name:` and its file): declared by each
 # built-in dataset kind (nncgan.data.registry)
 GRAPHS = {k.name: k.classifier for k in registry.KINDS if k.classifier}
-FEATURES = "features"           # the executor network's output naming the feature layer
+FEATURES = runs.FEATURES        # the executor network's output naming the feature layer
 ENV = "NNCGAN_CLASSIFIER_RUNS"  # further folders (':'-separated) searched for classifier runs
 INFO = "classifier.json"        # RUN/eval/classifier.json: the test accuracy measured after training
 # Images per forward pass. 100 rather than 500: the same speed on a CPU (8.4 against 7.6 s per 2000
@@ -115,8 +115,7 @@ class Classifier:
 
 def is_classifier(graph):
     """A graph whose executor reads dataset images and names a feature layer: a classifier graph."""
-    from ..sampling import data_inputs
-    return data_inputs(graph) == ["x"] and FEATURES in graph.networks[graph.executor.network].outputs
+    return runs.kind_of(graph) == runs.CLASSIFIER
 
 
 def test_split(dataset, data_dir=None):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import run as runs
+from .. import runs
 from ..errors import RunError
 from ..limits import memory_error
 from . import classifier as C

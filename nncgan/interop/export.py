@@ -8,7 +8,7 @@ def export_run(run=None, *, runs_dir="runs", format="nnp", out=None, dataset_csv
                batch_size=None, max_epoch=None, monitors=True, say=print):
     """Run `run` (default: the latest GAN run, said) written to `out` (default:
     RUN/export/<run>.<format>); returns its path."""
-    from .. import run as runs
+    from .. import runs
     run = runs.chosen(run, runs_dir, "exporting", how="RUN", say=say)
     out = Path(out) if out else run.path / "export" / f"{run.name}.{format}"
     if format == "onnx":

@@ -23,7 +23,7 @@ from nnabla.utils import nnabla_pb2
 from nnabla.utils.nnp_format import nnp_version
 from nnabla.utils.save import create_proto
 
-from .. import run as runs, schedules
+from .. import runs, schedules
 from ..builder import build_network
 from .. import safeio
 from ..errors import RunError

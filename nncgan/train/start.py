@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import run as runs
+from .. import runs
 from ..errors import RunError
 
 
@@ -126,7 +126,7 @@ def _train(o, graph, run, info, log, say=print):
     if info is not None:
         runs.update_info(run, status="running")
     else:
-        runs.update_info(run, batch_size=graph.config.batch_size)
+        runs.update_info(run, batch_size=graph.config.batch_size, kind=runs.kind_of(graph))
     runs.update_info(run, **recorded(o))
     if o.save_every:  # --save-every (or the run's own, on --resume) over config.save_every
         from .keep import option

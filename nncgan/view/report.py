@@ -11,7 +11,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from .. import run as runs, safeio
+from .. import runs, safeio
 from ..errors import NncganError
 from ..train import progress
 from .html import graph_section, page
