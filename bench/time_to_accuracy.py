@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -97,24 +96,12 @@ def _baseline_times(times_txt, time_v):
 def _draw(graph_path, folder, per_label, seed):
     """(10, per_label, 1, 28, 28) images of each label from one saved epoch."""
     import nnabla as nn
-    from nncgan import context, run as runs
+    from nncgan import context, runs
     from nncgan.graph.parse import parse_graph
-    from nncgan.sampling import Sampler
-    from nncgan.train import checkpoint
     context.select("cpu", log=lambda *a: None)
-    graph = parse_graph(graph_path)
-    with tempfile.TemporaryDirectory() as tmp:  # a run folder around the copied epoch
-        run = Path(tmp)
-        (run / runs.RUN_INFO).write_text(json.dumps({"graph": str(graph_path), "name": graph.name}))
-        shutil.copy(graph_path, run / runs.GRAPH_COPY)
-        (run / checkpoint.CKPT_DIR).mkdir()
-        os.symlink(folder.resolve(), run / checkpoint.CKPT_DIR / folder.name)
-        (run / checkpoint.CKPT_DIR / checkpoint.LATEST).write_text(folder.name)
-        nn.clear_parameters()
-        sampler = Sampler(graph, per_label)
-        checkpoint.load(run)
-        rng = np.random.RandomState(seed)
-        images = np.stack([sampler.draw(np.full(per_label, d), rng) for d in range(10)])
+    sampler = runs.load_epoch(parse_graph(graph_path), per_label, folder, no_ema=True).sampler
+    rng = np.random.RandomState(seed)
+    images = np.stack([sampler.draw(np.full(per_label, d), rng) for d in range(10)])
     nn.clear_parameters()
     return images
 

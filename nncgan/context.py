@@ -1,7 +1,4 @@
 """Where NNabla computes: the CUDA/cuDNN extension when installed, the CPU otherwise."""
-import nnabla as nn
-from nnabla.ext_utils import get_extension_context
-
 CHOICES = ("auto", "cpu", "cudnn")
 HALF_ON_CPU = ("nncgan: warning: --type-config half on the CPU: NNabla has no float16 CPU kernels and "
                "emulates them, many times slower than float; half is meant for CUDA GPUs "
@@ -18,6 +15,8 @@ def cuda_available():
 
 def select(name="auto", type_config="float", log=print):
     """Set NNabla's default context; returns the backend used ('cudnn' or 'cpu')."""
+    import nnabla as nn  # here, not at the top: the CLI reads CHOICES before nnabla is quieted
+    from nnabla.ext_utils import get_extension_context
     backend = "cpu"
     if name in ("auto", "cudnn"):
         if cuda_available():

@@ -81,3 +81,22 @@ def describe(graph):
         lines.append(f"executor {e.name}: network {e.network}, output {shown}")
     lines += [""] + summary_lines(graph)
     return "\n".join(lines)
+
+
+def check(path, sets=(), say=print):
+    """`nncgan check`: a pipeline file's stages, or the graph (with its --set overrides, each said)
+    described, once it is valid and a batch of it fits in memory."""
+    from . import pipeline
+    from .errors import RunError
+    if pipeline.is_pipeline(path):
+        if sets:
+            raise RunError("--set applies to a graph; a pipeline's stages carry their own 'set:' lists")
+        say(pipeline.check(path))
+        return
+    from .graph import overrides
+    graph, applied = overrides.load(path, sets)
+    for line in overrides.describe(applied):
+        say(f"nncgan: {line}")
+    from .train.loop import check_batch_fits
+    check_batch_fits(graph)
+    say(describe(graph))

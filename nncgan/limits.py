@@ -59,6 +59,16 @@ def count(least, most, unit=""):
     return parse
 
 
+def procs(text):
+    """--procs N|auto: a number of processes, or auto."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return count(1, MAX_COUNT)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a number of processes (at least 1) or auto, got {text!r}") from None
+
+
 def truncation(text):
     try:
         v = float(text)

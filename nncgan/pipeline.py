@@ -181,7 +181,7 @@ def check(path):
 
 
 def _stage_run(stage, stage_runs, runs_dir="runs"):
-    from . import run as runs
+    from . import runs
     from .graph.yamlio import load_file as load_yaml
     if stage.name in stage_runs:
         return Path(stage_runs[stage.name])
@@ -205,13 +205,14 @@ def parse_stage_runs(texts, p):
 def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, truncation=None,
                split="test", data_dir=None, log=print):
     """Run every stage in order; returns [(stage, Loaded, images)]. Each stage reads its own run."""
-    from . import feeds, inference
+    from . import feeds
+    from .runs import Run
     stage_runs = stage_runs or {}
     results, images_of = [], {}
     for st in p.stages:
         try:
-            run = _stage_run(st, stage_runs)
-            graph = inference.run_graph(run)
+            run = Run(_stage_run(st, stage_runs))
+            graph = run.graph()
         except RunError as e:
             sets = "".join(f" --set {shlex.quote(o)}" for o in st.overrides)
             out = f" --out {st.run}" if st.run else ""
@@ -230,7 +231,7 @@ def run_stages(p, num, seed=0, labels=None, stage_runs=None, no_ema=False, trunc
         rest = [v for v in needs if v not in feed]
         if rest:
             feed.update(feeds.from_dataset(graph, rest, num, split, data_dir, seed, log))
-        loaded = inference.load(run, num, ex, no_ema, graph)
+        loaded = run.sampler(num, ex, no_ema)
         stage_labels = None
         if loaded.sampler.conditional:
             if labels is not None:
@@ -263,3 +264,13 @@ def infer_pipeline(path, num=100, seed=0, label=None, out=None, stage_runs=(), n
                                                     "epoch": loaded.folder.name, "seed": seed, "num": num})
         log(f"nncgan: stage {st.name}: {num} images {tuple(images.shape[1:])} from {loaded.folder} -> {target}")
     return results
+
+
+def infer_command(path, *, run=None, executor=None, inputs=(), context="auto", **kw):
+    """`nncgan infer PIPELINE`: refuses the options that name one run, then infer_pipeline(path, **kw)."""
+    from . import context as ctx
+    if run or executor or inputs:
+        raise RunError("--run, --executor and --input name one run; a pipeline names its stages' runs "
+                       "and executors in its file (override a stage's run with --stage NAME=RUN)")
+    ctx.select(context)
+    return infer_pipeline(path, **kw)

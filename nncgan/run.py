@@ -32,7 +32,8 @@ OWN = (GRAPH_COPY, RUN_INFO, LOCK, "checkpoints", "monitor", "samples", "learnin
        "report.html", "export", "tensorboard")
 # Fields of run.json and the type each must have; a field of another type is ignored (and reported).
 FIELDS = {"graph": str, "name": str, "started": str, "status": str, "max_epoch": int, "pid": int, "host": str,
-          "batch_size": int, "epochs": int}
+          "batch_size": int, "epochs": int,
+          "kind": str}
 
 
 def is_own(name):
@@ -274,27 +275,6 @@ def update_info(run, **changes):
     write_info(run, info)
 
 
-def latest_run(runs_dir=RUNS_DIR, name=None):
-    """The most recently started run (of graph `name`, if given) that has a saved epoch."""
-    from .train.checkpoint import has_checkpoint
-    root = Path(runs_dir)
-    candidates = []
-    for d in root.iterdir() if root.is_dir() else []:
-        if (d / RUN_INFO).is_file() and has_checkpoint(d):
-            try:
-                info = read_info(d)
-            except RunError:
-                continue
-            if name is None or field(info, "name") == name:
-                candidates.append((field(info, "started", ""), d.stat().st_mtime, d))
-    if not candidates:
-        what = f" of graph '{name}'" if name else ""
-        from .hints import command
-        raise RunError(f"no run{what} with a saved epoch under {root}/; train one first "
-                       f"({command('train', name or 'cgan_mnist')}) or pass --run DIR")
-    return max(candidates)[2]
-
-
 @contextlib.contextmanager
 def locked(run):
     """Hold the run folder for as long as the block runs: a second `nncgan train` on it is refused.
@@ -315,3 +295,4 @@ def locked(run):
         yield
     finally:
         os.close(fd)  # releases the lock
+

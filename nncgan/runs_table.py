@@ -4,31 +4,11 @@ A run says "running" in its run.json while it trains; one killed without a chanc
 otherwise (kill -9, a power cut) still says so. run.json records the training process's id
 and host, so a "running" run whose process is gone on this host is shown as interrupted.
 """
-import os
-import socket
-from pathlib import Path
-
-from . import run as runs
+from . import runs
 from .errors import RunError
-from .train import checkpoint, progress
+from .train import progress
 
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
-
-
-def status(info):
-    s = runs.field(info, "status", "?")
-    pid = runs.field(info, "pid")
-    if s == "running" and pid and runs.field(info, "host") == socket.gethostname() and not _alive(pid):
-        return "interrupted"
-    return s
+status = runs.status_of
 
 
 def _last_losses(state):
@@ -46,22 +26,19 @@ def _last_losses(state):
 def collect(runs_dir=runs.RUNS_DIR):
     """One dict per run folder under `runs_dir`, newest first. A run whose run.json is damaged is
     listed as "damaged" (with what is wrong), never hiding the others."""
-    root = Path(runs_dir)
     rows = []
-    for d in sorted(root.iterdir()) if root.is_dir() else []:
-        if not d.is_dir() or not (os.path.lexists(d / runs.RUN_INFO) or os.path.lexists(d / runs.LOCK)):
-            continue
+    for run in runs.all_runs(runs_dir):
         try:
-            info = runs.read_info(d)
+            info = run.info
         except RunError:
-            rows.append({"run": d.name, "graph": "?", "started": "", "epoch": 0, "max_epoch": None,
+            rows.append({"run": run.name, "graph": "?", "started": "", "epoch": 0, "max_epoch": None,
                          "losses": {}, "status": f"damaged ({runs.RUN_INFO} unreadable)"})
             continue
-        state = checkpoint.peek_state(d) or {}
+        state = run.state() or {}
         epoch, losses = _last_losses(state)
         bad = runs.damaged_fields(info)
         seconds = state.get("seconds") if isinstance(state.get("seconds"), dict) else {}
-        rows.append({"run": d.name, "graph": runs.field(info, "name", "?"), "started": runs.field(info, "started", ""),
+        rows.append({"run": run.name, "graph": runs.field(info, "name", "?"), "started": runs.field(info, "started", ""),
                      "epoch": epoch, "max_epoch": runs.field(info, "max_epoch"), "losses": losses,
                      "seconds": sum(v for v in seconds.values() if isinstance(v, (int, float))),
                      "status": status(info) + (f" (damaged {runs.RUN_INFO}: {', '.join(bad)})" if bad else "")})

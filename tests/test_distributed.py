@@ -118,15 +118,13 @@ def test_only_rank_0_writes_the_run(tmp_path):
         seen["run"], seen["info"] = run, info
         (run / "written-by-rank-1").write_text("x")
         return 0
-    args = type("Args", (), dict(out=str(real), resume=True))
-    assert distributed.train_other_rank(args, graph, fake_train) == 0
+    assert distributed.train_other_rank(str(real), True, graph, fake_train) == 0
     run = seen["run"]
     assert run != real and not run.exists()                                        # removed at the end
     assert seen["info"]["name"] == graph.name                                       # resumed from rank 0's
     assert sorted(p.relative_to(real) for p in real.rglob("*")) == before           # real run untouched
     with pytest.raises(RunError, match="not a run to resume"):
-        distributed.train_other_rank(type("Args", (), dict(out=str(tmp_path / "none"), resume=True)),
-                                     graph, fake_train)
+        distributed.train_other_rank(str(tmp_path / "none"), True, graph, fake_train)
 
 
 class MirrorComm(distributed.Comm):

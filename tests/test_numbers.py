@@ -71,6 +71,9 @@ def test_train_runs_with_the_largest_seed(small_mnist, tmp_path, monkeypatch, ca
     (["dataset", "export", "mnist", "d", "--limit", "x"], "argument --limit: expected an integer, got 'x'"),
     (["infer", "--truncation", "nan"], "argument --truncation: must be a positive number, got nan"),
     (["infer", "--truncation=-inf"], "argument --truncation: must be a positive number"),
+    (["train", str(CGAN), "--limit-samples", "0"], "argument --limit-samples: must be at least 1, got 0"),
+    (["train", str(CGAN), "--limit-iterations", "-2"], "argument --limit-iterations: must be at least 1, got -2"),
+    (["train", str(CGAN), "--procs", "0"], "argument --procs: must be a number of processes (at least 1) or auto"),
 ])
 def test_counts_are_bounded_when_parsed(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

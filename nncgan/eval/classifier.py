@@ -14,7 +14,7 @@ import numpy as np
 import nnabla as nn
 import nnabla.functions as F
 
-from .. import run as runs
+from .. import runs
 from ..data import registry
 from ..builder import build_network
 from ..errors import RunError
@@ -23,7 +23,7 @@ from ..train import checkpoint
 # dataset name -> the classifier graph trained for it (its `name:` and its file): declared by each
 # built-in dataset kind (nncgan.data.registry)
 GRAPHS = {k.name: k.classifier for k in registry.KINDS if k.classifier}
-FEATURES = "features"           # the executor network's output naming the feature layer
+FEATURES = runs.FEATURES        # the executor network's output naming the feature layer
 ENV = "NNCGAN_CLASSIFIER_RUNS"  # further folders (':'-separated) searched for classifier runs
 INFO = "classifier.json"        # RUN/eval/classifier.json: the test accuracy measured after training
 # Images per forward pass. 100 rather than 500: the same speed on a CPU (8.4 against 7.6 s per 2000
@@ -45,17 +45,9 @@ def find(dataset, runs_dirs=("runs",)):
     name = GRAPHS[dataset][0]
     dirs = [Path(d) for d in runs_dirs] + [Path(d) for d in os.environ.get(ENV, "").split(":") if d]
     for root in dict.fromkeys(d.resolve() for d in dirs):
-        found = []
-        for d in root.iterdir() if root.is_dir() else ():
-            try:
-                info = runs.read_info(d) if (d / runs.RUN_INFO).is_file() else None
-            except RunError:
-                continue
-            if info and info.get("name") == name and info.get("status") == "finished" \
-                    and checkpoint.has_checkpoint(d):
-                found.append((info.get("started", ""), d))
+        found = runs.find(root, name=name, status="finished")
         if found:
-            return max(found)[1]
+            return found[0].path
     where = ", ".join(f"{d}/" for d in dict.fromkeys(map(str, dirs)))
     raise RunError(f"no trained classifier for dataset '{dataset}' (a finished run of graph "
                    f"'{name}' under {where}); train one with: {train_command(dataset)} "
@@ -67,13 +59,12 @@ class Classifier:
 
     def __init__(self, run, batch_size=BATCH):
         """The last saved epoch of classifier run `run`, in a parameter scope of its own."""
-        from ..graph.parse import parse_graph
-        self.run = Path(run)
-        info = runs.read_info(run)
-        graph = parse_graph(self.run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+        opened = runs.Run(run)
+        self.run = opened.path
+        graph = opened.graph()
         self._scope = OrderedDict()  # private: never in nn.get_parameters(), never saved with a GAN
         with nn.parameter_scope("classifier", self._scope):
-            self._build(graph, batch_size, where=self.run / runs.GRAPH_COPY)
+            self._build(graph, batch_size, where=opened.graph_file)
             self.epoch = checkpoint.load(run)["epoch"]
         self.test_accuracy = read_test_accuracy(run, self.epoch)
 
@@ -124,8 +115,7 @@ class Classifier:
 
 def is_classifier(graph):
     """A graph whose executor reads dataset images and names a feature layer: a classifier graph."""
-    from ..sampling import data_inputs
-    return data_inputs(graph) == ["x"] and FEATURES in graph.networks[graph.executor.network].outputs
+    return runs.kind_of(graph) == runs.CLASSIFIER
 
 
 def test_split(dataset, data_dir=None):

@@ -4,14 +4,12 @@ RUN/eval/eval.json is one flat object (documented in docs/eval.md): what was eva
 samples, seed, classifier run) and every number of `score.score`.
 """
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import nnabla as nn
 
-from .. import run as runs
+from .. import runs
 from ..errors import RunError
 from ..limits import memory_error
 from . import classifier as C
@@ -33,24 +31,19 @@ def load_classifier(dataset, explicit=None, runs_dirs=("runs",)):
 
 def generated(run, num, seed, no_ema=False):
     """(images, labels or None, epoch, used_ema, graph): `num` images per label from the run's last epoch."""
-    from ..graph.parse import parse_graph
-    from ..sampling import Sampler, data_inputs
-    from ..train import checkpoint, ema
-    info = runs.read_info(run)
-    graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+    from ..sampling import data_inputs
+    run = runs.Run(run)
+    graph = run.graph()
     if data_inputs(graph):
         raise RunError(f"{run} is a run of '{graph.name}', whose executor reads dataset images: it draws "
                        f"none, so there is nothing to evaluate (nncgan eval scores a GAN run)")
-    nn.clear_parameters()
-    folder = checkpoint.latest(run)
+    run.latest_epoch()  # no saved epoch: said before the memory check
     too_many = memory_error(graph.networks[graph.executor.network], num, "--num")
     if too_many:
         raise RunError(too_many)
-    sampler = Sampler(graph, num)
-    epoch = checkpoint.load(run)["epoch"]
-    used_ema = False if no_ema else ema.load_into_parameters(folder)
-    images, labels = draw(sampler, num, np.random.RandomState(seed))
-    return images, labels, epoch, used_ema, graph
+    loaded = run.sampler(num, no_ema=no_ema)
+    images, labels = draw(loaded.sampler, num, np.random.RandomState(seed))
+    return images, labels, loaded.epoch, loaded.used_ema, graph
 
 
 def draw(sampler, num, rng):
@@ -76,19 +69,18 @@ def evaluate(run=None, num=100, seed=0, classifier=None, runs_dirs=("runs",), so
              dataset=None, data_dir=None, no_ema=False):
     """Every number for `run`'s last epoch (source 'generator'), or for real test images fed in as if
     generated ('test', 'repeat'; `run` or `dataset` says which data), as the flat dict of eval.json."""
-    from ..graph.parse import parse_graph
     start = time.perf_counter()
     head = {"run": None, "graph": None, "source": source, "seed": seed, "epoch": None, "ema": None}
     if run is not None:
-        run = Path(run)
-        info = runs.read_info(run)
+        run = runs.Run(run)
+        info = run.info
         head.update(run=str(run), graph=info.get("name"))
-        runs_dirs = list(runs_dirs) + [str(run.parent)]
+        runs_dirs = list(runs_dirs) + [str(run.path.parent)]
         if source == "generator":
             images, labels, epoch, used_ema, graph = generated(run, num, seed, no_ema)
             head.update(epoch=epoch, ema=used_ema)
         else:
-            graph = parse_graph(run / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
+            graph = run.graph()
         dataset = graph.dataset.name
     elif source == "generator" or dataset is None:
         raise RunError("nothing to evaluate: give a run (or, with --images-from test|repeat, a --dataset)")
@@ -159,32 +151,8 @@ def table(r):
     return "\n".join(lines)
 
 
-def latest_gan_run(runs_dir="runs"):
-    """The most recently started run with a saved epoch that is not a classifier's."""
-    from ..train.checkpoint import has_checkpoint
-    classifiers = {name for name, _ in C.GRAPHS.values()}
-    found = []
-    root = Path(runs_dir)
-    for d in root.iterdir() if root.is_dir() else ():
-        if (d / runs.RUN_INFO).is_file() and has_checkpoint(d):
-            try:
-                info = runs.read_info(d)
-            except RunError:
-                continue
-            if runs.field(info, "name") not in classifiers:
-                found.append((runs.field(info, "started", ""), d))
-    if not found:
-        from ..hints import command
-        raise RunError(f"no GAN run with a saved epoch under {root}/; train one first "
-                       f"({command('train', 'cgan_mnist')}) or name the run")
-    return max(found)[1]
-
-
 def is_classifier_run(run):
-    from ..graph.parse import parse_graph
-    info = runs.read_info(run)
-    graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
-    return C.is_classifier(graph)
+    return runs.Run(run).kind == runs.CLASSIFIER
 
 
 def classifier_test(run, data_dir=None):
@@ -195,3 +163,22 @@ def classifier_test(run, data_dir=None):
     C.write_test_accuracy(run, clf.epoch, acc, len(labels))
     return (f"{run}: classifier of {clf.dataset}, epoch {clf.epoch}: test accuracy {acc:.2%} on "
             f"{len(labels)} test images (saved in {Path(run) / EVAL_DIR / C.INFO})")
+
+
+def run_eval(run=None, *, runs_dir="runs", context="auto", num=100, seed=0, classifier=None, source="generator",
+             dataset=None, data_dir=None, no_ema=False, say=print):
+    """`nncgan eval`: score run `run` (default: the latest GAN run, said) and write its eval.json;
+    a classifier run is measured on its test split instead. Returns the JSON file written."""
+    from .. import context as ctx
+    ctx.select(context)
+    if run is None and (source == "generator" or dataset is None):
+        run = runs.chosen(None, runs_dir, "evaluating", kinds=(runs.GAN,), how="RUN", say=say)
+    if run is not None and source == "generator" and is_classifier_run(run):
+        say(classifier_test(run, data_dir))  # a classifier run: its test accuracy
+        return Path(run) / EVAL_DIR / C.INFO
+    result = evaluate(run, num=num, seed=seed, classifier=classifier, runs_dirs=[runs_dir], source=source,
+                      dataset=dataset, data_dir=data_dir, no_ema=no_ema)
+    say(table(result))
+    path = write_json(json_path(result), result)
+    say(f"nncgan: wrote {path}")
+    return path

@@ -23,11 +23,10 @@ from nnabla.utils import nnabla_pb2
 from nnabla.utils.nnp_format import nnp_version
 from nnabla.utils.save import create_proto
 
-from .. import run as runs, schedules
+from .. import runs, schedules
 from ..builder import build_network
 from .. import safeio
 from ..errors import RunError
-from ..graph.parse import parse_graph
 from ..layers import cpu_kernels, get as get_layer_type, label_maps, losses as loss_layers
 from ..train import checkpoint
 
@@ -38,11 +37,7 @@ PARAMETER_FILE = "parameter.protobuf"
 
 def load_run_graph(run):
     """The graph a run trained (its graph.yaml, at the run's batch size), as `nncgan infer` reads it."""
-    info = runs.read_info(run)
-    graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=os.path.dirname(info.get("graph", str(run))))
-    if isinstance(info.get("batch_size"), int) and info["batch_size"] > 0:
-        graph.config.batch_size = info["batch_size"]
-    return graph
+    return runs.Run(run).graph(batch_size=True)
 
 
 def export_nnp(run_dir, out_path, *, dataset_csv=None, validation_csv=None, batch_size=None,

@@ -369,16 +369,16 @@ def _copy_settled(src, dst, skip=(".lock", "samples", "monitor")):
             continue
 
 
-def train_other_rank(args, graph, train_fn):
-    """A rank > 0 of `nncgan train`: train (`train_fn(run, info)`) into a scratch copy of the run
-    (for --resume, a copy of rank 0's saved epochs), removed at the end."""
+def train_other_rank(out, resume, graph, train_fn):
+    """A rank > 0 of `nncgan train` (run folder `out`): train (`train_fn(run, info)`) into a
+    scratch copy of the run (for `resume`, a copy of rank 0's saved epochs), removed at the end."""
     from .. import run as runs
-    real = Path(args.out)
-    if args.resume and not (real / runs.RUN_INFO).is_file():
+    real = Path(out)
+    if resume and not (real / runs.RUN_INFO).is_file():
         raise RunError(f"{real} is not a run to resume (no {runs.RUN_INFO})")
-    run = scratch_run(real if args.resume else None)
+    run = scratch_run(real if resume else None)
     try:
-        if args.resume:
+        if resume:
             return train_fn(run, runs.read_info(run))
         runs.new_run(graph, run)
         return train_fn(run, None)

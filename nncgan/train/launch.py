@@ -8,62 +8,49 @@ import io
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from . import distributed
 
 
-def _global_batch(args, graph):
-    from .. import run as runs
-    if args.batch_size:
-        return args.batch_size
-    if args.resume:
-        info = runs.read_info(Path(args.out))
-        if runs.field(info, "batch_size"):  # a damaged value is ignored, as _train does
-            return info["batch_size"]
-    return graph.config.batch_size
+def under_launcher():
+    """Whether an MPI launcher (mpiexec, even -n 1) started this process."""
+    return any(v in os.environ for v in distributed.SIZE_VARS)
 
 
-def launch_if_asked(args, graph):
-    """Start the ranks when --procs asks for several and no MPI launcher started this process;
-    returns their exit status, or None to train here as one process."""
-    from .. import run as runs
+def launch_if_asked(argv, procs, context, batch):
+    """Start the ranks (`nncgan ARGV` each) when --procs asks for several and no MPI launcher
+    started this process; returns their exit status, or None to train here as one process.
+    `batch`: the global batch the ranks share; `argv` must name the run folder (--out)."""
     from ..context import cuda_available
-    if any(v in os.environ for v in distributed.SIZE_VARS):
-        return None  # under mpiexec already (even -n 1)
-    argv = list(args.argv)
-    if not args.out:  # every rank must name the same run folder
-        args.out = str(runs.latest_run(args.runs_dir, graph.name) if args.resume
-                       else runs.fresh_path(graph, args.runs_dir))
-        argv += ["--out", args.out]
-    batch = _global_batch(args, graph)
-    on_gpu = args.context == "cudnn" or (args.context == "auto" and cuda_available())
-    n = distributed.procs_for(args.procs, batch, on_gpu)
+    if under_launcher():
+        return None
+    on_gpu = context == "cudnn" or (context == "auto" and cuda_available())
+    n = distributed.procs_for(procs, batch, on_gpu)
     if n == 1:
         return None
     print(f"nncgan: {n} processes (mpiexec), a batch of {batch} split {batch // n} each, "
           f"{distributed.blas_threads(n)} BLAS thread(s) each", flush=True)
-    return distributed.launch(n, argv)
+    return distributed.launch(n, list(argv))
 
 
-def as_rank(args, run):
-    """`run(args)` in a process of a multi-rank job. On an error every rank leaves together (rank 0
+def as_rank(call):
+    """`call()` in a process of a multi-rank job. On an error every rank leaves together (rank 0
     says why); a rank failing alone aborts the job after a grace period, so none waits forever."""
     try:
         rank, size, _ = distributed.launched()
     except Exception:
-        return run(args)  # the bad launcher variable is reported by `train` itself
+        return call()  # the bad launcher variable is reported by `train` itself
     if size == 1:
-        return run(args)
-    run = _unexpected_is_an_error(run)
+        return call()
+    call = _unexpected_is_an_error(call)
     if rank == 0:
-        code = run(args)
+        code = call()
         if code and not distributed.leave(code, rank):
             distributed.abort(code)
         return code
     out, err = io.StringIO(), io.StringIO()  # rank 0 speaks for the job
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run(args)
+        code = call()
     if code and not distributed.leave(code, rank):
         for line in err.getvalue().splitlines():
             print(f"[rank {rank}] {line}", file=sys.stderr)
@@ -71,12 +58,12 @@ def as_rank(args, run):
     return code
 
 
-def _unexpected_is_an_error(run):
+def _unexpected_is_an_error(call):
     """A bug raising in one rank must not leave the others waiting in a collective forever: the
     traceback is printed and the rank leaves (or aborts the job) like any failing rank."""
-    def guarded(args):
+    def guarded():
         try:
-            return run(args)
+            return call()
         except Exception:
             traceback.print_exc()
             return 1

@@ -122,3 +122,14 @@ def view_page(graph, applied=()):
             + (f"<p>overrides:</p><ul>{over}</ul>" if over else "")
             + graph_section(graph) + params_table(graph))
     return page(f"{graph.name} \u2014 nncgan view", body)
+
+
+def write_view(graph_file, sets=(), out=None, say=print):
+    """`nncgan view`: the graph (with its --set overrides) as a page at `out` (default: default_out)."""
+    from .. import safeio
+    from ..graph.overrides import describe, load
+    graph, applied = load(graph_file, sets)
+    out = Path(out) if out else default_out(graph_file)
+    safeio.write_text(out, view_page(graph, describe(applied)))
+    say(f"nncgan: the graph '{graph.name}' as a picture -> {out}")
+    return out

@@ -8,13 +8,12 @@ is optional: a run with nothing yet still gets a page saying what is missing.
 import base64
 import io
 import json
-import os
 from html import escape
 from pathlib import Path
 
-from .. import run as runs, safeio
+from .. import runs, safeio
 from ..errors import NncganError
-from ..train import checkpoint, progress
+from ..train import progress
 from .html import graph_section, page
 
 EVAL_FILE = Path("eval") / "eval.json"
@@ -208,22 +207,18 @@ def _eval(run, last=None):
             f"{table(data)}</details></div>")
 
 
-def _graph(run, info):
-    from ..graph.parse import parse_graph
-    base = os.path.dirname(runs.field(info, "graph")) if runs.field(info, "graph") else str(run)
+def _graph(run):
     try:
-        if not safeio.is_regular(Path(run) / runs.GRAPH_COPY):
-            raise NncganError(f"{Path(run) / runs.GRAPH_COPY} is missing or not a regular file")
-        graph = parse_graph(Path(run) / runs.GRAPH_COPY, base_dir=base)
+        graph = run.graph()
     except NncganError as e:
         return f'<p class="missing">the run\'s graph.yaml cannot be drawn: {_e(e)}</p>'
     return graph_section(graph)
 
 
 def report_page(run):
-    run = Path(run)
-    info = runs.read_info(run)
-    state = checkpoint.peek_state(run)
+    run = runs.Run(run)
+    info = run.info
+    state = run.state()
     curves = curves_svg(run, state)
     scores = scores_svg(run)
     last = (state or {}).get("epoch")
@@ -241,7 +236,7 @@ def report_page(run):
             _infer(run, last),
             "<h2>Evaluation</h2>", _eval(run, last),
             "<h2>Run</h2>", table(info),
-            "<h2>Graph</h2>", _graph(run, info)]
+            "<h2>Graph</h2>", _graph(run)]
     return page(f"{run.name} \u2014 nncgan report", "\n".join(body), REPORT_CSS)
 
 
@@ -249,3 +244,11 @@ def write_report(run, out=None):
     out = Path(out) if out else Path(run) / "report.html"
     safeio.check_target(out)  # a folder or device at --out: refused before the page is drawn
     return safeio.write_text(out, report_page(run))
+
+
+def report(run=None, runs_dir="runs", out=None, say=print):
+    """`nncgan report`: the page of run `run` (default: the latest GAN run, said); returns its path."""
+    run = runs.chosen(run, runs_dir, "reporting", how="RUN", say=say)
+    out = write_report(run, out)
+    say(f"nncgan: report of {run} -> {out}")
+    return out
