@@ -116,7 +116,7 @@ def test_adamax_is_nnablas_under_its_multiplier(tmp_path):
         m[k] = b1 * m.get(k, 0.0) + (1 - b1) * g
         u[k] = np.maximum(b2 * u.get(k, 0.0), np.abs(g))
         return w - lr / (1 - b1 ** t) * m[k] / (u[k] + eps)
-    start, lr = by_hand_and_by_step(graph, adamax)
+    _, lr = by_hand_and_by_step(graph, adamax)
     assert lr["A/affine/W"] == pytest.approx(ADAM["alpha"] * 0.5)
 
 
