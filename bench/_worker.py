@@ -11,14 +11,23 @@ import sys
 import time
 
 
-def serve(step, make_batch, info):
-    """`step(batch)` runs one training iteration; `make_batch(i)` draws its (untimed) minibatch."""
+def serve(step, make_batch, info, comm=None):
+    """`step(batch)` runs one training iteration; `make_batch(i)` draws its (untimed) minibatch.
+    Under mpiexec (`comm`: mpi4py's world), rank 0 reads the commands and passes each to the other
+    ranks, which step along; rank 0 replies with its own times, the peak memory the largest rank's."""
     out = sys.stdout
     sys.stdout = sys.stderr  # whatever the libraries print must not break the protocol
-    out.write("READY " + json.dumps(info) + "\n")
-    out.flush()
+    lead = comm is None or comm.rank == 0
+    if lead:
+        out.write("READY " + json.dumps(info) + "\n")
+        out.flush()
     i = 0
-    for line in sys.stdin:
+    while True:
+        line = sys.stdin.readline() or None if lead else None
+        if comm is not None:
+            line = comm.bcast(line, root=0)
+        if line is None:
+            return
         cmd = line.split()
         if not cmd:
             continue
@@ -31,13 +40,19 @@ def serve(step, make_batch, info):
                 times.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)   # all of the process' threads; less disturbed by load
                 i += 1
+            if comm is not None:   # the CPU time of every rank
+                cpu = [comm.allreduce(c) for c in cpu]
             reply = {"times": times, "cpu": cpu}
         elif cmd[0] == "quit":
             ru = resource.getrusage(resource.RUSAGE_SELF)
             reply = {"maxrss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime}
+            if comm is not None:
+                from mpi4py import MPI
+                reply["maxrss_mb"] = comm.allreduce(reply["maxrss_mb"], op=MPI.MAX)
         else:
             reply = {"error": f"unknown command {cmd[0]!r}"}
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+        if lead:
+            out.write(json.dumps(reply) + "\n")
+            out.flush()
         if cmd[0] == "quit":
             return

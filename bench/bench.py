@@ -53,7 +53,13 @@ def _nnabla_worker(kind, batch):
         step = lambda b: twin.step(b, rng)  # noqa: E731
     else:
         from step_time import nncgan_steps
-        steps, it = nncgan_steps(batch, label_tables=(kind != "nncgan-plain"), kernels=(kind == "nncgan")), [0]
+        comm = None
+        if kind == "nncgan-mpi":   # under mpiexec: this rank's part of the batch, as `nncgan train --procs N`
+            from nncgan.train import distributed
+            comm = distributed.MPIComm(*distributed.launched())
+        steps = nncgan_steps(batch, label_tables=(kind != "nncgan-plain"), kernels=(kind in ("nncgan", "nncgan-mpi")),
+                             comm=comm)
+        it = [0]
 
         def step(b):
             for s in steps:
@@ -63,7 +69,8 @@ def _nnabla_worker(kind, batch):
     def make_batch(i):
         return {"x": data.rand(batch, 1, 28, 28).astype(np.float32),
                 "y": data.randint(0, 10, (batch, 1)).astype(np.float32)}
-    serve(step, make_batch, {"nnabla": nn.__version__, "python": platform.python_version()})
+    serve(step, make_batch, {"nnabla": nn.__version__, "python": platform.python_version()},
+          comm.world if kind == "nncgan-mpi" else None)
 
 
 # ---------------------------------------------------------------- the coordinator
@@ -169,15 +176,23 @@ def table(contestants, batch, accuracy, infer_s, load, args, arithmetic=None):
            f"disturbed by other jobs than the wall time):", ""] + rows
     if arithmetic:
         gflop, peak1, peak2 = arithmetic
-        best = min(ref.get("nncgan", float("nan")), ref.get("nncgan, 1 BLAS thread", float("nan")))
+        one = ref.get("nncgan, 1 core", float("nan"))
+        alls = min((m for k, m in ref.items() if k.startswith("nncgan,") and "MPI processes" in k), default=float("nan"))
         out += ["", f"Arithmetic: one iteration is {gflop:.2f} GFLOP of GEMM-shaped work (the affines and "
                     f"(de)convolutions nncgan builds, forward and the backward products it computes). NumPy's "
                     f"float32 GEMM peaks at {peak1:.1f} GFLOP/s on one core here, {peak2:.1f} on two "
                     f"(OpenBLAS, 1024x1024): at that peak an iteration's arithmetic takes "
-                    f"{gflop / peak1 * 1000:.0f} ms on one core, {gflop / peak2 * 1000:.0f} ms on two. nncgan's "
-                    f"best above, {best * 1000:.0f} ms, is {gflop / best:.1f} GFLOP/s, {gflop / best / peak1:.0%} "
-                    f"of the one-core peak; the rest is the layers that are not GEMMs (batch normalisation, "
-                    f"activations, concatenation), im2col/col2im copies and Python per function."]
+                    f"{gflop / peak1 * 1000:.0f} ms on one core, {gflop / peak2 * 1000:.0f} ms on two. nncgan "
+                    f"on one core, {one * 1000:.0f} ms, is {gflop / one:.1f} GFLOP/s ({gflop / one / peak1:.0%} of "
+                    f"the one-core peak); on all cores, {alls * 1000:.0f} ms, {gflop / alls:.1f} GFLOP/s "
+                    f"({gflop / alls / peak2:.0%} of the two-core peak). The rest is the layers that are not GEMMs "
+                    f"(batch normalisation, activations, concatenation), im2col/col2im copies, Python per "
+                    f"function and, on several processes, the all-reduce."]
+        torch1, torch2 = ref.get("PyTorch twin, 1 thread"), ref.get("PyTorch twin, 2 threads")
+        if torch1 and torch2:
+            out += ["", f"Against the PyTorch twin: nncgan on one core {one * 1000:.1f} ms against {torch1 * 1000:.1f} "
+                        f"on one thread ({one / torch1:.2f}x its time); on all cores {alls * 1000:.1f} ms against "
+                        f"{torch2 * 1000:.1f} on two threads ({alls / torch2:.2f}x its time)."]
     for c in contestants:
         if c.end.get("note"):
             out += ["", f"{c.name}: one iteration = the difference of {c.end['note']}, divided by their "
@@ -214,7 +229,7 @@ def write_doc(text):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worker", choices=("nncgan", "nncgan-plain", "nncgan-nnabla", "handwritten"),
+    ap.add_argument("--worker", choices=("nncgan", "nncgan-mpi", "nncgan-plain", "nncgan-nnabla", "handwritten"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=6)
@@ -234,8 +249,12 @@ def main(argv=None):
 
     load0 = os.getloadavg()[0]
     me = [sys.executable, str(Path(__file__).resolve()), "--batch", str(args.batch), "--worker"]
-    specs = [("nncgan", me + ["nncgan"], _env()),
-             ("nncgan, 1 BLAS thread", me + ["nncgan"], _env(OPENBLAS_NUM_THREADS="1")),
+    from nncgan.train import distributed
+    n = distributed.cores()
+    specs = [(f"nncgan, {n} MPI processes (all cores, as `nncgan train`)",
+              [distributed.mpiexec(), "-n", str(n)] + me + ["nncgan-mpi"], _env(OPENBLAS_NUM_THREADS="1")),
+             ("nncgan, 1 process, all cores as BLAS threads", me + ["nncgan"], _env()),
+             ("nncgan, 1 core", me + ["nncgan"], _env(OPENBLAS_NUM_THREADS="1")),
              ("nncgan, NNabla kernels (before issue 17)", me + ["nncgan-nnabla"], _env(NNCGAN_KERNELS="nnabla")),
              ("nncgan, plain label maps (before issue 7)", me + ["nncgan-plain"], _env(NNCGAN_KERNELS="nnabla")),
              ("hand-written NNabla", me + ["handwritten"], _env())]

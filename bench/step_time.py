@@ -107,9 +107,10 @@ class HandWritten:
             s.update()
 
 
-def nncgan_steps(batch_size, label_tables=True, kernels=True):
+def nncgan_steps(batch_size, label_tables=True, kernels=True, comm=None):
     """nncgan's three optimizer steps; label_tables=False builds the plain formulation (before issue 7),
-    kernels=False NNabla's own Affine/(De)Convolution (before issue 17)."""
+    kernels=False NNabla's own Affine/(De)Convolution (before issue 17); with an MPI `comm`, this rank's
+    part of the global batch, gradients all-reduced (as `nncgan train` on several processes)."""
     import contextlib
     from nncgan.builder import build_all
     from nncgan.layers import cpu_kernels, label_maps
@@ -118,8 +119,8 @@ def nncgan_steps(batch_size, label_tables=True, kernels=True):
     graph = parse_graph(ROOT / "graphs" / "cgan_mnist.yaml")
     with contextlib.nullcontext() if label_tables else label_maps.disabled(), \
             contextlib.nullcontext() if kernels else cpu_kernels.disabled():
-        nets, _ = build_all(graph, batch_size, graph.config.seed)
-    return [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
+        nets, _ = build_all(graph, batch_size, graph.config.seed, comm)
+    return [OptimizerStep(o, nets[o.network], comm) for o in graph.optimizers]
 
 
 def main():

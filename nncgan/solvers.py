@@ -37,4 +37,16 @@ def make(name, settings, lr_scale=1.0):
     ctor, _, lr_key = SOLVERS[name]
     kwargs = filled(name, settings)
     kwargs[lr_key] = kwargs[lr_key] * lr_scale
-    return ctor(**kwargs)
+    solver = ctor(**kwargs)
+    if name == "Adam" and fused():
+        from .solver_kernels import FusedAdam
+        return FusedAdam(solver, kwargs["beta1"], kwargs["beta2"], kwargs["eps"])
+    return solver
+
+
+def fused():
+    """Whether Adam's update runs nncgan's fused CPU loop: where the BLAS layer kernels run (the CPU float
+    context, not switched off) and numba is installed; NNabla's own solver otherwise (CUDA, NNP export)."""
+    from .layers import cpu_kernels
+    from .solver_kernels import available
+    return cpu_kernels.enabled() and available()

@@ -122,12 +122,12 @@ class MPIComm(Comm):
         self.sum(buf)
         if buf[-1] > 0:
             raise Stopped()
-        buf *= 1.0 / self.size
+        scale = np.float32(1.0 / self.size)
         o = 0
-        for v in views:
-            v[...] = buf[o:o + v.size].reshape(v.shape)
+        for v in views:   # the mean, written straight back (one pass, not a scaling pass and a copy)
+            np.multiply(buf[o:o + v.size].reshape(v.shape), scale, out=v)
             o += v.size
-        return buf[n:-1].tolist()
+        return (buf[n:-1] * scale).tolist()
 
     def _buffer(self, n):
         if getattr(self, "_buf", None) is None or self._buf.size < n:
