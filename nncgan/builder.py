@@ -96,6 +96,10 @@ class _LayerContext:
     def logit_of(self, i):
         return self.logits.get(id(self.in_vars[i]))
 
+    def constant_of(self, i):
+        """The value of input i when it is an Input of Generator Constant (a loss's fixed target), else None."""
+        return self.logits.get(("constant", id(self.in_vars[i])))
+
 
 def build_network(net: Network, batch_size: int, rng=None, comm=None) -> BuiltNetwork:
     """Build `net` for `batch_size` samples. Parameters are created on first use (from `rng`).
@@ -114,6 +118,8 @@ def build_network(net: Network, batch_size: int, rng=None, comm=None) -> BuiltNe
         if lt.is_input:
             v = nn.Variable((batch_size,) + tuple(layer.shape), need_grad=False)
             s = layer.settings
+            if s["generator"] == "Constant":
+                logits[("constant", id(v))] = s["multiplier"]
             if s["generator"]:
                 built.generators.append(Generator(v, s["generator"], s["multiplier"], part,
                                                   global_batch if part.start is not None else 0))

@@ -161,6 +161,31 @@ def test_bce_after_sigmoid_is_fused_and_finite(tmp_path):
     assert logit.shape == (4, 1)
 
 
+@pytest.mark.parametrize("target", ["{generator: Constant, multiplier: 0.9}", "{dataset: y}"])
+def test_bce_after_sigmoid_learns_a_soft_target(tmp_path, target):
+    """Label smoothing (cgan_mnist_plus's 0.9) and a dataset's target in [0, 1]: NNabla's
+    SigmoidCrossEntropy reads its target as an integer (0.9 -> 0), so the fused loss must not use it."""
+    text = sgd_graph(tmp_path, 1.0).text.replace(
+        "- {name: L, type: SquaredError, target: {generator: Constant, multiplier: 1}}",
+        "- {name: S, type: Sigmoid}\n      - {name: L, type: BinaryCrossEntropy, target: " + target + "}")
+    p = tmp_path / "soft.yaml"
+    p.write_text(text)
+    net = build_network(parse_graph(p).networks["N"], 4)
+    batch = batch_for(net)
+    batch["y"] = np.full((4, 1), 0.9, np.float32)
+    net.feed(batch, np.random.RandomState(0))
+    net.loss.forward()
+    z = net.outputs["B"].d.astype(np.float64)
+    np.testing.assert_allclose(net.outputs["L"].d, np.logaddexp(0, z) - 0.9 * z, rtol=1e-5)
+    for v in nn.get_parameters().values():
+        v.grad.zero()
+    net.loss.backward()
+    dz = (1 / (1 + np.exp(-z)) - 0.9) / 4   # d mean / d logit
+    h = net.outputs["A"].d
+    np.testing.assert_allclose(nn.get_parameters()["B/affine/b"].g.ravel(), dz.sum(0), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(nn.get_parameters()["B/affine/W"].g, h.T @ dz, rtol=1e-4, atol=1e-7)
+
+
 def test_cudnn_request_falls_back_to_cpu_with_one_notice(monkeypatch):
     from nncgan import context
     monkeypatch.setattr(context, "cuda_available", lambda: False)

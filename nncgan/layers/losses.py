@@ -54,7 +54,12 @@ class BinaryCrossEntropy(_Loss):
             # Not NNC's value bit for bit: the two round differently (up to ~1e-3 relative for |z| <= 10),
             # and where the sigmoid rounds to 0 or 1 NNC's loss is 87.34 with gradient 0; this one is
             # log(1 + e^z) with gradient sigmoid(z) there too.
-            return F.sigmoid_cross_entropy(logit, xs[1])
+            if ctx.constant_of(1) in (0.0, 1.0):
+                return F.sigmoid_cross_entropy(logit, xs[1])
+            # NNabla's SigmoidCrossEntropy reads its target as an integer label: a soft target (label
+            # smoothing's 0.9, a dataset's probabilities) would become 0. The same loss for any target
+            # in [0, 1]: softplus(z) - z t = -log_sigmoid(-z) - z t, finite, gradient sigmoid(z) - t.
+            return -F.log_sigmoid(-logit) - logit * xs[1]
         return F.binary_cross_entropy(xs[0], xs[1])
 
 
