@@ -25,6 +25,12 @@ def serve(step, make_batch, info, comm=None):
     while True:
         line = sys.stdin.readline() or None if lead else None
         if comm is not None:
+            # MPI busy-polls inside a collective: the other ranks would burn a core while the
+            # coordinator times another contestant. A non-blocking barrier tested with short
+            # sleeps waits without spinning.
+            req = comm.Ibarrier()
+            while not req.Test():
+                time.sleep(0.002)
             line = comm.bcast(line, root=0)
         if line is None:
             return

@@ -10,9 +10,11 @@ budgets (epochs) is one run trained to the first budget, snapshotted (OUT/snaps/
 The wall time and the CPU time (user + sys, from the kernel's rusage of the training process)
 of every segment are recorded.
 
-Resumable across sessions: each training's state is OUT/state/NAME.json, each score
-OUT/scores/NAME.json. A rerun skips what is done and resumes an interrupted training from its
-last saved epoch (`nncgan train --resume`). SIGINT/SIGTERM are passed to the current training
+Resumable across sessions: each training's state is RECORD/state/NAME.json, each score
+RECORD/scores/NAME.json; the full study's RECORD is docs/zoo/record, committed with the doc, so a
+new checkout (without runs/) continues it: a training whose run is gone is trained again only if
+a system still to be scored needs it. A rerun skips what is done and resumes an interrupted
+training from its last saved epoch (`nncgan train --resume`). SIGINT/SIGTERM are passed to the current training
 (nncgan train keeps its last saved epoch, or finishes saving the one it is writing), then it exits.
 
 Scores (the numbers of `nncgan eval`, nncgan.eval.score, read by the dataset's classifier graph,
@@ -159,17 +161,22 @@ def plan(scale=1.0, quick=False, seeds=None):
 
 
 class Study:
-    def __init__(self, out, quick, scale, num, log=print):
+    def __init__(self, out, quick, scale, num, log=print, record=None):
         self.out = Path(out).resolve()
+        # The record (study.json, state/, scores/: small JSON the doc is written from) may live apart
+        # from the runs, in the repository, so that a new session's checkout continues the study.
+        self.record = Path(record).resolve() if record else self.out
         self.quick, self.scale, self.num, self.log = quick, scale, num, log
-        for d in ("runs", "snaps", "state", "scores", "tiles"):
+        for d in ("runs", "snaps", "tiles"):
             (self.out / d).mkdir(parents=True, exist_ok=True)
+        for d in ("state", "scores"):
+            (self.record / d).mkdir(parents=True, exist_ok=True)
         settings = {"quick": quick, "budget_scale": scale, "num": num}
-        path = self.out / "study.json"
+        path = self.record / "study.json"
         if path.is_file():
             saved = json.loads(path.read_text())
             if {k: saved.get(k) for k in settings} != settings:
-                sys.exit(f"bench/zoo.py: {self.out} holds a study with {saved}, not {settings}; "
+                sys.exit(f"bench/zoo.py: {self.record} holds a study with {saved}, not {settings}; "
                          f"continue it with those options or give another --out")
         else:
             _write_json(path, dict(settings, started=_now()))
@@ -185,7 +192,10 @@ class Study:
         self.stop = False
 
     def state_path(self, name):
-        return self.out / "state" / f"{name}.json"
+        return self.record / "state" / f"{name}.json"
+
+    def scores_dir(self):
+        return self.record / "scores"
 
     def state(self, name):
         p = self.state_path(name)
@@ -347,6 +357,31 @@ def _equal_wall_epochs(study, t, st):
     target = other[str(max(map(int, other)))]["wall_s"]
     n = max(1, int(target // max(one["wall_s"], 1e-6)))
     return min(n, 3 if study.quick else 200)
+
+
+def _unscored(study, s, T):
+    """True when system `s` lacks the score of one of its budgets."""
+    n = 1 if s.kind == "same" or T[s.trainings[0]].equal_wall_to else min(len(T[x].budgets) for x in s.trainings)
+    return len(list(study.scores_dir().glob(f"{s.name}@*.json"))) < n
+
+
+def forget_if_lost(study, t, S, T):
+    """A training recorded in the record whose run is gone (a new checkout: runs/ is not kept) is
+    trained again if an unscored system needs it (its own, or as the classifier that scores them);
+    that system's scores of the lost run go with it, so that its budgets come from one run."""
+    st = study.state(t.name)
+    if not st["segments"] or (study.out / "runs" / t.name).exists():
+        return
+    users = [s for s in S if t.name in s.trainings or any(t.name in T[x].needs for x in s.trainings)]
+    if not any(_unscored(study, s, T) for s in users):
+        return
+    study.log(f"zoo: {t.name}: its run is gone and {', '.join(s.name for s in users if _unscored(study, s, T))} "
+              f"still need it: trained again")
+    study.state_path(t.name).unlink()
+    for s in users:
+        if t.name in s.trainings:
+            for p in study.scores_dir().glob(f"{s.name}@*.json"):
+                p.unlink()
 
 
 def train(study, t):
@@ -547,7 +582,7 @@ def score_all(study, systems, T):
     scorer = study.scorer = getattr(study, "scorer", None) or Scorer(study)
     for s in systems:
         for i, snaps, wall, cpu, epochs, complete in _system_budgets(study, s, T):
-            path = study.out / "scores" / f"{s.name}@{i}.json"
+            path = study.scores_dir() / f"{s.name}@{i}.json"
             if path.is_file():
                 continue
             if study.stop:
@@ -566,10 +601,10 @@ def score_all(study, systems, T):
                                "times_complete": complete, "scored_at": _now(),
                                "score_seconds": time.time() - t0, "scores": r})
         if s.kind in ("gan", "cgan", "chain:dcgan_srcnn", "chain:multistage", "bicubic") and \
-                any((study.out / "scores").glob(f"{s.name}@*.json")):
+                any((study.scores_dir()).glob(f"{s.name}@*.json")):
             scorer.real_row(s.dataset)
     for ds, r in scorer.real.items():
-        _write_json(study.out / "scores" / f"real_{ds}.json", {"system": f"real_{ds}", "scores": r})
+        _write_json(study.scores_dir() / f"real_{ds}.json", {"system": f"real_{ds}", "scores": r})
 
 
 def _grid(n, s):
@@ -621,7 +656,7 @@ def _f(v, fmt="{:.3f}"):
 
 def _scores(study):
     out = {}
-    for p in sorted((study.out / "scores").glob("*.json")):
+    for p in sorted((study.scores_dir()).glob("*.json")):
         d = json.loads(p.read_text())
         out.setdefault(d["system"], []).append(d)
     for v in out.values():
@@ -643,7 +678,7 @@ def write_doc(study, systems, T, doc, argv):
                                                                          "meaningless)" if study.quick else ""), ""]
     L += [f"Machine: {_machine()}. Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()) + ".",
           f"Command: `python bench/zoo.py {' '.join(shlex.quote(a) for a in argv)}` "
-          f"(results in `{study.out.name}/`; started {json.loads((study.out / 'study.json').read_text())['started']}, "
+          f"(results in `{study.out.name}/`; started {json.loads((study.record / 'study.json').read_text())['started']}, "
           f"this doc written {_now()}). Scores: {study.num} images per label, seed 0, read by the "
           f"study's own classifier runs (`classifier_mnist`, `classifier_fashion`), as `nncgan eval` reads them. "
           f"Wall and CPU time: each training's `nncgan train` processes (all segments up to that budget; "
@@ -737,6 +772,7 @@ def write_doc(study, systems, T, doc, argv):
         src = study.out / "tiles" / f"{s.name}.png"
         if src.is_file():
             shutil.copy2(src, tiles_dir / src.name)
+        if s.name in sc and (tiles_dir / src.name).is_file():   # the doc's own copy outlives runs/
             L.append(f"{s.label} ({DATA[s.dataset]}): ![{s.name}]({rel}/{src.name})  ")
     L.append("")
     # trainings
@@ -865,8 +901,10 @@ def select(T, S, only):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "runs" / "zoo"), help="the results folder (default runs/zoo)")
+    ap.add_argument("--out", help="the runs, snapshots and tiles (default runs/zoo)")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "gan_zoo.md"))
+    ap.add_argument("--record", help="the study's record: study.json, state/, scores/ (default: docs/zoo/record, "
+                                     "committed, for the full study in runs/zoo; OUT for --quick or another --out)")
     ap.add_argument("--only", action="append", default=[], metavar="NAME")
     ap.add_argument("--budget-scale", type=float, default=1.0)
     ap.add_argument("--quick", action="store_true")
@@ -876,7 +914,9 @@ def main(argv=None):
     if args.budget_scale <= 0:
         ap.error("--budget-scale must be positive")
     num = args.num or (2 if args.quick else 100)
-    study = Study(args.out, args.quick, args.budget_scale, num, log=lambda m: print(m, flush=True))
+    record = args.record or (None if args.out or args.quick else ROOT / "docs" / "zoo" / "record")
+    study = Study(args.out or ROOT / "runs" / "zoo", args.quick, args.budget_scale, num,
+                  log=lambda m: print(m, flush=True), record=record)
     from nncgan import context
     context.select("cpu", log=lambda *a: None)
     T_all, S_all = plan(args.budget_scale, args.quick)
@@ -898,6 +938,7 @@ def main(argv=None):
             if any(n in failed for n in t.needs):
                 failed.append(name)
                 continue
+            forget_if_lost(study, t, S, T)
             if not train(study, t):
                 failed.append(name)
             score_all(study, [s for s in S if all(x in T for x in s.trainings)], T)

