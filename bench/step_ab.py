@@ -61,8 +61,7 @@ def before():
 
 # This round's changes (issue 17, second pass), each a switch read when a layer is built: "--previous"
 # compares main before them ("before") with them ("after").
-ROUND = {(K, "PHASES"): False, (K, "REUSE_PATCHES"): False, (K, "TRANSPOSE_CHUNK"): 0, (K, "TAPS_FIRST"): False,
-         (sync_bn, "DIRECT"): False}
+ROUND = {(K, "PHASES"): False, (K, "REUSE_PATCHES"): False, (K, "TRANSPOSE_CHUNK"): 0, (K, "TAPS_FIRST"): False}
 
 
 @contextlib.contextmanager

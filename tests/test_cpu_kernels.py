@@ -176,9 +176,9 @@ def _batch(i, batch):
             "y": d.randint(0, 10, (batch, 1)).astype(np.float32)}
 
 
-def _train(batch, iters, kernels, seed=SEED):
+def _train(batch, iters, kernels, seed=SEED, graph_file=CGAN):
     nn.clear_parameters()
-    graph = parse_graph(CGAN)
+    graph = parse_graph(graph_file, base_dir=CGAN.parent)
     with contextlib.nullcontext() if kernels else K.disabled():
         nets, _ = build_all(graph, batch, graph.config.seed)
     steps = [OptimizerStep(o, nets[o.network]) for o in graph.optimizers]
@@ -188,29 +188,34 @@ def _train(batch, iters, kernels, seed=SEED):
     return losses, {k: v.d.copy() for k, v in nn.get_parameters(grad_only=False).items()}, names
 
 
-def test_three_iterations_reach_nnabla_parameters(every_layer):
-    """cgan_mnist's three Adam optimizers, 3 iterations, batch 8, every layer on the kernels, to the
-    tolerance test_label_maps.py holds the label tables to (another summation order, the same maths):
-    all but 1% of the parameters within 1e-5, none further than two Adam steps (2 x 5e-4), the
-    losses within 3e-4. (Before batch normalization and ReLU moved to NumPy too, all but 1e-4 were
-    within 1e-5; since, every batch-normalised layer's gradient sums in another order as well, and
-    measured under pytest 0.26% of the parameters (Adam steps of ~0 gradients taken the other way,
-    the largest 9.8e-4) and the losses to 1.0e-4 differ by the third iteration.)
+ADAM = "solver: {type: Adam, alpha: 0.0005, beta1: 0.5, beta2: 0.999, eps: 1.0e-8}"
 
-    Adam divides by sqrt(v): a gradient that is ~0 may step either way, and a GAN at batch 8 amplifies
-    such steps from one iteration to the next (some seeds drift to 1e-3 by the third iteration with
-    either rewrite); test_every_step_... below checks every step from shared parameters instead."""
-    losses_f, fast, fast_names = _train(8, 3, kernels=True)
-    losses_r, ref, ref_names = _train(8, 3, kernels=False)
-    assert {"BlasAffine", "BlasConvolution", "BlasDeconvolution"} <= fast_names
-    assert not any(n.startswith("Blas") for n in ref_names)
-    np.testing.assert_allclose(losses_f, losses_r, rtol=3e-4)
+
+@pytest.mark.parametrize("seed", [1, 3, 4])
+def test_three_iterations_reach_nnabla_parameters(seed, every_layer, tmp_path):
+    """cgan_mnist's three optimizers, 3 iterations, batch 8, every layer on the kernels, reach the
+    parameters NNabla's own functions reach: each within 1e-5, and within 1% of how far NNabla's
+    run moved that parameter (measured: 1.5e-6 and 0.04%); the losses within 1e-4.
+
+    With the optimizers' solver Sgd (lr 0.01), not Adam: Adam's first steps are alpha x the sign of
+    each gradient, so a ~0 gradient summed in another order moves a weight by 2 alpha at once and
+    the GAN amplifies that; measured, NNabla's own two formulations of the label maps then end up to
+    0.025 apart at batch 32, and these kernels 0.005-0.04 apart at batch 8 depending on seed and CPU.
+    Adam's gradients are checked step by step below, its update in test_fused_adam.py."""
+    sgd = tmp_path / "cgan_sgd.yaml"
+    text = CGAN.read_text()
+    assert text.count(ADAM) == 3
+    sgd.write_text(text.replace(ADAM, "solver: {type: Sgd, lr: 0.01}"))
+    _, init, _ = _train(8, 0, kernels=False, seed=seed, graph_file=sgd)
+    losses_f, fast, fast_names = _train(8, 3, kernels=True, seed=seed, graph_file=sgd)
+    losses_r, ref, ref_names = _train(8, 3, kernels=False, seed=seed, graph_file=sgd)
+    assert {"BlasAffine", "BlasConvolution", "BlasDeconvolution", "NumpyBatchNormalization"} <= fast_names
+    assert not any(n.startswith(("Blas", "Numpy")) for n in ref_names)
+    np.testing.assert_allclose(losses_f, losses_r, rtol=1e-4)
     assert fast.keys() == ref.keys()
-    alpha = 0.0005  # the optimizers' learning rate: the most one flipped Adam step can move a weight twice over
     for k in ref:
-        np.testing.assert_allclose(fast[k], ref[k], rtol=1e-4, atol=2 * alpha, err_msg=k)
-    off = sum(int((np.abs(fast[k] - ref[k]) > 1e-5).sum()) for k in ref)
-    assert off < 1e-2 * sum(v.size for v in ref.values())
+        moved = np.abs(ref[k] - init[k]).max()
+        np.testing.assert_allclose(fast[k], ref[k], rtol=0, atol=min(1e-5, max(1e-2 * moved, 1e-7)), err_msg=k)
 
 
 @pytest.mark.parametrize("seed", STEP_SEEDS)
