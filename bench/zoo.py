@@ -307,7 +307,7 @@ def _run_segment(study, t, st, run, to_epoch):
     study.log(f"zoo: {t.name}: training to epoch {to_epoch} ({seg['command']})")
     with open(str(run) + ".out", "a", encoding="utf-8") as outf:
         if study.in_process:
-            rc, cpu_s = _train_here(study, cmd, outf, run)
+            rc, cpu_s = _train_here(study, cmd, outf)
             seg.update(in_process=True)
         else:
             p = subprocess.Popen(cmd, cwd=str(study.out), env=study.env, stdout=outf, stderr=subprocess.STDOUT)
@@ -326,29 +326,42 @@ def _run_segment(study, t, st, run, to_epoch):
     seg.update(wall_s=time.time() - seg["started"], cpu_s=cpu_s, rc=rc, load1_end=_load1())
     if rc != 0:
         seg["to_epoch"] = _saved_epoch(run)
-        seg["note"] = f"exit {p.returncode}; see {run}.out"
+        seg["note"] = f"exit {rc}; see {run}.out"
     st["segments"].append(seg)
     _write_json(study.state_path(t.name), st)
     if rc != 0:
         tail = Path(str(run) + ".out").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-        study.log(f"zoo: {t.name}: nncgan train exited {p.returncode}: " + " / ".join(tail))
+        study.log(f"zoo: {t.name}: nncgan train exited {rc}: " + " / ".join(tail))
         return False
     return True
 
 
-def _train_here(study, cmd, outf, run):
+def _train_here(study, cmd, outf):
     """--quick: `nncgan train` (cmd) run in this process, not launched: its imports, compiled kernels
     and work arrays are then paid for once per study, not per segment (most of a tiny segment's
     time). (exit status, CPU seconds: this process's user + sys, all threads, while it trained)."""
     import contextlib
     import resource
     import traceback
-    from nncgan import cli, runs
+    from nncgan import cli
     usage = lambda: sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
                         for f in ("ru_utime", "ru_stime"))
-    cpu0, cwd = usage(), os.getcwd()
+    cpu0, cwd, install = usage(), os.getcwd(), signal.signal
+
+    def noting_stops(signum, handler):
+        """nncgan train's SIGINT/SIGTERM handlers, which replace the driver's while it trains,
+        also stop the study (a signal can end the training as an error, not as `interrupted`)."""
+        if signum in (signal.SIGINT, signal.SIGTERM) and callable(handler) and not hasattr(handler, "stops"):
+            inner = handler
+
+            def handler(sig, frame):
+                study.stop = True
+                return inner(sig, frame)
+            handler.stops = True
+        return install(signum, handler)
     try:
         os.chdir(study.out)
+        signal.signal = noting_stops
         with contextlib.redirect_stdout(outf), contextlib.redirect_stderr(outf):
             try:
                 rc = cli.main(cmd[3:])
@@ -358,13 +371,8 @@ def _train_here(study, cmd, outf, run):
                 traceback.print_exc()
                 rc = 1
     finally:
+        signal.signal = install
         os.chdir(cwd)
-    # SIGINT/SIGTERM during the training reached nncgan train's handlers, not the driver's
-    if rc:
-        try:
-            study.stop = study.stop or runs.read_info(run).get("status") == "interrupted"
-        except Exception:  # noqa: BLE001 - no run.json (it failed before one): not a stop
-            pass
     return rc, usage() - cpu0
 
 
@@ -976,8 +984,8 @@ def main(argv=None):
     record = args.record or (None if args.out or args.quick else ROOT / "docs" / "zoo" / "record")
     study = Study(args.out or ROOT / "runs" / "zoo", args.quick, args.budget_scale, num,
                   log=lambda m: print(m, flush=True), record=record)
-    if args.quick:  # this process trains and scores everything: tuned for that (not done by Study,
-        blas = _tune_for_tiny_work()   # which tests make inside pytest)
+    if args.quick:  # here, not in Study (which tests make inside pytest): settings of this process
+        study.blas = _tune_for_tiny_work()
     from nncgan import context
     context.select("cpu", log=lambda *a: None)
     T_all, S_all = plan(args.budget_scale, args.quick)
