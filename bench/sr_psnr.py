@@ -31,7 +31,10 @@ def upscale_psnr(run, num, executor=None, data_dir=None, batch=100):
     if not {"x", "x_low", "x_up"} <= set(info_vars):
         sys.exit(f"{run}: its dataset has {', '.join(info_vars)}; PSNR needs x, x_low and x_up "
                  f"(dataset: {{name: mnist, derive: {{type: downscale, factor: 2}}}})")
-    data = feeds.first_samples_of_split(graph, ["x", "x_low", "x_up"], num, "test", data_dir)
+    # only the first `num` images read and down-scaled (image by image: the same as the first num
+    # of the whole derived split), not all 10000 of them
+    test = graph.dataset.load("test", data_dir, log=lambda *a: None, limit=num)
+    data = feeds.first_samples(test, ["x", "x_low", "x_up"], min(num, feeds.length_of(test)), graph.dataset.images)
     num = len(data["x"])
     batch = min(batch, num)
     loaded = inference.load(run, batch, executor)

@@ -25,8 +25,11 @@ PSNR, label accuracy of its outputs; CycleGAN digit kept through A->B and A->B->
 measure against the real other domain. The doc gets tables, a tile per system and a quality-vs-
 minutes plot between the markers <!-- zoo:begin --> and <!-- zoo:end -->.
 
---quick: the same study on the first 16 images of each dataset, batch 4, tiny budgets: a smoke
-test (tests/test_zoo.py) whose numbers mean nothing.
+--quick: the same study on the first 16 images of each dataset, batch 4, tiny budgets, 64 test
+images for PSNR, pix2pix and CycleGAN: a smoke test (tests/test_zoo.py) whose numbers mean nothing.
+Its segments are the same `nncgan train` commands (with --procs 1), run inside this process
+(nncgan.cli.main) rather than launched: a launch's start-up, first-use compilation and fresh work
+arrays cost more than a tiny segment's training. CPU time is then this process's while it trains.
 --only NAME: only the systems (or trainings) whose name matches NAME (fnmatch; repeatable), and
 the trainings they need. --budget-scale F multiplies every epoch budget (rounded, at least 1).
 """
@@ -56,6 +59,7 @@ BEGIN, END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
 DATA = {"mnist": "mnist", "fashion": "fashion-mnist"}
 DCGAN14 = ["params.h=14", "networks.DiscriminatorReal.layers.0.dataset=x_low"]
 QUICK_LIMIT, QUICK_BATCH = 16, 4
+QUICK_TESTS = 64   # --quick: test images translated or up-scaled per score (the whole split: minutes each)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +192,7 @@ class Study:
         if quick:
             self.env["NNCGAN_LIMIT_SAMPLES"] = str(QUICK_LIMIT)
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("NNCGAN_")})
+        self.in_process = quick   # the full study launches each training as a process of its own
         self.child = None
         self.stop = False
 
@@ -238,6 +243,8 @@ def _load1():
 def _command(study, t, run, epochs, resume):
     cmd = [sys.executable, "-m", "nncgan.cli", "train", str(ROOT / t.graph), "--out", str(run),
            "--epochs", str(epochs), "--quiet", "--no-eval", "--context", "cpu", "--log-file", str(run) + ".log"]
+    if study.quick:  # trained in this process (_train_here): one rank, no mpiexec
+        cmd += ["--procs", "1"]
     if resume:
         return cmd + ["--resume"]
     if study.quick:
@@ -299,29 +306,86 @@ def _run_segment(study, t, st, run, to_epoch):
     _write_json(study.state_path(t.name), st)
     study.log(f"zoo: {t.name}: training to epoch {to_epoch} ({seg['command']})")
     with open(str(run) + ".out", "a", encoding="utf-8") as outf:
-        p = subprocess.Popen(cmd, cwd=str(study.out), env=study.env, stdout=outf, stderr=subprocess.STDOUT)
-        study.child = p
-        while True:
-            try:
-                _, status, ru = os.wait4(p.pid, 0)
-                break
-            except InterruptedError:
-                continue
-        p.returncode = os.waitstatus_to_exitcode(status)
-        study.child = None
+        if study.in_process:
+            rc, cpu_s = _train_here(study, cmd, outf)
+            seg.update(in_process=True)
+        else:
+            p = subprocess.Popen(cmd, cwd=str(study.out), env=study.env, stdout=outf, stderr=subprocess.STDOUT)
+            study.child = p
+            while True:
+                try:
+                    _, status, ru = os.wait4(p.pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+            rc = p.returncode = os.waitstatus_to_exitcode(status)
+            study.child = None
+            cpu_s = ru.ru_utime + ru.ru_stime
+            seg.update(max_rss_mb=ru.ru_maxrss / 1024)
     st.pop("running")
-    seg.update(wall_s=time.time() - seg["started"], cpu_s=ru.ru_utime + ru.ru_stime, rc=p.returncode,
-               load1_end=_load1(), max_rss_mb=ru.ru_maxrss / 1024)
-    if p.returncode != 0:
+    seg.update(wall_s=time.time() - seg["started"], cpu_s=cpu_s, rc=rc, load1_end=_load1())
+    if rc != 0:
         seg["to_epoch"] = _saved_epoch(run)
-        seg["note"] = f"exit {p.returncode}; see {run}.out"
+        seg["note"] = f"exit {rc}; see {run}.out"
     st["segments"].append(seg)
     _write_json(study.state_path(t.name), st)
-    if p.returncode != 0:
+    if rc != 0:
         tail = Path(str(run) + ".out").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-        study.log(f"zoo: {t.name}: nncgan train exited {p.returncode}: " + " / ".join(tail))
+        study.log(f"zoo: {t.name}: nncgan train exited {rc}: " + " / ".join(tail))
         return False
     return True
+
+
+def _train_here(study, cmd, outf):
+    """--quick: `nncgan train` (cmd) run in this process, not launched: its imports, compiled kernels
+    and work arrays are then paid for once per study, not per segment (most of a tiny segment's
+    time). (exit status, CPU seconds: this process's user + sys, all threads, while it trained)."""
+    import contextlib
+    import resource
+    import traceback
+    from nncgan import cli
+    usage = lambda: sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                        for f in ("ru_utime", "ru_stime"))
+    cpu0, cwd, install = usage(), os.getcwd(), signal.signal
+
+    def noting_stops(signum, handler):
+        """nncgan train's SIGINT/SIGTERM handlers, which replace the driver's while it trains,
+        also stop the study (a signal can end the training as an error, not as `interrupted`)."""
+        if signum in (signal.SIGINT, signal.SIGTERM) and callable(handler) and not hasattr(handler, "stops"):
+            inner = handler
+
+            def handler(sig, frame):
+                study.stop = True
+                return inner(sig, frame)
+            handler.stops = True
+        return install(signum, handler)
+    try:
+        os.chdir(study.out)
+        signal.signal = noting_stops
+        with contextlib.redirect_stdout(outf), contextlib.redirect_stderr(outf):
+            try:
+                rc = cli.main(cmd[3:])
+            except SystemExit as e:
+                rc = e.code if isinstance(e.code, int) else 1
+            except Exception:  # noqa: BLE001 - a bug in one training is that training's failure
+                traceback.print_exc()
+                rc = 1
+    finally:
+        signal.signal = install
+        os.chdir(cwd)
+    return rc, usage() - cpu0
+
+
+def _tune_for_tiny_work():
+    """--quick, whose every training and score runs in this process at tiny batches."""
+    from nncgan.layers import cpu_kernels
+    # Keep every (de)convolution work array for reuse, however large: a tile or a score at a batch
+    # of 100 otherwise maps and faults in fresh pages each time (3.6 s of sys time for one DCGAN
+    # tile here, 0.02 s reused). Memory: the largest layer's, once.
+    cpu_kernels._Scratch.KEEP_BYTES = 1 << 40
+    # One BLAS thread: at batch 4 a second one mostly spins and yields (CPU time of the DCGAN 28
+    # part of the study, trainings and scores: 25.7 s with two, 18.0 s with one, measured)
+    return cpu_kernels.set_blas_threads(1)
 
 
 def _snapshot(study, t, st, run, epoch):
@@ -503,6 +567,7 @@ def score_system(study, scorer, s, i, snaps):
     """The scores of system `s` at budget index i, from its trainings' snapshots `snaps`."""
     from nncgan.psnr import mean_psnr
     n = study.num
+    tests = QUICK_TESTS if study.quick else 10 ** 9   # test images for PSNR, pix2pix, CycleGAN (all of them)
     ds = s.dataset
     tile = None
     r = {}
@@ -524,10 +589,10 @@ def score_system(study, scorer, s, i, snaps):
         tile = up[:64]
     elif s.kind == "psnr":
         import sr_psnr
-        r = sr_psnr.upscale_psnr(str(snaps[0]), 10 ** 9 if not study.quick else 64)
+        r = sr_psnr.upscale_psnr(str(snaps[0]), tests)
     elif s.kind == "pix2pix":
         import pairs_eval
-        d = pairs_eval.test_split(str(snaps[0]), 10 ** 9, None)
+        d = pairs_eval.test_split(str(snaps[0]), tests, None)
         out = np.clip(_translate(str(snaps[0]), None, d["a"]), 0.0, 1.0)
         y = d["y"].reshape(len(out), -1)[:, 0].astype(int)
         clf, _ = scorer.classifier("fashion")
@@ -540,7 +605,7 @@ def score_system(study, scorer, s, i, snaps):
     elif s.kind == "cyclegan":
         import pairs_eval
         run = str(snaps[0])
-        d = pairs_eval.test_split(run, 10 ** 9, None)
+        d = pairs_eval.test_split(run, tests, None)
         a, b, y = d["a"], d["b"], d["y_a"].reshape(len(d["a"]), -1)[:, 0].astype(int)
         ab = np.clip(_translate(run, "AtoB", a), 0, 1)
         aba = np.clip(_translate(run, "BtoA", ab), 0, 1)
@@ -914,9 +979,13 @@ def main(argv=None):
     if args.budget_scale <= 0:
         ap.error("--budget-scale must be positive")
     num = args.num or (2 if args.quick else 100)
+    import logging  # as nncgan's cli: set before NNabla's import, which would log INFO to stderr
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
     record = args.record or (None if args.out or args.quick else ROOT / "docs" / "zoo" / "record")
     study = Study(args.out or ROOT / "runs" / "zoo", args.quick, args.budget_scale, num,
                   log=lambda m: print(m, flush=True), record=record)
+    if args.quick:  # here, not in Study (which tests make inside pytest): settings of this process
+        study.blas = _tune_for_tiny_work()
     from nncgan import context
     context.select("cpu", log=lambda *a: None)
     T_all, S_all = plan(args.budget_scale, args.quick)

@@ -37,9 +37,12 @@ def _zoo(*args, env=None):
                           env=e, timeout=1800)
 
 
-# About 4.5 minutes here (41 `nncgan train` launches): more than the default suite's budget allows,
-# so it runs with `make test-slow`; the resume logic has a quick test below.
-@pytest.mark.slow
+def _epochs_logged(logfile):
+    """The epochs in a run's --log-file, in order: each line `DATE TIME epoch N: ...` (one per epoch trained)."""
+    return [int(m.group(1)) for m in re.finditer(r"^\S+ \S+ epoch (\d+):", logfile.read_text(), re.M)]
+
+
+# --quick trains in its own process (no launch per segment): well under a minute of CPU here.
 def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_path):
     _need_data()
     out, doc = tmp_path / "study", tmp_path / "doc.md"
@@ -63,6 +66,12 @@ def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_pat
         assert [g["to_epoch"] for g in st["segments"]] == [1, 2, 3]
         assert all(g["wall_s"] > 0 and g["cpu_s"] > 0 for g in st["segments"])
         assert "--resume" in st["segments"][1]["command"] and "--resume" not in st["segments"][0]["command"]
+        assert all("--resume" in g["command"] for g in st["segments"][1:])
+        # each epoch trained once, in one run: a retrained epoch would log twice
+        assert _epochs_logged(out / "runs" / f"dcgan28_{ds}.log") == [1, 2, 3]
+        for e in (1, 2, 3):   # each budget's snapshot holds that epoch of the run
+            assert json.loads((out / "snaps" / f"dcgan28_{ds}@e{e}" / "checkpoints" / f"epoch_{e:04d}" /
+                               "state.json").read_text())["epoch"] == e
         assert (doc.parent / "zoo" / f"quality_vs_minutes_{ds}.png").is_file()
     assert all((doc.parent / "zoo" / f"{s.name}.png").is_file() for s in S if s.kind != "psnr")
     # a rerun finds everything done: no training, no scoring, the same tables
@@ -78,6 +87,7 @@ def test_a_training_killed_with_the_driver_resumes_from_its_last_epoch(tmp_path,
                  ("NNCGAN_LIMIT_SAMPLES", zoo.QUICK_LIMIT)):
         monkeypatch.setenv(k, str(v))   # what Study sets in this process, undone after the test
     study = zoo.Study(tmp_path / "zoo", True, 1.0, 2, log=lambda m: None)
+    study.in_process = False   # each segment launched, as the full study does (--quick's own path: above)
     t = zoo.Training("dcgan", "graphs/dcgan.yaml", [], [1, 3])
     run = study.out / "runs" / "dcgan"
     assert zoo.train(study, zoo.Training("dcgan", "graphs/dcgan.yaml", [], [1]))
