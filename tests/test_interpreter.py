@@ -163,7 +163,7 @@ def test_bce_after_sigmoid_is_fused_and_finite(tmp_path):
 
 @pytest.mark.parametrize("target", ["{generator: Constant, multiplier: 0.9}", "{dataset: y}"])
 def test_bce_after_sigmoid_learns_a_soft_target(tmp_path, target):
-    """Label smoothing (cgan_mnist_plus's 0.9) and a dataset's target in [0, 1]: NNabla's
+    """Label smoothing (a real image's target 0.9) and a dataset's target in [0, 1]: NNabla's
     SigmoidCrossEntropy reads its target as an integer (0.9 -> 0), so the fused loss must not use it."""
     text = sgd_graph(tmp_path, 1.0).text.replace(
         "- {name: L, type: SquaredError, target: {generator: Constant, multiplier: 1}}",
