@@ -25,15 +25,17 @@ PSNR, label accuracy of its outputs; CycleGAN digit kept through A->B and A->B->
 measure against the real other domain. The doc gets tables, a tile per system and a quality-vs-
 minutes plot between the markers <!-- zoo:begin --> and <!-- zoo:end -->.
 
---quick: the same study on the first 16 images of each dataset, batch 4, tiny budgets, 64 test
-images for PSNR, pix2pix and CycleGAN: a smoke test (tests/test_zoo.py) whose numbers mean nothing.
-Its segments are the same `nncgan train` commands (with --procs 1), run inside this process
-(nncgan.cli.main) rather than launched: a launch's start-up, first-use compilation and fresh work
-arrays cost more than a tiny segment's training. CPU time is then this process's while it trains.
+--quick: the same study on the first 16 images of each dataset, batch 4, tiny budgets, 16 test
+images for PSNR, pix2pix and CycleGAN, 512 for the Frechet reference: a smoke test
+(tests/test_zoo.py) whose numbers mean nothing. Its segments are the same `nncgan train` commands
+(with --procs 1), run inside this process (nncgan.cli.main) rather than launched: a launch's
+start-up, first-use compilation and fresh work arrays cost more than a tiny segment's training.
+CPU time is then this process's while it trains. On several cores, one forked lane per dataset.
 --only NAME: only the systems (or trainings) whose name matches NAME (fnmatch; repeatable), and
 the trainings they need. --budget-scale F multiplies every epoch budget (rounded, at least 1).
 """
 import argparse
+import contextlib
 import fnmatch
 import json
 import math
@@ -60,7 +62,8 @@ DATA = {"mnist": "mnist", "fashion": "fashion-mnist"}
 DCGAN14 = ["params.h=14", "networks.DiscriminatorReal.layers.0.dataset=x_low"]
 QUICK_LIMIT, QUICK_BATCH = 16, 4
 LS = "networks.DiscriminatorReal.layers.4.target.multiplier=0.9"
-QUICK_TESTS = 64   # --quick: test images translated or up-scaled per score (the whole split: minutes each)
+QUICK_TESTS = 16   # --quick: test images translated or up-scaled per score (the whole split: minutes each)
+QUICK_REF = 512     # --quick: test images of the Frechet reference (the whole split: 10,000)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +348,7 @@ def _train_here(study, cmd, outf):
     import resource
     import traceback
     from nncgan import cli
+    from nncgan.train import outputs
     usage = lambda: sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
                         for f in ("ru_utime", "ru_stime"))
     cpu0, cwd, install = usage(), os.getcwd(), signal.signal
@@ -360,9 +364,13 @@ def _train_here(study, cmd, outf):
                 return inner(sig, frame)
             handler.stops = True
         return install(signum, handler)
+    draw = outputs.epoch_images
     try:
         os.chdir(study.out)
         signal.signal = noting_stops
+        # No tile, GIF or learning curve each epoch: the study draws its own tiles, and for
+        # tiny runs these were a quarter of the quick study's CPU time.
+        outputs.epoch_images = lambda *a, **k: None
         with contextlib.redirect_stdout(outf), contextlib.redirect_stderr(outf):
             try:
                 rc = cli.main(cmd[3:])
@@ -372,7 +380,7 @@ def _train_here(study, cmd, outf):
                 traceback.print_exc()
                 rc = 1
     finally:
-        signal.signal = install
+        signal.signal, outputs.epoch_images = install, draw
         os.chdir(cwd)
     return rc, usage() - cpu0
 
@@ -492,7 +500,8 @@ class Scorer:
         from nncgan.eval.score import Reference
         if ds not in self.clfs:
             self.clfs[ds] = C.Classifier(C.find(DATA[ds], [str(self.study.out / "runs")]))
-            self.refs[ds] = Reference(self.clfs[ds], self.study.num * 10, 0, log=lambda *a: None)
+            self.refs[ds] = Reference(self.clfs[ds], self.study.num * 10, 0, log=lambda *a: None,
+                                      test_limit=QUICK_REF if self.study.quick else None)
         return self.clfs[ds], self.refs[ds]
 
     def quality(self, ds, images, labels=None):
@@ -964,6 +973,60 @@ def select(T, S, only):
     return {k: v for k, v in T.items() if k in wanted}, systems
 
 
+def _work(study, T, S):
+    """Train `T` in order, scoring the systems of `S` as their snapshots come; the names that failed."""
+    failed = []
+    for name, t in T.items():
+        if study.stop:
+            break
+        if any(n in failed for n in t.needs):
+            failed.append(name)
+            continue
+        forget_if_lost(study, t, S, T)
+        if not train(study, t):
+            failed.append(name)
+        score_all(study, [s for s in S if all(x in T for x in s.trainings)], T)
+    return failed
+
+
+def _in_lanes(study, T, S, pids):
+    """--quick on several cores: one forked process per dataset runs `_work` on that dataset's
+    trainings and systems (every training needs only its own dataset's), the lanes side by side."""
+    failed = []
+    for ds in DATA:
+        lane_t = {k: t for k, t in T.items() if t.dataset == ds}
+        lane_s = [s for s in S if all(x in lane_t for x in s.trainings)]
+        if not lane_t:
+            continue
+        result = study.out / f".lane-{ds}.json"
+        result.unlink(missing_ok=True)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:   # the lane: its own process, its own NNabla parameters and scorer
+            code = 1
+            try:
+                _write_json(result, _work(study, lane_t, lane_s))
+                code = 0
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+        pids.append(pid)
+    for pid in list(pids):
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    pids.clear()
+    for ds in DATA:
+        result = study.out / f".lane-{ds}.json"
+        if any(t.dataset == ds for t in T.values()):
+            failed += json.loads(result.read_text()) if result.is_file() else [f"lane {ds}"]
+            result.unlink(missing_ok=True)
+    return failed
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -992,26 +1055,26 @@ def main(argv=None):
     T_all, S_all = plan(args.budget_scale, args.quick)
     T, S = select(T_all, S_all, args.only)
 
+    lanes = []   # --quick: the pids of the forked lanes
+
     def on_signal(signum, frame):
         study.stop = True
         if study.child is not None and study.child.poll() is None:
             study.child.send_signal(signum)  # nncgan train saves or keeps its last epoch, then exits
+        for pid in lanes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
     t0 = time.time()
     failed = []
-    if not args.report_only:
-        for name, t in T.items():
-            if study.stop:
-                break
-            if any(n in failed for n in t.needs):
-                failed.append(name)
-                continue
-            forget_if_lost(study, t, S, T)
-            if not train(study, t):
-                failed.append(name)
-            score_all(study, [s for s in S if all(x in T for x in s.trainings)], T)
+    if args.report_only:
+        pass
+    elif study.quick and len(os.sched_getaffinity(0)) > 1:
+        failed = _in_lanes(study, T, S, lanes)
+    else:
+        failed = _work(study, T, S)
     doc = write_doc(study, S_all, T_all, args.doc, argv)   # the whole study's tables, whatever --only ran
     study.log(f"zoo: {'stopped' if study.stop else 'done'} in {time.time() - t0:.0f} s; doc: {doc}"
               + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -11,6 +11,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import nnabla as nn
 import nnabla.functions as F
+from nnabla.initializer import ConstantInitializer
 from nnabla.parameter import get_parameter_or_create
 
 from .errors import GraphError
@@ -70,8 +71,8 @@ _ONE = _One()
 class _LayerContext:
     """What a layer type's build() may ask for: its parameters and its inputs' logits."""
 
-    def __init__(self, layer, lt, in_vars, logits, rng, trainable, comm=None):
-        self.layer, self.lt = layer, lt
+    def __init__(self, layer, lt, in_vars, logits, rng, trainable, comm=None, placeholder=False):
+        self.layer, self.lt, self.placeholder = layer, lt, placeholder
         self.comm = comm or _ONE  # data-parallel ranks (train/distributed.py): sync BN when several
         self.in_vars, self.logits, self.rng, self.trainable = in_vars, logits, rng, trainable
         self.shapes = lt.param_shapes(layer.settings, layer.in_shapes)
@@ -80,8 +81,11 @@ class _LayerContext:
         layer, lt = self.layer, self.lt
         path = layer.param_path(pname, lt.param_prefix)
         learns = pname not in lt.fixed_params
-        init = lt.initializer(layer.settings, pname, layer.in_shapes)
-        init.rng = self.rng  # NNabla initializers draw from their own rng: make it the run's
+        if self.placeholder:
+            init = ConstantInitializer(0.0)
+        else:
+            init = lt.initializer(layer.settings, pname, layer.in_shapes)
+            init.rng = self.rng  # NNabla initializers draw from their own rng: make it the run's
         var = get_parameter_or_create(path, self.shapes[pname], init, need_grad=learns)
         mult = layer.lr_mult.get(pname, 0.0)
         if learns and mult > 0:
@@ -101,8 +105,9 @@ class _LayerContext:
         return self.logits.get(("constant", id(self.in_vars[i])))
 
 
-def build_network(net: Network, batch_size: int, rng=None, comm=None) -> BuiltNetwork:
-    """Build `net` for `batch_size` samples. Parameters are created on first use (from `rng`).
+def build_network(net: Network, batch_size: int, rng=None, comm=None, placeholder=False) -> BuiltNetwork:
+    """Build `net` for `batch_size` samples. Parameters are created on first use (from `rng`;
+    zeros with `placeholder`, for a caller that loads them all: drawing SRCNN's took seconds).
 
     With `comm` of several ranks, batch_size is global and this rank builds its slice of it."""
     rng = rng if rng is not None else np.random.RandomState(0)
@@ -129,7 +134,7 @@ def build_network(net: Network, batch_size: int, rng=None, comm=None) -> BuiltNe
             continue
         xs = [vars_[i] for i in layer.inputs]
         try:
-            ctx = _LayerContext(layer, lt, xs, logits, rng, built.trainable, comm)
+            ctx = _LayerContext(layer, lt, xs, logits, rng, built.trainable, comm, placeholder)
             y = lt.build(layer.settings, xs, ctx)
         except (RuntimeError, ValueError, MemoryError) as e:  # NNabla's own refusal, said in its words
             raise GraphError(f"{layer.where} NNabla cannot build this {layer.type}: "

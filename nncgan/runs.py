@@ -135,7 +135,7 @@ class Run:
             raise RunError(f"the graph of {self.path} has no executor '{executor}'; its executors: "
                            f"{', '.join(graph.executors)}")
         with checkpoint.reading(self.path):  # the trainer removes no epoch while this reads one
-            return load_epoch(graph, n, checkpoint.latest(self.path), executor, no_ema, run=self)
+            return load_epoch(graph, n, checkpoint.latest(self.path), executor, no_ema, run=self, verified=True)
 
     def locked(self):
         return locked(self.path)
@@ -170,9 +170,10 @@ class Loaded:
         self.epoch = state.get("epoch") if isinstance(state, dict) else None
 
 
-def load_epoch(graph, n, folder, executor=None, no_ema=False, run=None):
+def load_epoch(graph, n, folder, executor=None, no_ema=False, run=None, verified=False):
     """The executor of `graph` built for `n` samples with the parameters saved in epoch `folder`
-    (verified; their EMA unless `no_ema`). The one place an epoch is loaded into a Sampler.
+    (verified here unless the caller just did, under the same reading lock; their EMA unless
+    `no_ema`). The one place an epoch is loaded into a Sampler.
 
     Clears NNabla's parameter registry first: each run (each stage of a pipeline) reads its own."""
     import nnabla as nn
@@ -180,8 +181,9 @@ def load_epoch(graph, n, folder, executor=None, no_ema=False, run=None):
     from .train import checkpoint, ema
     folder = Path(folder)
     nn.clear_parameters()
-    sampler = Sampler(graph, n, executor)  # built first, so the saved shapes are checked against it
-    state = checkpoint.load(folder.parent.parent, folder=folder)  # RUN/checkpoints/epoch_N
+    # built first, so the saved shapes are checked against it; every parameter is then loaded
+    sampler = Sampler(graph, n, executor, placeholder=True)
+    state = checkpoint.load(folder.parent.parent, folder=folder, verified=verified)  # RUN/checkpoints/epoch_N
     used_ema = False if no_ema else ema.load_into_parameters(folder)
     return Loaded(run, graph, sampler, folder, used_ema, state)
 

@@ -31,10 +31,11 @@ def data_inputs(graph, executor=None):
 class Sampler:
     """The executor network built for `n` images; parameters must exist already (trained or loaded)."""
 
-    def __init__(self, graph, n, executor=None):
+    def __init__(self, graph, n, executor=None, placeholder=False):
+        """`placeholder`: parameters not yet made are zeros (the caller loads every one), not drawn."""
         ex = graph.executors[executor] if executor else graph.executor
         self.graph, self.n = graph, n
-        self.built = build_network(graph.networks[ex.network], n)
+        self.built = build_network(graph.networks[ex.network], n, placeholder=placeholder)
         self.output = self.built.outputs[ex.output]
         self.executor = ex
         self.needs = data_inputs(graph, executor)  # fed by the caller: see reads()

@@ -42,9 +42,7 @@ def _epochs_logged(logfile):
     return [int(m.group(1)) for m in re.finditer(r"^\S+ \S+ epoch (\d+):", logfile.read_text(), re.M)]
 
 
-# About 90 s of CPU here (41 segments trained inside the driver, then scored): over the minute the
-# default suite allows it, so it runs with `make test-slow`; the resume logic has a quick test below.
-@pytest.mark.slow
+# 38 s here on an idle 2-core machine (41 segments trained inside the driver, one lane per dataset).
 def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_path):
     _need_data()
     out, doc = tmp_path / "study", tmp_path / "doc.md"

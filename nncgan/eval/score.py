@@ -23,10 +23,13 @@ def _labels(arrays):
 class Reference:
     """Real data under classifier `clf`: test-set Gaussian, `n` training images, the floor."""
 
-    def __init__(self, clf, n, seed=0, data_dir=None, log=print):
+    def __init__(self, clf, n, seed=0, data_dir=None, log=print, test_limit=None):
+        """`test_limit`: only the first that many test images (a smoke test's cheaper Gaussian)."""
         info = getattr(clf, "spec", None) or resolve_dataset(clf.dataset)  # the classifier graph's dataset
         self.classes = clf.classes
         test = info.load("test", data_dir, log=log)
+        if test_limit is not None:
+            test = {k: v[:test_limit] for k, v in test.items()}
         self.test_images, self.test_labels = _images(test, info), _labels(test)
         _, test_feats = clf(self.test_images)
         self.test_gaussian = M.gaussian(test_feats)

@@ -327,16 +327,16 @@ def check_shapes(path, params):
                        + "; ".join(problems))
 
 
-def load(run, solvers=None, folder=None):
-    """Load the last complete epoch's (or `folder`'s, verified) parameters and solver states;
-    return its state dict.
+def load(run, solvers=None, folder=None, verified=False):
+    """Load the last complete epoch's (or `folder`'s, verified unless `verified` says the caller
+    just did under its own reading lock) parameters and solver states; return its state dict.
 
     Parameters the graph has built already must match the saved ones in name and shape.
     """
     with reading(run):
         if folder is None:
             folder = latest(run)
-        else:
+        elif not verified:
             verify(folder)
         check_shapes(folder / PARAMS, nn.get_parameters(grad_only=False))
         nn.load_parameters(str(folder / PARAMS))
