@@ -78,7 +78,7 @@ class Training:
     budgets: List[int]             # epochs after which the run is snapshotted and scored
     dataset: str = "mnist"         # whose classifier must exist first
     needs: List[str] = field(default_factory=list)   # trainings to run first
-    equal_wall_to: Optional[str] = None   # budget: the wall time of that training's last budget
+    equal_time_to: Optional[str] = None   # budget: the CPU time of that training's last budget
 
 
 @dataclass
@@ -152,8 +152,8 @@ def plan(scale=1.0, quick=False, seeds=None):
                     f"cgan_mnist_plus with one-sided label smoothing, seed {seeds[0]}"))
     first = f"cgan_mnist_s{seeds[0]}"
     for name in ("baseline_deconv", "baseline_mlp", "baseline_slp"):
-        # 1 epoch, then as many as fit in the GAN's wall time (at most 3 in --quick)
-        add(Training(name, f"graphs/{name}.yaml", [], [1], "mnist", cm + [first], equal_wall_to=first))
+        # 1 epoch, then as many as fit in the GAN's CPU time (at most 3 in --quick)
+        add(Training(name, f"graphs/{name}.yaml", [], [1], "mnist", cm + [first], equal_time_to=first))
         S.append(System(name, "cgan", [name], "mnist", "baselines", name))
     S.append(System(f"{first}_vs", "same", [first], "mnist", "baselines", "cgan_mnist (the GAN)"))
     # Training order: the classifiers, then the cheap conditional trainings, pix2pix and CycleGAN,
@@ -421,20 +421,22 @@ def _snapshot(study, t, st, run, epoch):
     _write_json(study.state_path(t.name), st)
 
 
-def _equal_wall_epochs(study, t, st):
-    """Epochs that fill the wall time of `t.equal_wall_to`'s last budget, from this run's first epoch."""
-    other = study.state(t.equal_wall_to)["snapshots"]
+def _equal_time_epochs(study, t, st):
+    """Epochs that fill the CPU time of `t.equal_time_to`'s last budget, from this run's first epoch.
+    CPU time, not wall time: a wall time also counts whatever paused or slowed the study (another
+    job, a benchmark's SIGSTOP), and both trainings run on all the cores alike."""
+    other = study.state(t.equal_time_to)["snapshots"]
     one = st["snapshots"].get("1")
     if not other or not one:
         return 1
-    target = other[str(max(map(int, other)))]["wall_s"]
-    n = max(1, int(target // max(one["wall_s"], 1e-6)))
+    target = other[str(max(map(int, other)))]["cpu_s"]
+    n = max(1, int(target // max(one["cpu_s"], 1e-6)))
     return min(n, 3 if study.quick else 200)
 
 
 def _unscored(study, s, T):
     """True when system `s` lacks the score of one of its budgets."""
-    n = 1 if s.kind == "same" or T[s.trainings[0]].equal_wall_to else min(len(T[x].budgets) for x in s.trainings)
+    n = 1 if s.kind == "same" or T[s.trainings[0]].equal_time_to else min(len(T[x].budgets) for x in s.trainings)
     return len(list(study.scores_dir().glob(f"{s.name}@*.json"))) < n
 
 
@@ -463,9 +465,9 @@ def train(study, t):
     run = study.out / "runs" / t.name
     _recover(study, t, st, run)
     budgets = list(t.budgets)
-    if t.equal_wall_to:
+    if t.equal_time_to:
         if "1" in st["snapshots"]:
-            budgets = sorted({1, _equal_wall_epochs(study, t, st)})
+            budgets = sorted({1, _equal_time_epochs(study, t, st)})
         st["budgets"] = budgets
     for b in budgets:
         if str(b) in st["snapshots"]:
@@ -478,7 +480,7 @@ def train(study, t):
         if _saved_epoch(run) < b and not _run_segment(study, t, st, run, b):
             return False
         _snapshot(study, t, st, run, b)
-        if t.equal_wall_to and b == 1:
+        if t.equal_time_to and b == 1:
             return train(study, t)  # now the equal-wall budget is known
     st["done"] = True
     st["budgets"] = budgets
@@ -639,7 +641,7 @@ def _system_budgets(study, s, T):
     states = [study.state(t) for t in s.trainings]
     out = []
     lists = [sorted(map(int, st["snapshots"])) for st in states]
-    if s.kind in ("gan", "cgan", "same") and T[s.trainings[0]].equal_wall_to:
+    if s.kind in ("gan", "cgan", "same") and T[s.trainings[0]].equal_time_to:
         lists = [[max(lists[0])]] if lists[0] and states[0].get("done") else [[]]
     if s.kind == "same":
         lists = [[max(lists[0])]] if lists[0] else [[]]
@@ -823,7 +825,7 @@ def write_doc(study, systems, T, doc, argv):
     if rows:
         real = sc.get("real_mnist", [{}])[0].get("scores", {})
         L += ["### Conditional: NNC's cgan_mnist (3 seeds), cgan_mnist_plus, and the non-GAN baselines at the GAN's "
-              "wall time", "",
+              "CPU time", "",
               "| model | epochs | train wall min | CPU min | label accuracy | worst label | Frechet distance | floor | "
               "x floor | in-label diversity (min) | precision | recall |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         if real:
