@@ -1009,6 +1009,9 @@ def _in_lanes(study, T, S, pids):
             try:
                 _write_json(result, _work(study, lane_t, lane_s))
                 code = 0
+            except BaseException:  # noqa: BLE001 - said here: os._exit below would swallow it
+                import traceback
+                traceback.print_exc()
             finally:
                 sys.stdout.flush()
                 os._exit(code)
