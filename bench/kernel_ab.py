@@ -117,6 +117,12 @@ CASES = {
                                lambda w: K.slice_(w, [0, 0, 0, 0], [64, 32, 5, 5])),
     "affine_4 (64,522)*(522,1)": ((64, 522), True, _affine(F.affine, (522, 1)), _affine(K.affine, (522, 1))),
 }
+# DCGAN at 28's generator convolutions (batch 32): im2col (left) against the taps' output side (right)
+for x_shape, w_shape in (((32, 64, 32, 32), (1, 64, 7, 7)), ((32, 128, 16, 16), (64, 128, 3, 3)),
+                         ((32, 256, 8, 8), (128, 256, 3, 3))):
+    CASES[f"taps: im2col vs taps out {x_shape}*{w_shape}"] = (
+        x_shape, True, _flag("TAPS_OUT", False, _conv(K.convolution, w_shape, pad=(1, 1))),
+        _flag("TAPS_OUT", True, _conv(K.convolution, w_shape, pad=(1, 1))))
 
 
 def _case(shape, need_x, build):

@@ -48,6 +48,11 @@ CASES = [
     ("convolution", (3, 6, 7, 7), (4, 3, 3, 3), True, p2(pad=(1, 1), group=2), True),          # groups
     ("convolution", (2, 4, 13), (5, 4, 4), True, dict(pad=(1,), stride=(2,), dilation=(2,), group=1), True),  # 1-D
     ("convolution", (2, 11, 8, 8), (7, 11, 5, 5), False, p2(pad=(2, 2), stride=(2, 2)), False),  # label-table like
+    # stride 1, fewer output than input channels: the products on the output side of the taps
+    ("convolution", (2, 6, 16, 17), (1, 6, 7, 7), True, p2(pad=(1, 1)), True),                  # DCGAN's last layer
+    ("convolution", (3, 8, 11, 9), (2, 8, 3, 2), False, p2(pad=(1, 0), dilation=(2, 1)), True),  # dilation, no bias
+    ("convolution", (2, 6, 11), (2, 6, 3), True, dict(pad=(2,), stride=(1,), dilation=(2,), group=1), True),  # 1-D
+    ("convolution", (2, 5, 10, 10), (2, 5, 3, 3), True, p2(pad=(1, 1)), False),                 # x without a gradient
     ("deconvolution", (3, 4, 7, 7), (4, 5, 6, 6), False, p2(pad=(2, 2), stride=(2, 2)), True),  # cgan_mnist's
     ("deconvolution", (2, 3, 5, 6), (3, 2, 3, 3), True, p2(), True),
     ("deconvolution", (2, 4, 5, 4), (4, 3, 3, 2), True, p2(pad=(0, 1), stride=(1, 2), dilation=(2, 1), group=2), True),
@@ -94,6 +99,25 @@ def test_work_arrays_made_per_call_when_large(case, every_layer, monkeypatch):
     """Work arrays over KEEP_BYTES are not kept (inference at a big batch): the same results."""
     monkeypatch.setattr(K._Scratch, "KEEP_BYTES", 0)
     _compare(case, 2)
+
+
+TAPS_OUT_CASES = [c for c in CASES if c[0] == "convolution" and c[2][0] < c[1][1] and set(c[4]["stride"]) == {1}
+                  and c[4]["group"] == 1]
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("case", TAPS_OUT_CASES)
+def test_fewer_output_channels_at_stride_1_copy_no_patches(case, uses, every_layer, monkeypatch):
+    """DCGAN's last layer (64 -> 1 channel, 7x7) and the like in small: the products on the output
+    side of the taps, no im2col in forward or backward; NNabla's values and gradients either way."""
+    calls = []
+    im2col = K._im2col
+    monkeypatch.setattr(K, "_im2col", lambda *a: calls.append(a[1]) or im2col(*a))
+    _compare(case, uses)
+    assert calls == []
+    monkeypatch.setattr(K, "TAPS_OUT", False)
+    _compare(case, uses)
+    assert calls
 
 
 def _compare(case, uses):

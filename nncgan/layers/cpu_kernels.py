@@ -85,6 +85,14 @@ TRANSPOSE_CHUNK = 1 << 14
 TAPS_FIRST = True
 # Convolution backward reads the forward's im2col when still there (BlasConvolution._cols).
 REUSE_PATCHES = True
+# Convolution of stride 1, one group, fewer output than input channels: the products on the output
+# side of the taps (BlasConvolution._taps_out), no im2col. DCGAN's last layer (64 -> 1 channel,
+# 7x7 at 28x28) otherwise copies and reads 49 x 64 rows of patches per image.
+TAPS_OUT = True
+# ... when what it copies, O x padded input, is at most this fraction of im2col's, C x output:
+# (64 -> 1, 7x7, 28x28) 0.02, 8x faster; (128 -> 64, 3x3, 16x16) 0.63, 11% faster; (256 -> 128,
+# 3x3, 8x8) 0.78, 15% slower (forward + backward at batch 32, interleaved; bench/kernel_ab.py -k taps).
+TAPS_OUT_RATIO = 0.7
 _DISABLED = [False]
 
 
@@ -199,7 +207,7 @@ class _Scratch:
     graph runs one function at a time; each process (MPI rank) has its own."""
     KEEP_BYTES = 16 << 20  # larger work arrays (inference at a big batch) are made per call and freed
     ROLE = {"xp": "in", "dyp": "in", "cols": "cols", "yt": "out", "dxp": "out", "yp": "out", "dxt": "out",
-            "dyt": "t", "xt": "t"}
+            "dyt": "t", "xt": "t", "z": "cols", "gw": "out"}
 
     def __init__(self):
         self.flat, self.tag, self.owner = {}, {}, {}
@@ -303,6 +311,12 @@ def _col2im(cols, k, dil, stride, out, xp, taps_first=False):
         np.add(dst, v[off] if taps_first else v[(slice(None),) + off], out=dst)
 
 
+def _tap_windows(k, dil, out):
+    """(tap offset, window of that tap over a padded stride-1 input) for every tap of kernel k."""
+    for off in itertools.product(*[range(ki) for ki in k]):
+        yield off, tuple(slice(o * d, o * d + m) for o, d, m in zip(off, dil, out))
+
+
 def _inner(a, pad):
     """The unpadded part of a (C, *S, N) array padded by `pad`."""
     return (slice(None),) + tuple(slice(p, s - p) for p, s in zip(pad, a.shape[1:-1])) + (slice(None),)
@@ -366,12 +380,14 @@ def _bias_grad(inputs, propagate_down, accum, dyt):
 class BlasConvolution(_ConvKernel):
     """NNabla's Convolution (base_axis 1, channel first): W (O, C/g, *k)."""
 
+    def out_shape(self, x_shape, w_shape):
+        pad, stride, dil, _ = self.geometry()
+        return tuple((s + 2 * p - d * (ki - 1) - 1) // t + 1
+                     for s, p, d, ki, t in zip(x_shape[2:], pad, dil, w_shape[2:], stride))
+
     def setup_impl(self, inputs, outputs):
         x, w = inputs[0], inputs[1]
-        pad, stride, dil, _ = self.geometry()
-        out = tuple((s + 2 * p - d * (ki - 1) - 1) // t + 1
-                    for s, p, d, ki, t in zip(x.shape[2:], pad, dil, w.shape[2:], stride))
-        outputs[0].reset_shape((x.shape[0], w.shape[0]) + out, True)
+        outputs[0].reset_shape((x.shape[0], w.shape[0]) + self.out_shape(x.shape, w.shape), True)
 
     def _cols(self, x, k, out):
         """im2col of x; in backward, the forward's own patches when no kernel has used the
@@ -384,11 +400,40 @@ class BlasConvolution(_ConvKernel):
         xp = self.to_csn("xp", x, pad)
         return _im2col(xp, k, dil, stride, out, self.buffer("cols", shape))
 
+    def _taps_out(self, x_shape, w_shape):
+        """Products on the output side of the taps: Z (O, *k, *S+2p, N) = W (O*k, C) @ x (C, *S+2p, N),
+        then y = the sum of each tap's window of Z, with nothing the size of C*k patches copied. Its
+        GEMM has the FLOPs of im2col's at stride 1; what is copied is O*k rows instead of C*k."""
+        pad, stride, _, g = self.geometry()
+        if not (self.args["taps_out"] and g == 1 and all(t == 1 for t in stride)):
+            return False
+        p_in = np.prod([s + 2 * p for s, p in zip(x_shape[2:], pad)])
+        p_out = np.prod(self.out_shape(x_shape, w_shape))
+        return w_shape[0] * p_in <= TAPS_OUT_RATIO * x_shape[1] * p_out
+
+    def _rows(self, w):
+        """W (O, C, *k) as rows (O, *k) x C: a small copy."""
+        return np.ascontiguousarray(np.moveaxis(w, 1, -1)).reshape(-1, w.shape[1])
+
     def forward_impl(self, inputs, outputs):
         x, w = _r(inputs[0]), _r(inputs[1])
         y = outputs[0].data.get_data("w")
         g, o = self.geometry()[3], w.shape[0]
         self._patches = None
+        if self._taps_out(x.shape, w.shape):
+            pad, _, dil, _ = self.geometry()
+            xp = self.to_csn("xp", x, pad)
+            z = self.buffer("z", (o,) + w.shape[2:] + xp.shape[1:])
+            _matmul(self._rows(w), xp.reshape(xp.shape[0], -1), z.reshape(z.shape[0] * int(np.prod(w.shape[2:])), -1))
+            yt = self.buffer("yt", (o,) + y.shape[2:] + (y.shape[0],))
+            for i, (off, win) in enumerate(_tap_windows(w.shape[2:], dil, y.shape[2:])):
+                src = z[(slice(None),) + off + win]
+                if i:
+                    np.add(yt, src, out=yt)
+                else:
+                    np.copyto(yt, src)
+            self.from_csn(yt, (0,) * (y.ndim - 2), y, False, _r(inputs[2]) if len(inputs) > 2 else None)
+            return
         cols = self._cols(x, w.shape[2:], y.shape[2:])
         yt = self.buffer("yt", (o,) + y.shape[2:] + (y.shape[0],))
         self.grouped_matmul(w.reshape(o, -1), cols, yt.reshape(o, -1), g)
@@ -404,6 +449,8 @@ class BlasConvolution(_ConvKernel):
         o, k, out = w_shape[0], w_shape[2:], dy.shape[2:]
         dyt = self.to_csn("dyt", dy, (0,) * len(k)).reshape(o, -1)
         _bias_grad(inputs, propagate_down, accum, dyt)
+        if self._taps_out(inputs[0].shape, w_shape):
+            return self._taps_out_backward(inputs, propagate_down, accum, dyt.reshape((o,) + out + (-1,)))
         if propagate_down[1]:
             cols = self._cols(_r(inputs[0]), k, out)
             self.grouped_matmul(dyt, cols, _gw(inputs[1], accum[1]).reshape(o, -1), g, tb=True, accum=accum[1])
@@ -417,6 +464,28 @@ class BlasConvolution(_ConvKernel):
             self.grouped_matmul(np.ascontiguousarray(w).reshape(o, -1), dyt, dcols, g, ta=True)
             dxp = self.target("dxp", x_shape, pad)
             _col2im(dcols, k, dil, stride, out, dxp, taps_first=taps_first)
+            self.from_csn(dxp, pad, _gw(inputs[0], accum[0]), accum[0])
+
+    def _taps_out_backward(self, inputs, propagate_down, accum, dyt):
+        """dZ (O, *k, *S+2p, N): each tap's window holds dy, zero elsewhere; then dW (O*k, C) =
+        dZ @ x^T and dx (C, *S+2p, N) = W^T @ dZ, one GEMM each, no col2im."""
+        pad, _, dil, _ = self.geometry()
+        w_shape, x_shape = inputs[1].shape, inputs[0].shape
+        o, k = w_shape[0], w_shape[2:]
+        sp = tuple(s + 2 * p for s, p in zip(x_shape[2:], pad))
+        dz = self.buffer("z", (o,) + k + sp + (x_shape[0],), zero=True)
+        for off, win in _tap_windows(k, dil, dyt.shape[1:-1]):
+            np.copyto(dz[(slice(None),) + off + win], dyt)
+        dz = dz.reshape(o * int(np.prod(k)), -1)
+        if propagate_down[1]:
+            xp = self.to_csn("xp", _r(inputs[0]), pad)
+            gw = self.buffer("gw", (o * int(np.prod(k)), x_shape[1]))
+            _matmul(dz, xp.reshape(xp.shape[0], -1).T, gw)
+            gw = np.moveaxis(gw.reshape((o,) + k + (x_shape[1],)), -1, 1)   # (O, C, *k)
+            _store(_gw(inputs[1], accum[1]), gw, accum[1])
+        if propagate_down[0]:
+            dxp = self.buffer("dxp", (x_shape[1],) + sp + (x_shape[0],))
+            _matmul(self._rows(_r(inputs[1])).T, dz, dxp.reshape(x_shape[1], -1))
             self.from_csn(dxp, pad, _gw(inputs[0], accum[0]), accum[0])
 
 
@@ -740,7 +809,7 @@ def convolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dilati
     p, s, d = _norm(pad, n, 0), _norm(stride, n, 1), _norm(dilation, n, 1)
     if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v}):
         return F.convolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
-    f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group), reuse=REUSE_PATCHES)
+    f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group), reuse=REUSE_PATCHES, taps_out=TAPS_OUT)
     return f(x, weight) if bias is None else f(x, weight, bias)
 
 
