@@ -124,6 +124,16 @@ for x_shape, w_shape in (((32, 64, 32, 32), (1, 64, 7, 7)), ((32, 128, 16, 16), 
         x_shape, True, _flag("TAPS_OUT", False, _conv(K.convolution, w_shape, pad=(1, 1))),
         _flag("TAPS_OUT", True, _conv(K.convolution, w_shape, pad=(1, 1))))
 
+# the zoo's 3x3 convolutions at stride 1 (a process's batch): im2col or the taps' output side, as
+# chosen without it (left), against Winograd's F(2x2, 3x3) (right)
+for x_shape, w_shape in (((16, 256, 28, 28), (128, 256, 3, 3)), ((16, 64, 28, 28), (32, 64, 3, 3)),
+                         ((16, 32, 28, 28), (32, 32, 3, 3)), ((32, 256, 8, 8), (128, 256, 3, 3)),
+                         ((32, 128, 16, 16), (64, 128, 3, 3)), ((32, 64, 14, 14), (128, 64, 3, 3)),
+                         ((32, 128, 7, 7), (256, 128, 3, 3)), ((16, 64, 28, 28), (128, 64, 3, 3))):
+    CASES[f"winograd: without vs with {x_shape}*{w_shape}"] = (
+        x_shape, True, _flag("WINOGRAD", False, _conv(K.convolution, w_shape, pad=(1, 1))),
+        _flag("WINOGRAD", True, _conv(K.convolution, w_shape, pad=(1, 1))))
+
 
 def _case(shape, need_x, build):
     x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(*shape).astype(np.float32), need_grad=need_x)

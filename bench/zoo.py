@@ -305,7 +305,9 @@ def _run_segment(study, t, st, run, to_epoch):
         run.rename(run.with_name(f"{run.name}.unsaved-{k}"))
     cmd = _command(study, t, run, to_epoch, resume)
     st["command"] = st.get("command") or _shown(_command(study, t, run, max(t.budgets), False), study)
-    seg = {"to_epoch": to_epoch, "started": time.time(), "load1_start": _load1(), "command": _shown(cmd, study)}
+    # the commit each segment trained with: the kernels (and so the minutes) change between sessions
+    seg = {"to_epoch": to_epoch, "started": time.time(), "load1_start": _load1(), "command": _shown(cmd, study),
+           "commit": _versions().get("nncgan commit", "")}
     st["running"] = seg
     _write_json(study.state_path(t.name), st)
     study.log(f"zoo: {t.name}: training to epoch {to_epoch} ({seg['command']})")
@@ -853,14 +855,14 @@ def write_doc(study, systems, T, doc, argv):
             L.append(f"{s.label} ({DATA[s.dataset]}): ![{s.name}]({rel}/{src.name})  ")
     L.append("")
     # trainings
-    L += ["### Every training", "", "| training | command | epochs | wall min | CPU min | load (start -> end) | note |",
-          "|---|---|---|---|---|---|---|"]
+    L += ["### Every training", "", "| training | command | epochs | wall min | CPU min | load (start -> end) | "
+          "commit | note |", "|---|---|---|---|---|---|---|---|"]
     for name in T:
         st = study.state(name)
         for seg in st["segments"]:
             L.append(f"| {name} | `{seg['command']}` | {seg['to_epoch']} | {_mins(seg.get('wall_s'))} | "
                      f"{_mins(seg.get('cpu_s'))} | {_f(seg.get('load1_start'), '{:.1f}')} -> "
-                     f"{_f(seg.get('load1_end'), '{:.1f}')} | {seg.get('note', '')} |")
+                     f"{_f(seg.get('load1_end'), '{:.1f}')} | {seg.get('commit', '')} | {seg.get('note', '')} |")
     L += ["", END]
     text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
     block = "\n".join(L)

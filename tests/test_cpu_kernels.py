@@ -110,6 +110,7 @@ TAPS_OUT_CASES = [c for c in CASES if c[0] == "convolution" and c[2][0] < c[1][1
 def test_fewer_output_channels_at_stride_1_copy_no_patches(case, uses, every_layer, monkeypatch):
     """DCGAN's last layer (64 -> 1 channel, 7x7) and the like in small: the products on the output
     side of the taps, no im2col in forward or backward; NNabla's values and gradients either way."""
+    monkeypatch.setattr(K, "WINOGRAD", False)
     calls = []
     im2col = K._im2col
     monkeypatch.setattr(K, "_im2col", lambda *a: calls.append(a[1]) or im2col(*a))
@@ -118,6 +119,70 @@ def test_fewer_output_channels_at_stride_1_copy_no_patches(case, uses, every_lay
     monkeypatch.setattr(K, "TAPS_OUT", False)
     _compare(case, uses)
     assert calls
+
+
+WINOGRAD_CASES = [
+    ("convolution", (3, 4, 9, 8), (6, 4, 3, 3), True, p2(), True),                   # no padding
+    ("convolution", (2, 5, 7, 9), (3, 5, 3, 3), False, p2(pad=(1, 1)), True),        # odd output: last tiles cut
+    ("convolution", (2, 3, 6, 5), (4, 3, 3, 3), True, p2(pad=(2, 1)), True),         # pad 2, 1
+    ("convolution", (4, 6, 8, 8), (2, 6, 3, 3), True, p2(pad=(1, 1)), False),        # x without a gradient
+    ("convolution", (2, 7, 12, 10), (5, 7, 3, 3), True, p2(pad=(1, 1)), True),       # several pieces (chunk)
+]
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("chunk", [1, 1 << 18])
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_3x3_at_stride_1_by_winograd_equals_nnabla(case, chunk, uses, every_layer, monkeypatch):
+    """Winograd's F(2x2, 3x3): NNabla's values, and gradients written or accumulated, in one piece and
+    one tile row a piece; no patches taken. With WINOGRAD off, the same through im2col."""
+    monkeypatch.setattr(K, "WINOGRAD_CHUNK", chunk)
+    monkeypatch.setattr(K, "WINOGRAD_MIN_MAPS", 1)
+    monkeypatch.setattr(K, "WINOGRAD_SPARE", 2)
+    calls, pieces = [], []
+    im2col, transform = K._im2col, K.BlasConvolution._transform_input
+    monkeypatch.setattr(K, "_im2col", lambda *a: calls.append(a[1]) or im2col(*a))
+    monkeypatch.setattr(K.BlasConvolution, "_transform_input", lambda self, xp, t0, tr, tw:
+                        pieces.append(tr) or transform(self, xp, t0, tr, tw))
+    _compare(case, uses)
+    assert calls == [] and pieces and (chunk > 1 or set(pieces) == {1})
+    monkeypatch.setattr(K, "WINOGRAD", False)
+    monkeypatch.setattr(K, "TAPS_OUT", False)
+    pieces.clear()
+    _compare(case, uses)
+    assert calls and not pieces
+
+
+def test_winograd_work_arrays_of_the_same_shape_for_other_inputs_start_clean(every_layer, monkeypatch):
+    """An 8x8 and a 7x7 input, pad 1, fill work arrays of one shape (4 tile rows of 2 either way): the
+    smaller one's cut tiles read zeros, not the larger one's last row; input and output gradients alike."""
+    monkeypatch.setattr(K, "WINOGRAD_MIN_MAPS", 1)
+    monkeypatch.setattr(K, "WINOGRAD_SPARE", 2)
+    pieces, transform = [], K.BlasConvolution._transform_input
+    monkeypatch.setattr(K.BlasConvolution, "_transform_input", lambda self, *a: pieces.append(a) or transform(self, *a))
+    rng = np.random.RandomState(0)
+    arrays = [rng.randn(2, 3, 8, 8).astype(np.float32), rng.randn(2, 3, 7, 7).astype(np.float32),
+              rng.randn(4, 3, 3, 3).astype(np.float32)]
+
+    def two(conv):
+        return lambda a, b, w: F.concatenate(F.reshape(conv(a, w, pad=(1, 1)), (2 * 4 * 64,)),
+                                             F.reshape(conv(b, w, pad=(1, 1)), (2 * 4 * 49,)), axis=0)
+    got, names = _generic(two(K.convolution), arrays, [True, True, True], 2)
+    want, _ = _generic(two(F.convolution), arrays, [True, True, True], 2)
+    assert "BlasConvolution" in names and pieces
+    _assert_same(got, want)
+
+
+def test_winograd_is_chosen_for_many_maps_and_tiles_that_fit(every_layer):
+    """Where measured faster only: 64+ maps in and out, tiles of 2x2 covering the output with little spare."""
+    def chosen(x_shape, w_shape):
+        f = K.BlasConvolution(pad=(1, 1), stride=(1, 1), dilation=(1, 1), group=1, reuse=True, taps_out=True,
+                              winograd=True, winograd_min_maps=K.WINOGRAD_MIN_MAPS, winograd_spare=K.WINOGRAD_SPARE)
+        return f._winograd(x_shape, w_shape)
+    assert chosen((16, 256, 28, 28), (128, 256, 3, 3)) and chosen((32, 64, 14, 14), (128, 64, 3, 3))
+    assert not chosen((16, 64, 28, 28), (32, 64, 3, 3))          # 32 output maps
+    assert not chosen((32, 128, 7, 7), (256, 128, 3, 3))         # 8x8 of tiles for 7x7
+    assert not chosen((16, 256, 28, 28), (128, 256, 5, 5))       # not 3x3
 
 
 def _compare(case, uses):
@@ -274,6 +339,37 @@ def test_every_step_of_three_iterations_has_nnabla_gradients(seed, every_layer):
                 scale = np.abs(v.g).max() + 1e-12
                 np.testing.assert_allclose(got[k] / scale, v.g / scale, atol=1e-4,
                                            err_msg=f"iteration {i} {step.opt.name} {k}")
+
+
+def test_dcgan_steps_with_winograd_have_nnabla_gradients(monkeypatch):
+    """DCGAN at 28 (the zoo's), batch 4, the layers chosen as in training (thresholds as they are):
+    its 64+ map 3x3 convolutions go through Winograd, and each optimizer's gradients equal those of
+    NNabla's own functions on the same parameters, batch and noise, to 1e-4 of the largest."""
+    nn.clear_parameters()
+    graph = parse_graph(CGAN.parent / "dcgan.yaml")
+    with K.disabled():
+        ref_nets, _ = build_all(graph, 4, graph.config.seed)
+    fast_nets, _ = build_all(graph, 4, graph.config.seed)
+    pieces, transform = [], K.BlasConvolution._transform_input
+    monkeypatch.setattr(K.BlasConvolution, "_transform_input", lambda self, *a: pieces.append(a) or transform(self, *a))
+    params = nn.get_parameters(grad_only=False)
+    batch = {"x": np.random.RandomState(5).rand(4, 1, 28, 28).astype(np.float32)}
+    for o in graph.optimizers:
+        grads = []
+        for nets in (fast_nets, ref_nets):
+            net, saved, rng = nets[o.network], {k: v.d.copy() for k, v in params.items()}, np.random.RandomState(7)
+            for v, _ in net.trainable.values():
+                v.grad.zero()
+            net.feed(batch, rng)
+            net.loss.forward(clear_no_need_grad=True)
+            net.loss.backward(clear_buffer=True)
+            grads.append({k: v.g.copy() for k, (v, _) in net.trainable.items()})
+            for k, v in params.items():   # the batch statistics' moving averages back
+                v.d = saved[k]
+        for k, want in grads[1].items():
+            scale = np.abs(want).max() + 1e-12
+            np.testing.assert_allclose(grads[0][k] / scale, want / scale, atol=1e-4, err_msg=f"{o.name} {k}")
+    assert pieces
 
 
 @pytest.mark.parametrize("fn, xs, ws, kw", [
@@ -479,6 +575,7 @@ def test_convolution_backward_reuses_its_own_patches_only(every_layer, monkeypat
     """The weight gradient reads the forward's im2col when no other kernel has used the work array
     since (one im2col per forward+backward of a lone convolution), and recomputes it otherwise: two
     chained convolutions of other shapes equal NNabla's in every gradient."""
+    monkeypatch.setattr(K, "WINOGRAD", False)    # 3x3 at stride 1 takes no patches otherwise
     rng = np.random.RandomState(0)
     x = rng.randn(3, 4, 9, 9).astype(np.float32)
     w1, w2 = rng.randn(6, 4, 3, 3).astype(np.float32), rng.randn(5, 6, 3, 3).astype(np.float32)

@@ -93,6 +93,20 @@ TAPS_OUT = True
 # (64 -> 1, 7x7, 28x28) 0.02, 8x faster; (128 -> 64, 3x3, 16x16) 0.63, 11% faster; (256 -> 128,
 # 3x3, 8x8) 0.78, 15% slower (forward + backward at batch 32, interleaved; bench/kernel_ab.py -k taps).
 TAPS_OUT_RATIO = 0.7
+# Convolution of 3x3 taps, stride 1, one group, 2-D: Winograd's F(2x2, 3x3) (BlasConvolution._winograd):
+# 16 GEMMs of (O, C) x (C, tiles) over 4x4 input tiles instead of one of (O, 9C): 2.25x fewer
+# multiply-adds for the transforms' copies. Every 3x3 convolution of DCGAN, SRCNN's 256 -> 128 and
+# the multi-stage GAN's stage 2 (bench/kernel_ab.py -k winograd).
+WINOGRAD = True
+# ... where it was measured faster: at least this many input and output maps, and tiles that cover the
+# output with at most 10% to spare (kernel_ab.py: 256 -> 128 at 28x28 forward + backward 21% faster,
+# 64 -> 128 at 14x14 12%; 64 -> 32 at 28x28 and 128 -> 256 at 7x7, 8x8 of tiles, slower).
+WINOGRAD_MIN_MAPS = 64
+WINOGRAD_SPARE = 1.1
+# ... in pieces of whole tile rows, about this many elements of transformed input (16 C tiles N) each:
+# the transforms' and the GEMMs' working set stays in cache and the work arrays small.
+WINOGRAD_CHUNK = 1 << 18
+_WG = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)   # U = G g G^T
 _DISABLED = [False]
 
 
@@ -206,7 +220,7 @@ class _Scratch:
     sum over layers and networks (measured: +80 MB with per-function buffers on cgan_mnist). The
     graph runs one function at a time; each process (MPI rank) has its own."""
     KEEP_BYTES = 16 << 20  # larger work arrays (inference at a big batch) are made per call and freed
-    ROLE = {"xp": "in", "dyp": "in", "cols": "cols", "yt": "out", "dxp": "out", "yp": "out", "dxt": "out",
+    ROLE = {"xp": "in", "dyp": "in", "cols": "cols", "wtmp": "wtmp", "wm": "wm", "wdm": "wdm", "wdu": "wdu", "yt": "out", "dxp": "out", "yp": "out", "dxt": "out",
             "dyt": "t", "xt": "t", "z": "cols", "gw": "out"}
 
     def __init__(self):
@@ -317,6 +331,33 @@ def _tap_windows(k, dil, out):
         yield off, tuple(slice(o * d, o * d + m) for o, d, m in zip(off, dil, out))
 
 
+def _bt(d, out, axis):
+    """out[0..3] <- Winograd's B^T along `axis` of d: d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
+    t = lambda i: d[(slice(None),) * axis + (i,)]   # noqa: E731
+    np.subtract(t(0), t(2), out=out[0])
+    np.add(t(1), t(2), out=out[1])
+    np.subtract(t(2), t(1), out=out[2])
+    np.subtract(t(1), t(3), out=out[3])
+
+
+def _b(dv, out):
+    """out[0..3] <- B along the first axis of dv (the adjoint of _bt): v0, v1 - v2 + v3, v1 + v2 - v0, -v3."""
+    np.copyto(out[0], dv[0])
+    np.subtract(dv[1], dv[2], out=out[1])
+    np.add(out[1], dv[3], out=out[1])
+    np.add(dv[1], dv[2], out=out[2])
+    np.subtract(out[2], dv[0], out=out[2])
+    np.negative(dv[3], out=out[3])
+
+
+def _a(d0, d1, out):
+    """out[0..3] <- Winograd's A applied to a 2-vector (d0, d1): d0, d0 + d1, d0 - d1, -d1."""
+    np.copyto(out[0], d0)
+    np.add(d0, d1, out=out[1])
+    np.subtract(d0, d1, out=out[2])
+    np.negative(d1, out=out[3])
+
+
 def _inner(a, pad):
     """The unpadded part of a (C, *S, N) array padded by `pad`."""
     return (slice(None),) + tuple(slice(p, s - p) for p, s in zip(pad, a.shape[1:-1])) + (slice(None),)
@@ -411,6 +452,126 @@ class BlasConvolution(_ConvKernel):
         p_out = np.prod(self.out_shape(x_shape, w_shape))
         return w_shape[0] * p_in <= TAPS_OUT_RATIO * x_shape[1] * p_out
 
+    def _winograd(self, x_shape, w_shape):
+        _, stride, dil, g = self.geometry()
+        if not (self.args["winograd"] and tuple(w_shape[2:]) == (3, 3) and g == 1 and
+                all(t == 1 for t in stride) and all(d == 1 for d in dil)):
+            return False
+        out = self.out_shape(x_shape, w_shape)
+        tiled = np.prod([2 * -(-o // 2) for o in out])
+        return min(w_shape[:2]) >= self.args["winograd_min_maps"] and tiled <= self.args["winograd_spare"] * np.prod(out)
+
+    def _tiles_of(self, key, a, pad, out):
+        """a (N, C, H, W) into a kept (C, 2th+2, 2tw+2, N) buffer at offset pad, zero elsewhere: the
+        4x4 input tiles at stride 2 of th x tw output tiles of 2x2 (the last ones partly outside)."""
+        t = [-(-o // 2) for o in out]
+        shape = (a.shape[1], 2 * t[0] + 2, 2 * t[1] + 2, a.shape[0])
+        buf = _SCRATCH.get(key, shape, tag=(shape, tuple(pad), a.shape[2:]))
+        np.copyto(buf[:, pad[0]:pad[0] + a.shape[2], pad[1]:pad[1] + a.shape[3]], _csn(a))
+        return buf
+
+    @staticmethod
+    def _u(w):
+        """U (16, O, C) = G g G^T of W (O, C, 3, 3)."""
+        u = np.tensordot(np.tensordot(_WG, w, ([1], [2])), _WG, ([3], [1]))    # (4, O, C, 4)
+        return np.ascontiguousarray(np.moveaxis(u, 3, 1)).reshape(16, w.shape[0], w.shape[1])
+
+    def _pieces_w(self, c, tiles, n):
+        """[(first tile row, tile rows)] of about WINOGRAD_CHUNK transformed input elements each."""
+        rows = max(1, WINOGRAD_CHUNK // (16 * c * tiles[1] * n))
+        return [(r, min(rows, tiles[0] - r)) for r in range(0, tiles[0], rows)]
+
+    def _transform_input(self, xp, t0, tr, tw):
+        """V (4, 4, C, tr, tw, N) = B^T d B of the input tiles d of tile rows t0 .. t0+tr."""
+        c, n = xp.shape[0], xp.shape[-1]
+        sc, sh, sw, sn = xp.strides
+        d = np.lib.stride_tricks.as_strided(xp[:, 2 * t0:], (c, tr, tw, 4, 4, n), (sc, 2 * sh, 2 * sw, sh, sw, sn),
+                                            writeable=False)
+        tmp, v = self.buffer("wtmp", (4, c, tr, tw, 4, n)), self.buffer("cols", (4, 4, c, tr, tw, n))
+        _bt(d, tmp, 3)
+        for a in range(4):
+            _bt(tmp[a], v[a], 3)
+        return v
+
+    def _winograd_forward(self, x, w, y, bias):
+        pad = self.geometry()[0]
+        c, n, o, out = x.shape[1], x.shape[0], w.shape[0], y.shape[2:]
+        xp = self._tiles_of("xp", x, pad, out)
+        th, tw = (xp.shape[1] - 2) // 2, (xp.shape[2] - 2) // 2
+        u = self._u(w)
+        y6 = self.buffer("yt", (o, th, 2, tw, 2, n))
+        for t0, tr in self._pieces_w(c, (th, tw), n):
+            v = self._transform_input(xp, t0, tr, tw)
+            m = self.buffer("wm", (4, 4, o, tr, tw, n))
+            np.matmul(u, v.reshape(16, c, -1), out=m.reshape(16, o, -1))
+            r = self.buffer("wtmp", (2, 4, o, tr, tw, n))      # A^T m A, first along the tile rows
+            np.add(m[0], m[1], out=r[0])
+            np.add(r[0], m[2], out=r[0])
+            np.subtract(m[1], m[2], out=r[1])
+            np.subtract(r[1], m[3], out=r[1])
+            for a in range(2):
+                o0, o1 = y6[:, t0:t0 + tr, a, :, 0], y6[:, t0:t0 + tr, a, :, 1]
+                np.add(r[a, 0], r[a, 1], out=o0)
+                np.add(o0, r[a, 2], out=o0)
+                np.subtract(r[a, 1], r[a, 2], out=o1)
+                np.subtract(o1, r[a, 3], out=o1)
+        yt = y6.reshape(o, 2 * th, 2 * tw, n)[:, :out[0], :out[1]]
+        self.from_csn(yt, (0, 0), y, False, bias)
+
+    def _winograd_backward(self, inputs, dy, propagate_down, accum):
+        """The adjoint of the forward: dM = A dy A^T per output tile; dU = dM V^T and dW = G^T dU G;
+        dV = U^T dM and dx += B dV B^T of every input tile."""
+        pad = self.geometry()[0]
+        x_shape, w_shape = inputs[0].shape, inputs[1].shape
+        c, n, o = x_shape[1], x_shape[0], w_shape[0]
+        out = dy.shape[2:]
+        th, tw = -(-out[0] // 2), -(-out[1] // 2)
+        dyt = _SCRATCH.get("dyt", (o, 2 * th, 2 * tw, n), tag=("wino", out, n, o))
+        np.copyto(dyt[:, :out[0], :out[1]], _csn(dy))
+        _bias_grad(inputs, propagate_down, accum, dyt)
+        need_w, need_x = propagate_down[1], propagate_down[0]
+        if not (need_w or need_x):
+            return
+        xp = self._tiles_of("xp", _r(inputs[0]), pad, out) if need_w else None
+        u = self._u(_r(inputs[1])) if need_x else None
+        du = self.buffer("wdu", (16, o, c)) if need_w else None
+        dxp = self.buffer("dxp", (c, 2 * th + 2, 2 * tw + 2, n), zero=True) if need_x else None
+        d6 = dyt.reshape(o, th, 2, tw, 2, n)
+        for i, (t0, tr) in enumerate(self._pieces_w(c, (th, tw), n)):
+            dm, tmp = self.buffer("wdm", (4, 4, o, tr, tw, n)), self.buffer("wtmp", (4, 2, o, tr, tw, n))
+            for b in range(2):          # A along the tile rows: d0, d0 + d1, d0 - d1, -d1; then the columns
+                _a(d6[:, t0:t0 + tr, 0, :, b], d6[:, t0:t0 + tr, 1, :, b], tmp[:, b])
+            for a in range(4):
+                _a(tmp[a, 0], tmp[a, 1], dm[a])
+            dm = dm.reshape(16, o, -1)
+            if need_w:
+                v = self._transform_input(xp, t0, tr, tw).reshape(16, c, -1)
+                if i:
+                    part = self.buffer("wtmp", (16, o, c))
+                    np.matmul(dm, v.transpose(0, 2, 1), out=part)
+                    np.add(du, part, out=du)
+                else:
+                    np.matmul(dm, v.transpose(0, 2, 1), out=du)
+            if need_x:
+                dv = self.buffer("cols", (4, 4, c, tr, tw, n))
+                np.matmul(u.transpose(0, 2, 1), dm, out=dv.reshape(16, c, -1))
+                t1, dd = self.buffer("wtmp", (4, 4, c, tr, tw, n)), self.buffer("wm", (4, 4, c, tr, tw, n))
+                _b(dv, t1)
+                for r in range(4):
+                    _b(t1[r], dd[r])
+                sc, sh, sw, sn = dxp.strides
+                for h in (0, 2):        # the tiles overlap by 2: add them in 4 sets of disjoint 2x2 blocks
+                    for v_ in (0, 2):
+                        dst = np.lib.stride_tricks.as_strided(dxp[:, 2 * t0 + h:, v_:], (c, tr, tw, 2, 2, n),
+                                                              (sc, 2 * sh, 2 * sw, sh, sw, sn))
+                        np.add(dst, np.moveaxis(dd[h:h + 2, v_:v_ + 2], (0, 1), (3, 4)), out=dst)
+        if need_w:
+            dw = np.tensordot(np.tensordot(_WG, du.reshape(4, 4, o, c), ([0], [0])), _WG, ([1], [0]))  # (3, O, C, 3)
+            _store(_gw(inputs[1], accum[1]), np.moveaxis(dw, 0, 2), accum[1])
+        if need_x:
+            h, w_ = x_shape[2] + 2 * pad[0], x_shape[3] + 2 * pad[1]
+            self.from_csn(dxp[:, :h, :w_], pad, _gw(inputs[0], accum[0]), accum[0])
+
     def _rows(self, w):
         """W (O, C, *k) as rows (O, *k) x C: a small copy."""
         return np.ascontiguousarray(np.moveaxis(w, 1, -1)).reshape(-1, w.shape[1])
@@ -420,6 +581,8 @@ class BlasConvolution(_ConvKernel):
         y = outputs[0].data.get_data("w")
         g, o = self.geometry()[3], w.shape[0]
         self._patches = None
+        if self._winograd(x.shape, w.shape):
+            return self._winograd_forward(x, w, y, _r(inputs[2]) if len(inputs) > 2 else None)
         if self._taps_out(x.shape, w.shape):
             pad, _, dil, _ = self.geometry()
             xp = self.to_csn("xp", x, pad)
@@ -446,6 +609,8 @@ class BlasConvolution(_ConvKernel):
         pad, stride, dil, g = self.geometry()
         w_shape = inputs[1].shape
         dy = outputs[0].grad.get_data("r")
+        if self._winograd(inputs[0].shape, w_shape):
+            return self._winograd_backward(inputs, dy, propagate_down, accum)
         o, k, out = w_shape[0], w_shape[2:], dy.shape[2:]
         dyt = self.to_csn("dyt", dy, (0,) * len(k)).reshape(o, -1)
         _bias_grad(inputs, propagate_down, accum, dyt)
@@ -809,7 +974,9 @@ def convolution(x, weight, bias=None, base_axis=1, pad=None, stride=None, dilati
     p, s, d = _norm(pad, n, 0), _norm(stride, n, 1), _norm(dilation, n, 1)
     if not _conv_ok(x, weight, bias, base_axis, p, s, d, int(group), {k: v for k, v in extra.items() if v}):
         return F.convolution(x, weight, bias, base_axis, pad, stride, dilation, group, **extra)
-    f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group), reuse=REUSE_PATCHES, taps_out=TAPS_OUT)
+    f = BlasConvolution(pad=p, stride=s, dilation=d, group=int(group), reuse=REUSE_PATCHES, taps_out=TAPS_OUT,
+                          winograd=WINOGRAD, winograd_min_maps=WINOGRAD_MIN_MAPS,
+                          winograd_spare=WINOGRAD_SPARE)
     return f(x, weight) if bias is None else f(x, weight, bias)
 
 
