@@ -62,6 +62,13 @@ def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_pat
         for s in ("DCGAN at 28", "DCGAN at 14 + SRCNN x2", "multi-stage GAN (DCGAN 14 + stage 2)"):
             sec = block[block.index(f"Resolution study 14 -> 28, {zoo.DATA[ds]}"):]
             assert len([ln for ln in sec.split("###")[0].splitlines() if ln.startswith(f"| {s} |")]) == 3
+        # the ceiling of a chain through 14: real test images down and up again, beside the systems
+        for how in ("bicubic", "nearest"):
+            rows = [ln for ln in sec.split("###")[0].splitlines()
+                    if ln.startswith(f"| real test images at 14, up-scaled by {how} |")]
+            assert len(rows) == 1 and len(re.findall(NUMBER, rows[0])) >= 5, rows
+        st = json.loads((out / "state" / f"dcgan28_{ds}.json").read_text())
+        assert all(g["commit"] for g in st["segments"])    # the code each segment trained with
         st = json.loads((out / "state" / f"dcgan28_{ds}.json").read_text())
         assert [g["to_epoch"] for g in st["segments"]] == [1, 2, 3]
         assert all(g["wall_s"] > 0 and g["cpu_s"] > 0 for g in st["segments"])
