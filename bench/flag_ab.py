@@ -3,6 +3,7 @@ switch off ("before") and on ("after"), run interleaved iteration by iteration i
 same random batches; prints the medians of this process' CPU time. A benchmark, not a test.
 
     .venv/bin/python bench/flag_ab.py GRAPH --flag WINOGRAD [--batch 32] [--rounds 10] [--set PATH=VALUE ...]
+    .venv/bin/python bench/flag_ab.py GRAPH --flag MIN_MAPS --values 1000000 8     # a setting: before, after
 """
 import argparse
 import statistics
@@ -28,13 +29,16 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--values", nargs=2, type=float, metavar=("BEFORE", "AFTER"),
+                    help="a numeric setting's two values (default: the switch False, then True)")
     ap.add_argument("--set", action="append", default=[])
     args = ap.parse_args()
     context.select("cpu", log=lambda *a: None)
     K.set_blas_threads(args.threads)
     graph, _ = load(args.graph, args.set)
     runs, old = {}, getattr(K, args.flag)
-    for name, value in (("before", False), ("after", True)):
+    values = (False, True) if args.values is None else args.values
+    for name, value in zip(("before", "after"), values):
         setattr(K, args.flag, value)
         with nn.parameter_scope(name):
             nets, _ = build_all(graph, args.batch, graph.config.seed, None)
@@ -53,8 +57,9 @@ def main():
                 if i >= 2:   # the first iterations allocate
                     times[k].append(time.process_time() - t0)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    print(f"{args.graph} batch {args.batch}, {args.flag} off / on, {args.rounds} interleaved iterations, "
-          f"median CPU ms: {med['before']:.1f} / {med['after']:.1f} (ratio {med['after'] / med['before']:.3f})")
+    print(f"{args.graph} batch {args.batch}, {args.flag} before / after, {args.rounds} interleaved iterations, "
+          f"median CPU ms: {med['before']:.1f} / {med['after']:.1f} (ratio {med['after'] / med['before']:.3f})"
+          + (f"; values {values[0]:g} / {values[1]:g}" if args.values else ""))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def _flag(name, value, build):
 
 
 G2 = dict(pad=(2, 2), stride=(2, 2))
+G1 = dict(pad=(1, 1), stride=(2, 2))
 # name: (x shape, x needs a gradient, NNabla's, nncgan's)
 CASES = {
     "bn (64,32,14,14)": ((64, 32, 14, 14), True, _bn(F.batch_normalization), _bn(sync_bn.batch_normalization)),
@@ -133,6 +134,18 @@ for x_shape, w_shape in (((16, 256, 28, 28), (128, 256, 3, 3)), ((16, 64, 28, 28
     CASES[f"winograd: without vs with {x_shape}*{w_shape}"] = (
         x_shape, True, _flag("WINOGRAD", False, _conv(K.convolution, w_shape, pad=(1, 1))),
         _flag("WINOGRAD", True, _conv(K.convolution, w_shape, pad=(1, 1))))
+
+# CycleGAN's layers (batch 8 a process), each under MIN_FLOPS: NNabla's (left) against the kernels
+for name, x_shape, w_shape, kw in (("C1", (8, 1, 28, 28), (16, 1, 5, 5), dict(pad=(2, 2))),
+                                   ("C2", (8, 16, 28, 28), (32, 16, 4, 4), dict(pad=(1, 1), stride=(2, 2))),
+                                   ("R", (8, 32, 14, 14), (32, 32, 3, 3), dict(pad=(1, 1))),
+                                   ("Out", (8, 16, 28, 28), (1, 16, 5, 5), dict(pad=(2, 2))),
+                                   ("P2", (8, 32, 14, 14), (64, 32, 4, 4), dict(pad=(1, 1), stride=(2, 2))),
+                                   ("Score", (8, 64, 7, 7), (1, 64, 3, 3), dict(pad=(1, 1)))):
+    CASES[f"cyclegan {name} {x_shape}*{w_shape}"] = (x_shape, True, _conv(F.convolution, w_shape, **kw),
+                                                     _conv(K.convolution, w_shape, **kw))
+CASES["cyclegan U1 (8,32,14,14)*(32,16,4,4)"] = ((8, 32, 14, 14), True, _conv(F.deconvolution, (32, 16, 4, 4), **G1),
+                                                  _conv(K.deconvolution, (32, 16, 4, 4), **G1))
 
 
 def _case(shape, need_x, build):

@@ -227,7 +227,8 @@ def _generator_functions(**kw):
 def test_layers_choose_by_context_size_and_switch(monkeypatch):
     monkeypatch.delenv(K.ENV, raising=False)
     names = _generator_functions()
-    # cgan_mnist at batch 64: the big layers on BLAS, the small ones (below MIN_FLOPS) on NNabla's.
+    # cgan_mnist at batch 64: the big layers on BLAS, the small ones (below MIN_FLOPS, with one input
+    # map or one output map) on NNabla's.
     assert names.count("BlasAffine") == 2 and names.count("Affine") >= 2      # Affine (110->512), Affine_4, tables
     assert names.count("BlasDeconvolution") == 1 and names.count("Deconvolution") >= 1
     assert names.count("BlasConvolution") == 1 and names.count("Convolution") >= 1
@@ -250,6 +251,24 @@ def test_layers_choose_by_context_size_and_switch(monkeypatch):
     with nn.context_scope(cuda):   # what context.select("cudnn") sets: NNabla's cuDNN functions stay
         assert not K.enabled()
     assert K.enabled()
+
+
+@pytest.mark.parametrize("fn, xs, ws, kw, blas", [
+    ("convolution", (8, 32, 14, 14), (32, 32, 3, 3), dict(pad=(1, 1)), True),       # CycleGAN's R: 29 MFLOP
+    ("convolution", (8, 16, 28, 28), (1, 16, 5, 5), dict(pad=(2, 2)), True),        # CycleGAN's Out: 5 MFLOP
+    ("convolution", (8, 1, 28, 28), (16, 1, 5, 5), dict(pad=(2, 2)), False),        # one input map
+    ("convolution", (4, 8, 6, 6), (6, 4, 3, 3), dict(group=2), False),              # 4 maps per group
+    ("deconvolution", (8, 32, 14, 14), (32, 16, 4, 4), dict(pad=(1, 1), stride=(2, 2)), True),   # 16 out
+    ("deconvolution", (8, 32, 14, 14), (32, 1, 6, 6), dict(pad=(2, 2), stride=(2, 2)), False),   # 1 out
+])
+def test_small_layers_take_the_kernels_by_their_maps(fn, xs, ws, kw, blas, monkeypatch):
+    """Under MIN_FLOPS, a (de)convolution of MIN_MAPS or more maps on W's second axis (input maps of a
+    convolution, output maps of a deconvolution, per group) still takes the kernel; fewer keep NNabla's."""
+    monkeypatch.delenv(K.ENV, raising=False)
+    x = nn.Variable(xs)
+    y = getattr(K, fn)(x, nn.Variable(ws), None, **kw)
+    assert 2 * int(np.prod(ws)) * xs[0] * int(np.prod(y.shape[2:] if fn == "convolution" else xs[2:])) < K.MIN_FLOPS
+    assert y.parent.info.type_name == ("Blas" + fn.capitalize() if blas else fn.capitalize())
 
 
 # Seeds of the generators' noise. cgan_mnist at batch 8 has points where a ReLU input is ~0 and

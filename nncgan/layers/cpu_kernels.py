@@ -73,6 +73,12 @@ ENV = "NNCGAN_KERNELS"          # "nnabla": NNabla's own functions everywhere (c
 # PythonFunction's call and the layout copies cost more than the GEMM gains): cgan_mnist's first
 # convolution (20 MFLOP), last deconvolution (29) and label tables (31) against its big layers (>= 200).
 MIN_FLOPS = 50e6
+# ... unless the convolution reads, or the deconvolution writes, at least this many maps per group:
+# NNabla's own is slow there whatever the size (CycleGAN at batch 8, forward + backward, CPU time,
+# kernel_ab.py -k cyclegan: 32 -> 32 3x3 at 14x14 (29 MFLOP) 4.9 against 3.0 ms; 16 -> 1 5x5 at
+# 28x28 (5 MFLOP) 7.7 against 2.1). Below it NNabla's wins: cgan_mnist's 1 -> 32 convolution
+# (3.1 against 3.7 ms) and 32 -> 1 deconvolution (5.0 against 8.3), both at batch 64.
+MIN_MAPS = 8
 # Elementwise kernels: below this many elements the PythonFunction's call costs more than it saves
 # (ReLU of (64, 512): 0.17 against NNabla's 0.09 ms forward, 0.19 against 0.21 backward; kernel_ab.py).
 MIN_ELEMENTWISE = 50_000
@@ -961,7 +967,8 @@ def _conv_ok(x, weight, bias, base_axis, pad, stride, dilation, group, extra, de
         return False
     # one multiply-add per weight and input pixel (deconvolution), per weight and output pixel (convolution)
     pixels = x.shape[2:] if deconv else out
-    return 2 * weight.size * x.shape[0] * int(np.prod(pixels)) >= MIN_FLOPS
+    # W's second axis: a convolution's input maps, a deconvolution's output maps (per group)
+    return 2 * weight.size * x.shape[0] * int(np.prod(pixels)) >= MIN_FLOPS or weight.shape[1] >= MIN_MAPS
 
 
 def _norm(v, n, default):
