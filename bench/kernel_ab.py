@@ -147,6 +147,12 @@ for name, x_shape, w_shape, kw in (("C1", (8, 1, 28, 28), (16, 1, 5, 5), dict(pa
 CASES["cyclegan U1 (8,32,14,14)*(32,16,4,4)"] = ((8, 32, 14, 14), True, _conv(F.deconvolution, (32, 16, 4, 4), **G1),
                                                   _conv(K.deconvolution, (32, 16, 4, 4), **G1))
 
+# DCGAN at 28 (batch 32 a process): its LeakyReLUs and Unpoolings
+for shape in ((32, 64, 28, 28), (32, 128, 14, 14)):
+    CASES[f"leaky_relu {shape}"] = (shape, True, lambda x: F.leaky_relu(x, 0.2), lambda x: K.leaky_relu(x, 0.2))
+for shape in ((32, 256, 4, 4), (32, 128, 8, 8), (32, 64, 16, 16)):
+    CASES[f"unpooling 2x2 {shape}"] = (shape, True, lambda x: F.unpooling(x, (2, 2)), lambda x: K.unpooling(x, (2, 2)))
+
 
 def _case(shape, need_x, build):
     x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(*shape).astype(np.float32), need_grad=need_x)

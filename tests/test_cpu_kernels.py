@@ -470,6 +470,45 @@ def test_relu_equals_nnabla(uses, every_layer):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("alpha", [0.2, 0.0, 1.0])
+def test_leaky_relu_equals_nnabla(alpha, uses, every_layer):
+    x = np.random.RandomState(0).randn(6, 5, 4, 3).astype(np.float32)
+    x[0, 0, 0] = 0.0                                           # the kink: NNabla's gradient there
+    fast, fast_names = _run(lambda v, w, *a, **k: K.leaky_relu(v, alpha) * w, [x, np.ones_like(x)], True, {}, uses)
+    ref, ref_names = _run(lambda v, w, *a, **k: F.leaky_relu(v, alpha) * w, [x, np.ones_like(x)], True, {}, uses)
+    assert "NumpyLeakyReLU" in fast_names and "NumpyLeakyReLU" not in ref_names
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_leaky_relu_of_a_slope_outside_0_1_keeps_nnabla(every_layer):
+    assert K.leaky_relu(nn.Variable((2, 3)), 1.5).parent.info.type_name == "LeakyReLU"
+    assert K.leaky_relu(nn.Variable((2, 3)), -0.1).parent.info.type_name == "LeakyReLU"
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+@pytest.mark.parametrize("xs, k", [((3, 4, 5, 6), (2, 2)), ((2, 3, 4), (3, 1)), ((2, 1, 2, 3, 4), (1, 3))])
+def test_unpooling_equals_nnabla(xs, k, uses, every_layer):
+    x = np.random.RandomState(0).randn(*xs).astype(np.float32)
+    fast, fast_names = _run(lambda v, w, *a, **kw: K.unpooling(v, k) * w, [x, np.ones((1,) * len(xs), np.float32)], True, {}, uses)
+    ref, ref_names = _run(lambda v, w, *a, **kw: F.unpooling(v, k) * w, [x, np.ones((1,) * len(xs), np.float32)], True, {}, uses)
+    assert "NumpyUnpooling" in fast_names and "NumpyUnpooling" not in ref_names
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)   # backward: the adds in another order
+
+
+def test_unpooled_one_hot_label_maps_are_still_found(every_layer):
+    """label_maps.py walks OneHot -> Reshape -> Unpooling: it finds NumPy's unpooling as NNabla's."""
+    from nncgan.layers import label_maps
+    onehot = F.one_hot(nn.Variable((4, 1)), (10,))
+    maps = K.unpooling(F.reshape(onehot, (4, 10, 1, 1)), (6, 6))
+    assert maps.parent.info.type_name == "NumpyUnpooling"
+    found = label_maps._label_map(maps)
+    assert found is not None and found.shape == (4, 10) and found.parent.info.type_name == "OneHot"
+    assert label_maps._label_map(F.unpooling(F.reshape(onehot, (4, 10, 1, 1)), (6, 6))) is not None
+
+
 # ---- the label-map tables' functions (layers/label_maps.py on the CPU context)
 
 def _generic(build, arrays, needs, uses, extra=None):

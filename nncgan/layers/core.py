@@ -299,7 +299,7 @@ def _activation(name, fn, extra=None, nnp_field=None):
 Sigmoid = _activation("Sigmoid", lambda x, s: F.sigmoid(x))
 Tanh = _activation("Tanh", lambda x, s: F.tanh(x))
 ReLU = _activation("ReLU", lambda x, s: cpu_kernels.relu(x))
-LeakyReLU = _activation("LeakyReLU", lambda x, s: F.leaky_relu(x, s["alpha"]),
+LeakyReLU = _activation("LeakyReLU", lambda x, s: cpu_kernels.leaky_relu(x, s["alpha"]),
                         {"alpha": Setting(float_(0.0), 0.1)}, "leaky_relu_param")
 ELU = _activation("ELU", lambda x, s: F.elu(x, s["alpha"]), {"alpha": Setting(float_(0.0), 1.0)}, "elu_param")
 Identity = _activation("Identity", lambda x, s: F.identity(x))
@@ -401,7 +401,7 @@ class Unpooling(LayerType):
         return x[:len(x) - len(k)] + tuple(a * b for a, b in zip(x[len(x) - len(k):], k))
 
     def build(self, s, xs, ctx):
-        return F.unpooling(xs[0], s["kernel_shape"])
+        return cpu_kernels.unpooling(xs[0], s["kernel_shape"])
 
 
 class _Pooling(LayerType):

@@ -41,7 +41,8 @@ def _label_map(v):
     if v.need_grad:
         return None
     f = v.parent
-    while f is not None and f.info.type_name == "Unpooling" and not f.info.args.get("channel_last"):
+    while f is not None and f.info.type_name in ("Unpooling", "NumpyUnpooling") and \
+            not f.info.args.get("channel_last"):
         v = f.inputs[0]
         f = v.parent
     if f is None or f.info.type_name != "Reshape" or any(s != 1 for s in v.shape[2:]):
