@@ -135,7 +135,11 @@ def plan(scale=1.0, quick=False, seeds=None):
               System(f"srcnn_{ds}", "psnr", [f"srcnn_{ds}"], ds, "psnr", "SRCNN x2"),
               System(f"stage2_{ds}", "psnr", [f"stage2_{ds}"], ds, "psnr", "multi-stage stage 2")]
     add(Training("pix2pix", "graphs/pix2pix.yaml", [], b(1, 2, 5), "fashion", ["classifier_fashion"]))
-    add(Training("cyclegan", "graphs/cyclegan.yaml", [], b(1, 2, 3), "mnist", ["classifier_mnist"]))
+    # CycleGAN's "digit kept" is read by a classifier of all three stroke widths: the plain MNIST
+    # one reads thin real test digits at about 90%, below the issue's 97% for the translations
+    add(Training("classifier_strokes", "graphs/classifier_mnist.yaml", ["name=classifier_mnist_strokes"]
+                 + _ds_set("mnist", "{type: stroke_widths}"), b(3), "mnist"))
+    add(Training("cyclegan", "graphs/cyclegan.yaml", [], b(1, 2, 3), "mnist", ["classifier_mnist", "classifier_strokes"]))
     S += [System("pix2pix", "pix2pix", ["pix2pix"], "fashion", "pix2pix", "pix2pix edges -> Fashion-MNIST"),
           System("cyclegan", "cyclegan", ["cyclegan"], "mnist", "cyclegan", "CycleGAN thin <-> thick")]
     cm = ["classifier_mnist"]
@@ -508,6 +512,13 @@ class Scorer:
                                       test_limit=QUICK_REF if self.study.quick else None)
         return self.clfs[ds], self.refs[ds]
 
+    def widths_classifier(self):
+        """The digit classifier trained on thin, as drawn and thick strokes (training classifier_strokes)."""
+        from nncgan.eval import classifier as C
+        if "strokes" not in self.clfs:
+            self.clfs["strokes"] = C.Classifier(self.study.out / "runs" / "classifier_strokes")
+        return self.clfs["strokes"]
+
     def quality(self, ds, images, labels=None):
         """nncgan eval's numbers (nncgan.eval.score.score) + mean confidence and entropy in bits."""
         from nncgan.eval.score import score
@@ -639,10 +650,12 @@ def score_system(study, scorer, s, i, snaps):
         aba = np.clip(_translate(run, "BtoA", ab), 0, 1)
         ba = np.clip(_translate(run, "BtoA", b), 0, 1)
         bab = np.clip(_translate(run, "AtoB", ba), 0, 1)
-        clf, _ = scorer.classifier("mnist")
+        plain, _ = scorer.classifier("mnist")
+        widths = scorer.widths_classifier()
         r = {"num": len(a)}
         for key, x in (("a", a), ("ab", ab), ("aba", aba), ("b", b), ("ba", ba), ("bab", bab)):
-            r[f"kept_{key}"] = float(np.mean(clf(x)[0].argmax(1) == y))
+            r[f"kept_{key}"] = float(np.mean(widths(x)[0].argmax(1) == y))
+            r[f"kept_{key}_plain"] = float(np.mean(plain(x)[0].argmax(1) == y))
             r[f"width_{key}"] = stroke_width(x)
         r.update(l1_ab_b=_l1(ab, b), l1_a_b=_l1(a, b), l1_aba_a=_l1(aba, a), l1_ab_a=_l1(ab, a),
                  l1_ba_a=_l1(ba, a), l1_bab_b=_l1(bab, b))
@@ -832,15 +845,18 @@ def write_doc(study, systems, T, doc, argv):
         L.append("")
     if "cyclegan" in sc:
         L += ["### CycleGAN, thin (A) <-> thick (B) MNIST strokes (test split)", "",
-              "kept: read as the source digit's label by the MNIST classifier; width: mean stroke width in "
-              "pixels (ink area / half its perimeter, pixels > 0.5).", "",
+              "kept: read as the source digit's label by a digit classifier trained on all three stroke widths "
+              "(`classifier_strokes`: `graphs/classifier_mnist.yaml` on `derive: {type: stroke_widths}`), in "
+              "brackets by the study's plain MNIST classifier, which reads thin digits worse; width: mean stroke "
+              "width in pixels (ink area / half its perimeter, pixels > 0.5).", "",
               "| system | epochs | train wall min | kept a | A->B | A->B->A | kept b | B->A | B->A->B | width a | A->B | "
               "b | B->A | L1 A->B->A to a | L1 A->B to a |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         label = next(s.label for s in systems if s.name == "cyclegan")
         for d in sc["cyclegan"]:
             r = d["scores"]
             L.append(f"| {label} | {d['epochs'][0]} | {_mins(d['wall_s'])} | " + " | ".join(
-                f"{r[k]:.1%}" for k in ("kept_a", "kept_ab", "kept_aba", "kept_b", "kept_ba", "kept_bab")) + " | "
+                f"{r[k]:.1%}" + (f" ({r[k + '_plain']:.1%})" if k + "_plain" in r else "")
+                for k in ("kept_a", "kept_ab", "kept_aba", "kept_b", "kept_ba", "kept_bab")) + " | "
                 + " | ".join(f"{r[k]:.2f}" for k in ("width_a", "width_ab", "width_b", "width_ba"))
                 + f" | {r['l1_aba_a']:.4f} | {r['l1_ab_a']:.4f} |")
         L.append("")
@@ -921,7 +937,8 @@ def _goals(sc, systems):
     r = last("cyclegan")
     if r:
         out.append(line(min(r["kept_ab"], r["kept_aba"]) >= 0.97,
-                        f"CycleGAN keeps the digit: A->B {r['kept_ab']:.1%}, A->B->A {r['kept_aba']:.1%} (goal >= 97%)"))
+                        f"CycleGAN keeps the digit: A->B {r['kept_ab']:.1%}, A->B->A {r['kept_aba']:.1%} (goal >= 97%; "
+                        f"the real thin digits {r['kept_a']:.1%}, thick {r['kept_b']:.1%})"))
     r = last("pix2pix")
     if r:
         out.append(line(r["label_accuracy"] >= r["label_accuracy_real"] - 0.05,

@@ -103,6 +103,20 @@ def test_strokes_train_split_halves_are_disjoint_and_thin_thick(fake_mnist):
     assert (t["a"] <= t["b"]).all()
 
 
+def test_stroke_widths_cycle_thin_as_drawn_thick_in_both_splits(fake_mnist):
+    x, y = fake_mnist
+    info = DatasetSpec.of("mnist", derive={"type": "stroke_widths"})
+    assert info.variables == {"x": (1, 28, 28), "y": (1,)} and info.images == ("x",)
+    for split in ("train", "test"):
+        a = info.load(split, log=lambda *_: None)
+        assert np.array_equal(a["y"], y) and len(a["x"]) == len(x)
+        assert np.array_equal(a["x"][0::3], derived.thin_strokes(x[0::3]))
+        assert np.array_equal(a["x"][1::3], x[1::3])
+        assert np.array_equal(a["x"][2::3], derived.thick_strokes(x[2::3]))
+        ink = lambda im: (im > 0).sum(axis=(1, 2, 3))  # noqa: E731
+        assert (ink(a["x"][0::3]) < ink(x[0::3])).all() and (ink(a["x"][2::3]) > ink(x[2::3])).all()
+
+
 def test_real_mnist_strokes_keep_every_digit_visible(monkeypatch, mnist_dir):
     use_small_mnist(monkeypatch)["n"] = 200
     a = DatasetSpec.of("mnist", derive={"type": "strokes"}).load("train", log=lambda *_: None)

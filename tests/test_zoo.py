@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import nnabla as nn
@@ -81,6 +82,14 @@ def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_pat
                                "state.json").read_text())["epoch"] == e
         assert (doc.parent / "zoo" / f"quality_vs_minutes_{ds}.png").is_file()
     assert all((doc.parent / "zoo" / f"{s.name}.png").is_file() for s in S if s.kind != "psnr")
+    # CycleGAN's digits read by the classifier of all three stroke widths and, beside it, the plain one;
+    # the widths classifier never stands in for the study's MNIST classifier (the Frechet features)
+    from nncgan.eval import classifier as C
+    from nncgan.runs import Run
+    r = json.loads((out / "scores" / "cyclegan@2.json").read_text())["scores"]
+    assert all(f"kept_{k}" in r and f"kept_{k}_plain" in r for k in ("a", "ab", "aba", "b", "ba", "bab"))
+    assert dict(Run(out / "runs" / "classifier_strokes").graph().dataset.derive) == {"type": "stroke_widths"}
+    assert Path(C.find("mnist", [str(out / "runs")])) == out / "runs" / "classifier_mnist"
     # a rerun finds everything done: no training, no scoring, the same tables
     again = _zoo("--quick", "--out", str(out), "--doc", str(doc))
     assert again.returncode == 0, again.stdout[-2000:]
