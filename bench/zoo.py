@@ -687,6 +687,8 @@ def score_all(study, systems, T):
     from nncgan.images import save_tile
     scorer = study.scorer = getattr(study, "scorer", None) or Scorer(study)
     for s in systems:
+        if not all(study.state(n).get("done") for t in s.trainings for n in T[t].needs):
+            continue   # a classifier that scores it is not trained yet (e.g. one added to the plan since)
         for i, snaps, wall, cpu, epochs, complete in _system_budgets(study, s, T):
             path = study.scores_dir() / f"{s.name}@{i}.json"
             if path.is_file():

@@ -124,6 +124,27 @@ def test_a_training_killed_with_the_driver_resumes_from_its_last_epoch(tmp_path,
     assert json.loads((study.snap("dcgan", 1) / "checkpoints" / "epoch_0001" / "state.json").read_text())["epoch"] == 1
 
 
+def test_a_system_is_scored_once_the_classifiers_its_trainings_need_are_trained(tmp_path, monkeypatch):
+    """A classifier added to the plan after a system's trainings were done (classifier_strokes for
+    CycleGAN) is trained first; scoring before it would fail and be retried after every training."""
+    import types
+    study = zoo.Study(tmp_path / "zoo", True, 1.0, 2, log=lambda m: None)
+    study.scorer = types.SimpleNamespace(real={})
+    T, S = zoo.plan(quick=True)
+    cyclegan = [s for s in S if s.name == "cyclegan"]
+    snap = {"epoch": 1, "run": str(tmp_path / "snap"), "wall_s": 1.0, "cpu_s": 1.0}
+    done = lambda name, **kw: zoo._write_json(study.state_path(name), dict(name=name, segments=[], done=True, **kw))  # noqa: E731
+    done("cyclegan", snapshots={"1": snap})
+    done("classifier_mnist", snapshots={})
+    calls = []
+    monkeypatch.setattr(zoo, "score_system", lambda *a: calls.append(a[2].name) or ({"x": 1.0}, None))
+    zoo.score_all(study, cyclegan, T)
+    assert calls == [] and not list(study.scores_dir().glob("cyclegan@*"))
+    done("classifier_strokes", snapshots={})
+    zoo.score_all(study, cyclegan, T)
+    assert calls == ["cyclegan"] and (study.scores_dir() / "cyclegan@0.json").is_file()
+
+
 def test_stroke_width_reads_the_width_of_a_bar():
     for w in (1, 2, 4):
         im = np.zeros((1, 1, 28, 28), np.float32)
