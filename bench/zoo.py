@@ -465,8 +465,10 @@ def forget_if_lost(study, t, S, T):
                 p.unlink()
 
 
-def train(study, t):
-    """Train `t` through all its budgets; True when every budget is snapshotted."""
+def train(study, t, scored=lambda: None):
+    """Train `t` through all its budgets, calling `scored` after each new snapshot (so a budget is
+    scored before the next one trains: a study stopped mid-training keeps its earlier budgets'
+    scores); True when every budget is snapshotted."""
     st = study.state(t.name)
     run = study.out / "runs" / t.name
     _recover(study, t, st, run)
@@ -486,8 +488,9 @@ def train(study, t):
         if _saved_epoch(run) < b and not _run_segment(study, t, st, run, b):
             return False
         _snapshot(study, t, st, run, b)
+        scored()
         if t.equal_time_to and b == 1:
-            return train(study, t)  # now the equal-wall budget is known
+            return train(study, t, scored)  # now the equal-wall budget is known
     st["done"] = True
     st["budgets"] = budgets
     _write_json(study.state_path(t.name), st)
@@ -1027,9 +1030,10 @@ def _work(study, T, S):
             failed.append(name)
             continue
         forget_if_lost(study, t, S, T)
-        if not train(study, t):
+        ours = [s for s in S if all(x in T for x in s.trainings)]
+        if not train(study, t, lambda: score_all(study, ours, T)):
             failed.append(name)
-        score_all(study, [s for s in S if all(x in T for x in s.trainings)], T)
+        score_all(study, ours, T)
     return failed
 
 

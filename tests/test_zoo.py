@@ -68,6 +68,10 @@ def test_quick_study_writes_every_systems_row_and_a_rerun_trains_nothing(tmp_pat
             rows = [ln for ln in sec.split("###")[0].splitlines()
                     if ln.startswith(f"| real test images at 14, up-scaled by {how} |")]
             assert len(rows) == 1 and len(re.findall(NUMBER, rows[0])) >= 5, rows
+        # each budget scored as it comes, before the next trains (a study stopped mid-training keeps it)
+        log = p.stdout.splitlines()
+        assert log.index(f"zoo: scoring dcgan28_{ds} at epochs [1]") < \
+            next(i for i, ln in enumerate(log) if ln.startswith(f"zoo: dcgan28_{ds}: training to epoch 2"))
         st = json.loads((out / "state" / f"dcgan28_{ds}.json").read_text())
         assert all(g["commit"] for g in st["segments"])    # the code each segment trained with
         st = json.loads((out / "state" / f"dcgan28_{ds}.json").read_text())
