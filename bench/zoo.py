@@ -792,7 +792,7 @@ def write_doc(study, systems, T, doc, argv):
     L = [BEGIN, "", "## The study, from one run of `bench/zoo.py`" + (" (--quick: a smoke test, numbers "
                                                                          "meaningless)" if study.quick else ""), ""]
     L += [f"Machine: {_machine()}. Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()) + ".",
-          f"Command: `python bench/zoo.py {' '.join(shlex.quote(a) for a in argv)}` "
+          f"Command: `{' '.join(['python', 'bench/zoo.py'] + [shlex.quote(a) for a in argv])}` "
           f"(results in `{study.out.name}/`; started {json.loads((study.record / 'study.json').read_text())['started']}, "
           f"this doc written {_now()}). Scores: {study.num} images per label, seed 0, read by the "
           f"study's own classifier runs (`classifier_mnist`, `classifier_fashion`), as `nncgan eval` reads them. "
